@@ -1,0 +1,20 @@
+//! imapfs: a read-only FUSE view of an IMAP account.
+//!
+//! Layers, each in its own module:
+//! - [`imap`]: the one place that speaks IMAP (connections, pool, raw FETCH parsing).
+//! - [`mime`]: BODYSTRUCTURE interpretation, section numbering, transfer decodings, sizes.
+//! - [`cache`]: the byte-bounded LRU of decoded content chunks.
+//! - [`fs`]: the filesystem core (inodes, directories, reads), testable without a kernel.
+//! - [`fuse`]: the thin adapter from fuser's callbacks onto the core.
+//! - [`names`]: folder-name decoding (modified UTF-7) and escaping into path components.
+
+pub mod cache;
+pub mod cli;
+pub mod fs;
+pub mod fuse;
+pub mod imap;
+pub mod mime;
+pub mod names;
+pub mod secret;
+pub mod sexp;
+pub mod store;

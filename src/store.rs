@@ -1,0 +1,109 @@
+//! What the filesystem core needs from a mail server, as a trait: the IMAP backend implements it
+//! for real, and an in-memory fake implements it for unit tests of the core.
+
+use crate::sexp::Value;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Why a store operation failed. The core maps these onto errno values.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// Network trouble, a dropped connection, a timeout: transient, worth a retry later (EIO).
+    #[error("connection problem: {0}")]
+    Connection(String),
+    /// The folder does not exist (any more) on the server (ENOENT).
+    #[error("no such folder: {0}")]
+    NoSuchFolder(String),
+    /// The folder's UIDVALIDITY is not the one the caller expected (ESTALE).
+    #[error("UIDVALIDITY of {0} changed")]
+    UidValidityChanged(String),
+    /// The server answered NO or BAD (EIO).
+    #[error("server refused: {0}")]
+    Server(String),
+    /// A response could not be understood (EIO); the connection has been dropped.
+    #[error("unreadable server response: {0}")]
+    Parse(String),
+    /// Login failed: wrong user or password (fatal at mount time).
+    #[error("login failed: {0}")]
+    Auth(String),
+}
+
+/// One folder as LIST reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderEntry {
+    /// The server's name, raw (modified UTF-7), as it must be sent back in commands.
+    pub name: String,
+    /// The hierarchy delimiter, `None` for a flat namespace.
+    pub delimiter: Option<char>,
+    /// False for `\Noselect` and `\NonExistent` folders: they hold only subfolders.
+    pub selectable: bool,
+}
+
+/// One message as a folder listing reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageSummary {
+    pub uid: u32,
+    /// INTERNALDATE as seconds since the Unix epoch.
+    pub internal_date: i64,
+    pub rfc822_size: u64,
+}
+
+/// A folder's state after EXAMINE plus its message list.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct FolderListing {
+    pub uidvalidity: u32,
+    /// UIDNEXT, 0 when the server did not say.
+    pub uidnext: u32,
+    pub exists: u32,
+    /// Sorted by UID, ascending.
+    pub messages: Vec<MessageSummary>,
+}
+
+/// What one message's structure fetch returns: `BODYSTRUCTURE` and `BODY.PEEK[HEADER]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StructureData {
+    pub bodystructure: Value,
+    pub header: Vec<u8>,
+}
+
+/// One partial body fetch: `UID FETCH uid BODY.PEEK[section]<offset.len>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RangeRequest {
+    pub uid: u32,
+    /// An IMAP section spec: `1`, `2.1`, `HEADER`, `3.HEADER`, or empty for the whole message.
+    pub section: String,
+    pub offset: u64,
+    /// Bytes wanted; the answer is shorter at the end of the section.
+    pub len: u64,
+}
+
+/// The mail server as the filesystem core sees it. Every method may block on the network; all
+/// are read-only (EXAMINE, BODY.PEEK).
+pub trait MailStore: Send + Sync {
+    /// Every folder (LIST "" "*").
+    fn list_folders(&self) -> Result<Vec<FolderEntry>>;
+
+    /// EXAMINE the folder and list its messages (UID, INTERNALDATE, RFC822.SIZE) in a constant
+    /// number of round trips.
+    fn list_messages(&self, folder: &str) -> Result<FolderListing>;
+
+    /// BODYSTRUCTURE and header of each UID, batched. UIDs that no longer exist are absent from
+    /// the answer; a message whose response cannot be parsed gets an `Err` of its own without
+    /// failing the others. Fails with `UidValidityChanged` if the folder's UIDVALIDITY is not
+    /// `uidvalidity`.
+    fn fetch_structures(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, Result<StructureData>)>>;
+
+    /// Partial fetches, batched; answer `i` is the bytes for `reqs[i]` (empty for a vanished
+    /// message or a range past the end).
+    fn fetch_ranges(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        reqs: &[RangeRequest],
+    ) -> Result<Vec<Vec<u8>>>;
+}
