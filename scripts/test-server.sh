@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# A throwaway Dovecot IMAP server on 127.0.0.1 for imapfs tests and demos.
+#
+#   scripts/test-server.sh start DIR [--no-starttls]   start (or reuse) a server whose state lives in DIR
+#   scripts/test-server.sh stop DIR                    stop it (only the dovecot started from DIR)
+#   scripts/test-server.sh status DIR                  exit 0 when it is running
+#
+# After `start`, DIR/env is shell-sourceable:
+#   IMAP_HOST=127.0.0.1 IMAPS_PORT IMAP_PORT IMAP_USER IMAP_PASS CA_FILE DOVECOT_CONF
+#   WRONG_NAME_HOST=127.0.0.2  (same ports; presents a certificate, signed by CA_FILE, for another name)
+#   OTHER_CA_FILE              (an unrelated CA: verifying the server against it fails)
+#   STARTTLS=yes|no            (no with --no-starttls: the imap port then offers no STARTTLS)
+# Mail is a maildir with LAYOUT=fs under DIR/home, so the hierarchy delimiter is "/".
+# Byte counts: `doveadm -c "$DOVECOT_CONF" stats dump` has the metric `imap_bytes` (sum of bytes_out/bytes_in
+# of finished IMAP commands) and DIR/log/dovecot.log has one logout line per session with in=/out=.
+# Nothing outside DIR is written (besides installing packages when missing).
+set -euo pipefail
+
+die() { echo "test-server.sh: $*" >&2; exit 1; }
+
+need_pkgs() {
+    local missing=()
+    command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "test-server.sh: installing ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; } \
+            || die "could not install ${missing[*]}"
+        # Debian's package starts a system dovecot; we do not need it (ours uses its own config and ports).
+        if command -v systemctl >/dev/null 2>&1; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
+    fi
+}
+
+free_ports() { # print N distinct free TCP ports on 127.0.0.1
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks: s.close()
+EOF
+}
+
+master_pid() { # pid of the dovecot master of DIR, if alive
+    local pidf="$1/run/master.pid" pid
+    [ -f "$pidf" ] || return 1
+    pid=$(cat "$pidf" 2>/dev/null) || return 1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    # make sure the pid is really our dovecot (pid reuse)
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1/dovecot.conf" || return 1
+    echo "$pid"
+}
+
+wait_ready() { # host port tls(0/1) ca_file deadline_seconds: wait for an "* OK" greeting
+    python3 - "$@" <<'EOF'
+import socket, ssl, sys, time
+host, port, tls, ca, deadline = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], time.time() + float(sys.argv[5])
+while True:
+    try:
+        with socket.create_connection((host, port), timeout=2) as s:
+            if tls:
+                ctx = ssl.create_default_context(cafile=ca)
+                s = ctx.wrap_socket(s, server_hostname=host)
+            s.settimeout(2)
+            if s.recv(256).startswith(b"* OK"):
+                sys.exit(0)
+    except OSError:
+        pass
+    if time.time() > deadline:
+        sys.exit(1)
+    time.sleep(0.05)
+EOF
+}
+
+make_certs() {
+    local d="$1/tls"
+    mkdir -p "$d"
+    [ -f "$d/server.pem" ] && [ -f "$d/wrongname.pem" ] && [ -f "$d/other-ca.pem" ] && return 0
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    # our CA
+    openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.pem" -days 3650 \
+        -subj "/CN=imapfs test CA" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    # server cert for 127.0.0.1 / localhost, and one for another name, both signed by our CA
+    local name san
+    for name in server wrongname; do
+        if [ "$name" = server ]; then san="subjectAltName=IP:127.0.0.1,DNS:localhost"
+        else san="subjectAltName=DNS:wrong.invalid"; fi
+        openssl req "${ec[@]}" -keyout "$d/$name.key" -out "$d/$name.csr" -subj "/CN=${name}" 2>/dev/null
+        printf '%s\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' \
+            "$san" >"$d/$name.ext"
+        openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+            -days 3650 -extfile "$d/$name.ext" -out "$d/$name.pem" 2>/dev/null
+    done
+    # an unrelated CA (for "certificate not trusted" tests)
+    openssl req -x509 "${ec[@]}" -keyout "$d/other-ca.key" -out "$d/other-ca.pem" -days 3650 \
+        -subj "/CN=unrelated CA" 2>/dev/null
+    chmod 600 "$d"/*.key
+}
+
+cmd_start() {
+    local dir="$1" starttls=yes
+    shift
+    for a in "$@"; do
+        case "$a" in
+            --no-starttls) starttls=no ;;
+            *) die "unknown option $a" ;;
+        esac
+    done
+    need_pkgs
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if master_pid "$dir" >/dev/null; then
+        # already running: keep it if the options match
+        if grep -q "^STARTTLS=$starttls\$" "$dir/env" 2>/dev/null; then
+            echo "test-server.sh: already running ($dir)" >&2
+            return 0
+        fi
+        cmd_stop "$dir"
+    fi
+    mkdir -p "$dir/run" "$dir/state" "$dir/log" "$dir/home"
+    make_certs "$dir"
+
+    local user pass imaps_port imap_port
+    if [ -f "$dir/env" ]; then
+        # keep user/password (and the mail) across restarts
+        user=$(sed -n 's/^IMAP_USER=//p' "$dir/env" | tr -d "'")
+        pass=$(sed -n 's/^IMAP_PASS=//p' "$dir/env" | tr -d "'")
+    fi
+    user=${user:-tester}
+    pass=${pass:-$(openssl rand -hex 12)}
+    read -r imaps_port imap_port < <(free_ports 2)
+
+    # Dovecot never accesses mail as root: as root, mail belongs to "nobody" (DIR and its ancestors must be
+    # searchable by it; the tests create DIR with mode 0711), otherwise to the calling user.
+    local uid gid
+    uid=$(id -u); gid=$(id -g)
+    if [ "$uid" = 0 ]; then
+        uid=$(id -u nobody); gid=$(id -g nobody)
+        chmod o+x "$dir"
+        local p="$dir"
+        while [ "$p" != / ]; do
+            p=$(dirname "$p")
+            [ "$(stat -c %A "$p" | cut -c10)" = x ] || [ "$(stat -c %A "$p" | cut -c10)" = t ] \
+                || die "$p is not searchable by 'nobody' (chmod o+x it, or use a DIR elsewhere)"
+        done
+        mkdir -p "$dir/home"
+        chown "$uid:$gid" "$dir/home"
+    fi
+    local me; me=$(id -un)
+    local grp; grp=$(id -gn)
+    # login processes refuse to run as root
+    local login_user=nobody
+    id dovenull >/dev/null 2>&1 && login_user=dovenull
+    umask 077
+    printf '%s:{PLAIN}%s\n' "$user" "$pass" >"$dir/passwd"
+
+    cat >"$dir/dovecot.conf" <<EOF
+# generated by scripts/test-server.sh; standalone (does not include /etc/dovecot)
+instance_name = imapfs-test-$$
+base_dir = $dir/run
+state_dir = $dir/state
+log_path = $dir/log/dovecot.log
+info_log_path = $dir/log/dovecot.log
+debug_log_path = $dir/log/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+default_internal_user = $me
+default_internal_group = $grp
+default_login_user = $login_user
+first_valid_uid = $uid
+first_valid_gid = $gid
+mail_uid = $uid
+mail_gid = $gid
+ssl = yes
+ssl_cert = <$dir/tls/server.pem
+ssl_key = <$dir/tls/server.key
+ssl_dh = </usr/share/dovecot/dh.pem
+local 127.0.0.2 {
+  ssl_cert = <$dir/tls/wrongname.pem
+  ssl_key = <$dir/tls/wrongname.key
+}
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dir/passwd
+}
+userdb {
+  driver = static
+  args = uid=$uid gid=$gid home=$dir/home/%u allow_all_users=yes
+}
+mail_location = maildir:~/Maildir:LAYOUT=fs
+mail_max_userip_connections = 20
+namespace inbox {
+  inbox = yes
+  separator = /
+}
+imap_logout_format = in=%i out=%o deleted=%{deleted} expunged=%{expunged} body_bytes=%{fetch_body_bytes}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1 127.0.0.2
+    port = $imap_port
+  }
+  inet_listener imaps {
+    address = 127.0.0.1 127.0.0.2
+    port = $imaps_port
+    ssl = yes
+  }
+}
+service stats {
+  unix_listener stats-reader {
+    mode = 0600
+  }
+  unix_listener stats-writer {
+    mode = 0600
+  }
+}
+metric imap_bytes {
+  filter = event=imap_command_finished
+  fields = bytes_in bytes_out
+}
+metric imap_bytes_by_cmd {
+  filter = event=imap_command_finished
+  fields = bytes_in bytes_out
+  group_by = cmd_name
+}
+EOF
+    if [ "$starttls" = no ]; then
+        # Dovecot has no per-port STARTTLS switch: this variant is a server without TLS at all
+        # (no imaps listener; the imap port offers no STARTTLS) that even accepts plaintext logins,
+        # so a client that wrongly goes on without TLS would visibly succeed.
+        python3 - "$dir/dovecot.conf" <<'PY'
+import re, sys
+p = sys.argv[1]; s = open(p).read()
+s = s.replace("ssl = yes\n", "ssl = no\n", 1)
+s = s.replace("disable_plaintext_auth = yes", "disable_plaintext_auth = no")
+s = re.sub(r"local 127.0.0.2 \{.*?\n\}\n", "", s, flags=re.S)
+s = re.sub(r"ssl_(cert|key|dh) = .*\n", "", s)
+s = re.sub(r"  inet_listener imaps \{.*?\n  \}\n", "", s, flags=re.S)
+open(p, "w").write(s)
+PY
+        imaps_port=
+    fi
+    cat >"$dir/env" <<EOF
+IMAP_HOST=127.0.0.1
+IMAPS_PORT=$imaps_port
+IMAP_PORT=$imap_port
+IMAP_USER='$user'
+IMAP_PASS='$pass'
+CA_FILE='$dir/tls/ca.pem'
+OTHER_CA_FILE='$dir/tls/other-ca.pem'
+WRONG_NAME_HOST=127.0.0.2
+DOVECOT_CONF='$dir/dovecot.conf'
+STARTTLS=$starttls
+EOF
+    : >"$dir/log/dovecot.log"
+    dovecot -c "$dir/dovecot.conf" 2>>"$dir/log/dovecot.log" || { tail -20 "$dir/log/dovecot.log" >&2; die "dovecot failed to start"; }
+    if { [ -n "$imaps_port" ] && ! wait_ready 127.0.0.1 "$imaps_port" 1 "$dir/tls/ca.pem" 8; } \
+        || ! wait_ready 127.0.0.1 "$imap_port" 0 - 8; then
+        tail -20 "$dir/log/dovecot.log" >&2
+        cmd_stop "$dir"
+        die "dovecot did not open its ports"
+    fi
+    echo "test-server.sh: dovecot up in $dir (imaps $imaps_port, imap $imap_port, user $user)" >&2
+}
+
+cmd_stop() {
+    local dir="$1" pid i
+    [ -d "$dir" ] || return 0
+    dir=$(cd "$dir" && pwd)
+    pid=$(master_pid "$dir") || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.05
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    # its children (imap, auth, ...) carry the same config in no argv; they exit when the master dies
+}
+
+cmd_status() {
+    local dir="$1"
+    [ -d "$dir" ] || return 1
+    dir=$(cd "$dir" && pwd)
+    master_pid "$dir" >/dev/null
+}
+
+case "${1:-}" in
+    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
+    stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
+    status) [ $# -eq 2 ] || die "usage: $0 status DIR"; cmd_status "$2" ;;
+    *) die "usage: $0 start DIR [--no-starttls] | stop DIR | status DIR" ;;
+esac
