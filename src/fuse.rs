@@ -1,1 +1,200 @@
-//! placeholder
+//! The thin adapter between fuser's callbacks and the filesystem core: argument and reply
+//! conversion, directory snapshots per open handle, TTLs. No filesystem logic lives here.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, Request,
+};
+
+use crate::fs::{Attr, DirEntry, FsError, Kind, MailFs, Ttl, CHUNK};
+
+/// Message directories and files never change under their inode: let the kernel keep them.
+const LONG_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The root and folder directories follow the mailbox.
+const SHORT_TTL: Duration = Duration::from_secs(1);
+
+pub struct FuseAdapter {
+    core: Arc<MailFs>,
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    next_dir: AtomicU64,
+}
+
+impl FuseAdapter {
+    pub fn new(core: Arc<MailFs>) -> FuseAdapter {
+        FuseAdapter {
+            core,
+            dirs: Mutex::new(HashMap::new()),
+            next_dir: AtomicU64::new(1),
+        }
+    }
+
+    fn dirs(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Vec<DirEntry>>>> {
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn ttl(t: Ttl) -> Duration {
+    match t {
+        Ttl::Long => LONG_TTL,
+        Ttl::Short => SHORT_TTL,
+    }
+}
+
+fn kind(k: Kind) -> FileType {
+    match k {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+    }
+}
+
+fn errno(e: &FsError) -> Errno {
+    if let FsError::Io(msg) = e {
+        log::warn!("{msg}");
+    }
+    Errno::from_i32(e.errno())
+}
+
+fn file_attr(a: &Attr) -> FileAttr {
+    let time = if a.mtime >= 0 {
+        UNIX_EPOCH + Duration::from_secs(a.mtime as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(a.mtime.unsigned_abs())
+    };
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: time,
+        mtime: time,
+        ctime: time,
+        crtime: time,
+        kind: kind(a.kind),
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        // Tools size their reads by st_blksize: ask for whole chunks.
+        blksize: CHUNK as u32,
+        flags: 0,
+    }
+}
+
+impl Filesystem for FuseAdapter {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(name) = name.to_str() else {
+            return reply.error(Errno::ENOENT);
+        };
+        match self.core.lookup(parent.0, name) {
+            Ok((attr, t)) => reply.entry(&ttl(t), &file_attr(&attr), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.core.getattr(ino.0) {
+            Ok((attr, t)) => reply.attr(&ttl(t), &file_attr(&attr)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // Snapshot the entries so that a listing read in several calls is consistent.
+        match self.core.readdir(ino.0) {
+            Ok(entries) => {
+                let fh = self.next_dir.fetch_add(1, Ordering::Relaxed);
+                self.dirs().insert(fh, Arc::new(entries));
+                reply.opened(FileHandle(fh), FopenFlags::empty());
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = match self.dirs().get(&fh.0).cloned() {
+            Some(e) => e,
+            None => match self.core.readdir(ino.0) {
+                Ok(e) => Arc::new(e),
+                Err(e) => return reply.error(errno(&e)),
+            },
+        };
+        for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(e.ino), i as u64 + 1, kind(e.kind), &e.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.dirs().remove(&fh.0);
+        reply.ok();
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        match self.core.open(ino.0) {
+            // Content never changes under an inode: the page cache may keep it across opens.
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.core.read(ino.0, fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.core.release(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        reply.statfs(0, 0, 0, 0, 0, CHUNK as u32, 255, CHUNK as u32);
+    }
+}

@@ -1,1 +1,93 @@
-//! placeholder
+//! The filesystem core: folders, message directories and part files over a [`MailStore`],
+//! with no kernel involved, so it can be tested directly (see `fake` for the in-memory store).
+//!
+//! [`MailStore`]: crate::store::MailStore
+
+mod content;
+mod core;
+pub mod fake;
+mod folders;
+mod inodes;
+mod message;
+
+pub use self::core::{FsOptions, MailFs};
+
+use crate::store::StoreError;
+
+/// Decoded content is cached and fetched in chunks of this many bytes.
+pub const CHUNK: u64 = 128 * 1024;
+
+/// Why an operation failed, as the kernel will be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("stale: the folder's UIDVALIDITY changed")]
+    Stale,
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+impl FsError {
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsError::NotFound => libc::ENOENT,
+            FsError::NotDir => libc::ENOTDIR,
+            FsError::IsDir => libc::EISDIR,
+            FsError::Stale => libc::ESTALE,
+            FsError::Io(_) => libc::EIO,
+        }
+    }
+}
+
+impl From<StoreError> for FsError {
+    fn from(e: StoreError) -> FsError {
+        match e {
+            StoreError::NoSuchFolder(_) => FsError::NotFound,
+            StoreError::UidValidityChanged(_) => FsError::Stale,
+            other => FsError::Io(other.to_string()),
+        }
+    }
+}
+
+pub type FsResult<T> = Result<T, FsError>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+/// What `stat` shows for a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub mtime: i64,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// How long the kernel may trust an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// Immutable: message directories and files (content under UIDVALIDITY+UID never changes).
+    Long,
+    /// Changes with the mailbox: the root and folder directories.
+    Short,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub ino: u64,
+    pub kind: Kind,
+    pub name: String,
+}

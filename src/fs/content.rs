@@ -1,0 +1,232 @@
+//! Reading decoded content: chunk-aligned cache lookups, partial fetches mapped through each
+//! file's [`Locator`], and the full-scan fallback that builds an exact index.
+
+use std::sync::{Arc, RwLock};
+
+use crate::cache::{ChunkCache, ChunkKey};
+use crate::mime::{Encoding, IndexBuilder, Locator};
+use crate::store::{MailStore, RangeRequest};
+
+use super::{FsError, FsResult, CHUNK};
+
+/// Encoded bytes fetched per command while scanning a whole part.
+const SCAN_PIECE: u64 = 1024 * 1024;
+
+/// IMAP numbers are 32-bit: the largest partial length a command can ask for.
+pub const WHOLE: u64 = u32::MAX as u64;
+
+/// Everything needed to fetch one message's parts.
+#[derive(Clone, Copy)]
+pub struct MsgCtx<'a> {
+    pub store: &'a dyn MailStore,
+    pub cache: &'a ChunkCache,
+    pub folder: u32,
+    pub raw: &'a str,
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// One file of a message directory.
+#[derive(Debug)]
+pub struct FileInfo {
+    pub name: String,
+    /// The IMAP section its bytes come from (`HEADER`, `2`, `3.HEADER`).
+    pub section: String,
+    pub encoding: Encoding,
+    /// Size as stored on the server (for a full scan).
+    pub encoded_size: u64,
+    pub size: u64,
+    pub locator: RwLock<Locator>,
+}
+
+impl MsgCtx<'_> {
+    pub fn key(&self, file: u32, chunk: u64) -> ChunkKey {
+        ChunkKey {
+            folder: self.folder,
+            uidvalidity: self.uidvalidity,
+            uid: self.uid,
+            file,
+            chunk,
+        }
+    }
+
+    /// Cache the decoded bytes starting at chunk-aligned `start`: every whole chunk, and the last
+    /// one when it ends the file.
+    pub fn cache_decoded(&self, file: u32, start: u64, bytes: &[u8], file_size: u64) {
+        debug_assert_eq!(start % CHUNK, 0);
+        let mut off = 0u64;
+        while off < bytes.len() as u64 {
+            let abs = start + off;
+            let want = CHUNK.min(file_size.saturating_sub(abs));
+            let have = bytes.len() as u64 - off;
+            if want == 0 || have < want {
+                break;
+            }
+            let piece = bytes[off as usize..(off + want) as usize].to_vec();
+            self.cache.put(self.key(file, abs / CHUNK), Arc::new(piece));
+            off += want;
+        }
+    }
+
+    /// Fetch encoded bytes of a section.
+    pub fn fetch(&self, section: &str, offset: u64, len: u64) -> FsResult<Vec<u8>> {
+        let req = RangeRequest {
+            uid: self.uid,
+            section: section.to_string(),
+            offset,
+            len,
+        };
+        let mut answers =
+            self.store
+                .fetch_ranges(self.raw, self.uidvalidity, std::slice::from_ref(&req))?;
+        answers
+            .pop()
+            .ok_or_else(|| FsError::Io("empty answer to FETCH".into()))
+    }
+
+    /// Read the whole encoded part in pieces, decoding as it goes: exact decoded size and an
+    /// index of restart points. Decoded chunks are cached on the way.
+    pub fn scan(
+        &self,
+        file: u32,
+        section: &str,
+        enc: Encoding,
+        encoded_size: u64,
+    ) -> FsResult<Locator> {
+        let mut builder = IndexBuilder::new(enc, encoded_size, CHUNK);
+        let mut pending = Vec::new();
+        let mut pending_start = 0u64;
+        let mut offset = 0u64;
+        loop {
+            let piece = self.fetch(section, offset, SCAN_PIECE)?;
+            builder.feed(&piece, &mut pending);
+            offset += piece.len() as u64;
+            // Hand whole chunks to the cache as they complete, to bound memory on huge parts.
+            let whole = pending.len() as u64 / CHUNK * CHUNK;
+            if whole > 0 {
+                let rest = pending.split_off(whole as usize);
+                self.cache_decoded(file, pending_start, &pending, u64::MAX);
+                pending_start += whole;
+                pending = rest;
+            }
+            if (piece.len() as u64) < SCAN_PIECE {
+                break;
+            }
+        }
+        let index = builder.finish(&mut pending);
+        let locator = Locator::Index(index);
+        let size = locator.decoded_size();
+        if pending_start + pending.len() as u64 != size {
+            return Err(FsError::Io(format!(
+                "scan of section {section} decoded {} bytes, index says {size}",
+                pending_start + pending.len() as u64
+            )));
+        }
+        self.cache_decoded(file, pending_start, &pending, size);
+        Ok(locator)
+    }
+
+    /// Decoded bytes `[start, end)` of a file (end ≤ size), from the cache where possible.
+    pub fn read(&self, file: u32, info: &FileInfo, start: u64, end: u64) -> FsResult<Vec<u8>> {
+        let end = end.min(info.size);
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let first = start / CHUNK;
+        let last = (end - 1) / CHUNK;
+        let mut chunks: Vec<Option<Arc<Vec<u8>>>> = (first..=last)
+            .map(|c| self.cache.get(&self.key(file, c)))
+            .collect();
+        // Fetch each run of missing chunks with one command.
+        let mut i = 0;
+        while i < chunks.len() {
+            if chunks[i].is_some() {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j + 1 < chunks.len() && chunks[j + 1].is_none() {
+                j += 1;
+            }
+            let run_start = (first + i as u64) * CHUNK;
+            let run_end = ((first + j as u64 + 1) * CHUNK).min(info.size);
+            let bytes = self.fetch_decoded(file, info, run_start, run_end)?;
+            self.cache_decoded(file, run_start, &bytes, info.size);
+            for (k, slot) in chunks.iter_mut().enumerate().take(j + 1).skip(i) {
+                let lo = (k - i) as u64 * CHUNK;
+                let hi = (lo + CHUNK).min(bytes.len() as u64);
+                *slot = Some(Arc::new(bytes[lo as usize..hi as usize].to_vec()));
+            }
+            i = j + 1;
+        }
+        let mut out = Vec::with_capacity((end - start) as usize);
+        for (k, chunk) in chunks.iter().enumerate() {
+            let chunk = chunk.as_ref().expect("every chunk filled above");
+            let chunk_start = (first + k as u64) * CHUNK;
+            let lo = start.saturating_sub(chunk_start).min(chunk.len() as u64);
+            let hi = (end - chunk_start).min(chunk.len() as u64);
+            out.extend_from_slice(&chunk[lo as usize..hi as usize]);
+        }
+        if out.len() as u64 != end - start {
+            return Err(FsError::Io(format!(
+                "section {} of UID {}: expected {} bytes, got {}",
+                info.section,
+                self.uid,
+                end - start,
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Exactly the decoded bytes `[start, end)`, fetched from the server. A layout guess that the
+    /// fetched bytes contradict is replaced by a full scan, then the read is retried.
+    fn fetch_decoded(&self, file: u32, info: &FileInfo, start: u64, end: u64) -> FsResult<Vec<u8>> {
+        for attempt in 0..2 {
+            let locator = info
+                .locator
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let plan = locator.plan(start, end);
+            let fetched =
+                self.fetch(&info.section, plan.enc_start, plan.enc_end - plan.enc_start)?;
+            match locator.decode(&plan, &fetched) {
+                Some(decoded) => {
+                    let lo = (start - plan.dec_start) as usize;
+                    let hi = (end - plan.dec_start) as usize;
+                    return decoded.get(lo..hi).map(<[u8]>::to_vec).ok_or_else(|| {
+                        FsError::Io(format!(
+                            "section {} of UID {} is shorter than its size {}",
+                            info.section, self.uid, info.size
+                        ))
+                    });
+                }
+                None if attempt == 0 => {
+                    log::warn!(
+                        "UID {} section {}: line layout differs from its head and tail; rescanning",
+                        self.uid,
+                        info.section
+                    );
+                    let scanned =
+                        self.scan(file, &info.section, info.encoding, info.encoded_size)?;
+                    if scanned.decoded_size() != info.size {
+                        log::error!(
+                            "UID {} section {}: decoded size is {}, not the {} reported earlier",
+                            self.uid,
+                            info.section,
+                            scanned.decoded_size(),
+                            info.size
+                        );
+                    }
+                    *info.locator.write().unwrap_or_else(|e| e.into_inner()) = scanned;
+                }
+                None => break,
+            }
+        }
+        Err(FsError::Io(format!(
+            "cannot decode section {} of UID {}",
+            info.section, self.uid
+        )))
+    }
+}

@@ -1,0 +1,570 @@
+//! [`MailFs`]: lookup, getattr, readdir, open/read/release over a [`MailStore`], in terms the
+//! FUSE adapter passes straight on to the kernel.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::cache::ChunkCache;
+use crate::store::{FolderListing, MailStore, MessageSummary, RangeRequest, StoreError};
+
+use super::content::{MsgCtx, WHOLE};
+use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
+use super::inodes::{InodeTable, Node, ROOT_INO};
+use super::message::{build_batch, MessageInfo};
+use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
+
+/// Messages whose structure is fetched together when one of them is first needed.
+const STRUCTURE_BATCH: usize = 64;
+/// Sequential read-ahead grows up to this many bytes.
+const MAX_READAHEAD: u64 = 8 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// How long a folder listing (and the folder list) is trusted before asking the server again.
+    pub poll_interval: Duration,
+    /// Bytes of decoded content to cache.
+    pub cache_size: u64,
+    /// Owner of every node.
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub struct MailFs {
+    store: Arc<dyn MailStore>,
+    opts: FsOptions,
+    cache: ChunkCache,
+    inodes: Mutex<InodeTable>,
+    tree: Mutex<TreeState>,
+    folders: Mutex<HashMap<u32, Arc<FolderState>>>,
+    handles: Mutex<HashMap<u64, ReadState>>,
+    next_handle: AtomicU64,
+    mount_time: i64,
+}
+
+#[derive(Default)]
+struct TreeState {
+    tree: Arc<FolderTree>,
+    ids: FolderIds,
+    fetched: Option<Instant>,
+}
+
+struct FolderState {
+    id: u32,
+    raw: String,
+    listing: Mutex<Option<Arc<Listing>>>,
+    /// Message directories of the current UIDVALIDITY, by UID.
+    infos: Mutex<HashMap<u32, Arc<MessageInfo>>>,
+    /// Serialises structure fetches so a batch is fetched once, not by every waiting reader.
+    structure_lock: Mutex<()>,
+}
+
+struct Listing {
+    data: FolderListing,
+    fetched: Instant,
+}
+
+impl Listing {
+    fn message(&self, uid: u32) -> Option<&MessageSummary> {
+        let msgs = &self.data.messages;
+        msgs.binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| &msgs[i])
+    }
+}
+
+/// Sequential-read detection for one open file.
+#[derive(Clone, Copy, Default)]
+struct ReadState {
+    next: u64,
+    window: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MailFs {
+    pub fn new(store: Arc<dyn MailStore>, opts: FsOptions) -> MailFs {
+        let mount_time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        MailFs {
+            store,
+            cache: ChunkCache::new(opts.cache_size as usize),
+            opts,
+            inodes: Mutex::new(InodeTable::new()),
+            tree: Mutex::new(TreeState::default()),
+            folders: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            mount_time,
+        }
+    }
+
+    pub fn cache(&self) -> &ChunkCache {
+        &self.cache
+    }
+
+    fn node(&self, ino: u64) -> FsResult<Node> {
+        lock(&self.inodes).node(ino).ok_or(FsError::NotFound)
+    }
+
+    fn ino(&self, node: Node) -> u64 {
+        lock(&self.inodes).ino_of(node)
+    }
+
+    // ---- folders -------------------------------------------------------------------------
+
+    fn tree(&self) -> FsResult<Arc<FolderTree>> {
+        let mut state = lock(&self.tree);
+        let fresh = state
+            .fetched
+            .is_some_and(|t| t.elapsed() < self.opts.poll_interval);
+        if !fresh {
+            match self.store.list_folders() {
+                Ok(entries) => {
+                    let tree = FolderTree::build(&entries, &mut state.ids);
+                    state.tree = Arc::new(tree);
+                    state.fetched = Some(Instant::now());
+                }
+                Err(e) if state.fetched.is_some() => {
+                    log::warn!("cannot refresh the folder list, keeping the old one: {e}");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(state.tree.clone())
+    }
+
+    /// The state of a selectable folder, or `None` for a directory-only folder.
+    fn folder_state(&self, id: u32) -> FsResult<Option<Arc<FolderState>>> {
+        let tree = self.tree()?;
+        let folder = tree.get(id).ok_or(FsError::NotFound)?;
+        let Some(raw) = &folder.raw else {
+            return Ok(None);
+        };
+        let mut folders = lock(&self.folders);
+        let state = folders.entry(id).or_insert_with(|| {
+            Arc::new(FolderState {
+                id,
+                raw: raw.clone(),
+                listing: Mutex::new(None),
+                infos: Mutex::new(HashMap::new()),
+                structure_lock: Mutex::new(()),
+            })
+        });
+        Ok(Some(state.clone()))
+    }
+
+    fn listing(&self, fs: &FolderState) -> FsResult<Arc<Listing>> {
+        let mut guard = lock(&fs.listing);
+        if let Some(l) = guard.as_ref() {
+            if l.fetched.elapsed() < self.opts.poll_interval {
+                return Ok(l.clone());
+            }
+        }
+        match self.store.list_messages(&fs.raw) {
+            Ok(data) => {
+                if let Some(old) = guard.as_ref() {
+                    if old.data.uidvalidity != data.uidvalidity {
+                        log::warn!(
+                            "{}: UIDVALIDITY changed {} -> {}; dropping its cache",
+                            fs.raw,
+                            old.data.uidvalidity,
+                            data.uidvalidity
+                        );
+                        lock(&fs.infos).clear();
+                        self.cache.drop_folder(fs.id);
+                    } else {
+                        // Forget directories of expunged messages.
+                        lock(&fs.infos).retain(|uid, _| {
+                            data.messages.binary_search_by_key(uid, |m| m.uid).is_ok()
+                        });
+                    }
+                }
+                let listing = Arc::new(Listing {
+                    data,
+                    fetched: Instant::now(),
+                });
+                *guard = Some(listing.clone());
+                Ok(listing)
+            }
+            Err(e @ (StoreError::NoSuchFolder(_) | StoreError::UidValidityChanged(_))) => {
+                *guard = None;
+                Err(e.into())
+            }
+            Err(e) => match guard.as_ref() {
+                Some(old) => {
+                    log::warn!("{}: cannot refresh, keeping the old listing: {e}", fs.raw);
+                    Ok(old.clone())
+                }
+                None => Err(e.into()),
+            },
+        }
+    }
+
+    // ---- messages ------------------------------------------------------------------------
+
+    fn ctx<'a>(&'a self, fs: &'a FolderState, uidvalidity: u32, uid: u32) -> MsgCtx<'a> {
+        MsgCtx {
+            store: self.store.as_ref(),
+            cache: &self.cache,
+            folder: fs.id,
+            raw: &fs.raw,
+            uidvalidity,
+            uid,
+        }
+    }
+
+    /// The files of a message, fetching the structure of it and its next neighbours if needed.
+    fn message_info(
+        &self,
+        fs: &FolderState,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> FsResult<Arc<MessageInfo>> {
+        let listing = self.listing(fs)?;
+        if listing.data.uidvalidity != uidvalidity {
+            return Err(FsError::Stale);
+        }
+        if let Some(info) = lock(&fs.infos).get(&uid) {
+            return Ok(info.clone());
+        }
+        let _one_fetch_at_a_time = lock(&fs.structure_lock);
+        if let Some(info) = lock(&fs.infos).get(&uid) {
+            return Ok(info.clone());
+        }
+        let msgs = &listing.data.messages;
+        let pos = msgs
+            .binary_search_by_key(&uid, |m| m.uid)
+            .map_err(|_| FsError::NotFound)?;
+        let batch: Vec<u32> = {
+            let infos = lock(&fs.infos);
+            msgs[pos..]
+                .iter()
+                .map(|m| m.uid)
+                .filter(|u| *u == uid || !infos.contains_key(u))
+                .take(STRUCTURE_BATCH)
+                .collect()
+        };
+        let results = self.store.fetch_structures(&fs.raw, uidvalidity, &batch)?;
+        let mut good = Vec::with_capacity(results.len());
+        let mut broken = Vec::new();
+        for (u, r) in results {
+            match r {
+                Ok(data) => good.push((u, data)),
+                Err(e) => {
+                    log::warn!("{} UID {u}: cannot read its structure: {e}", fs.raw);
+                    broken.push(u);
+                }
+            }
+        }
+        let built = build_batch(good, |u| self.ctx(fs, uidvalidity, u))?;
+        let mut infos = lock(&fs.infos);
+        for (u, info) in built {
+            infos.insert(u, info);
+        }
+        drop(infos);
+        for u in broken {
+            if let Some(info) = self.header_only(fs, uidvalidity, u) {
+                lock(&fs.infos).insert(u, info);
+            }
+        }
+        lock(&fs.infos)
+            .get(&uid)
+            .cloned()
+            .ok_or_else(|| match batch.contains(&uid) {
+                true => FsError::NotFound,
+                false => FsError::Io(format!("UID {uid} was not fetched")),
+            })
+    }
+
+    /// A directory with just HEADER, for a message whose structure the server sent unreadably.
+    fn header_only(
+        &self,
+        fs: &FolderState,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> Option<Arc<MessageInfo>> {
+        let req = RangeRequest {
+            uid,
+            section: "HEADER".into(),
+            offset: 0,
+            len: WHOLE,
+        };
+        let header = self
+            .store
+            .fetch_ranges(&fs.raw, uidvalidity, &[req])
+            .ok()?
+            .pop()?;
+        let data = crate::store::StructureData {
+            bodystructure: crate::sexp::Value::Nil,
+            header,
+        };
+        build_batch(vec![(uid, data)], |u| self.ctx(fs, uidvalidity, u))
+            .ok()?
+            .pop()
+            .map(|(_, info)| info)
+    }
+
+    // ---- attributes ----------------------------------------------------------------------
+
+    fn dir_attr(&self, ino: u64, mtime: i64) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::Dir,
+            size: 0,
+            mtime,
+            perm: 0o555,
+            nlink: 2,
+            uid: self.opts.uid,
+            gid: self.opts.gid,
+        }
+    }
+
+    fn file_attr(&self, ino: u64, size: u64, mtime: i64) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::File,
+            size,
+            mtime,
+            perm: 0o444,
+            nlink: 1,
+            uid: self.opts.uid,
+            gid: self.opts.gid,
+        }
+    }
+
+    /// A message known under this UIDVALIDITY: its listing entry.
+    fn summary(
+        &self,
+        folder: u32,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> FsResult<(Arc<FolderState>, MessageSummary)> {
+        let fs = self.folder_state(folder)?.ok_or(FsError::NotFound)?;
+        let listing = self.listing(&fs)?;
+        if listing.data.uidvalidity != uidvalidity {
+            return Err(FsError::Stale);
+        }
+        let summary = *listing.message(uid).ok_or(FsError::NotFound)?;
+        Ok((fs, summary))
+    }
+
+    pub fn getattr(&self, ino: u64) -> FsResult<(Attr, Ttl)> {
+        match self.node(ino)? {
+            Node::Root => Ok((self.dir_attr(ino, self.mount_time), Ttl::Short)),
+            Node::Folder(id) => {
+                self.tree()?.get(id).ok_or(FsError::NotFound)?;
+                Ok((self.dir_attr(ino, self.mount_time), Ttl::Short))
+            }
+            Node::Message {
+                folder,
+                uidvalidity,
+                uid,
+            } => {
+                let (_, summary) = self.summary(folder, uidvalidity, uid)?;
+                Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long))
+            }
+            Node::File {
+                folder,
+                uidvalidity,
+                uid,
+                file,
+            } => {
+                let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
+                let info = self.message_info(&fs, uidvalidity, uid)?;
+                let f = info.files.get(file as usize).ok_or(FsError::NotFound)?;
+                Ok((
+                    self.file_attr(ino, f.size, summary.internal_date),
+                    Ttl::Long,
+                ))
+            }
+        }
+    }
+
+    pub fn lookup(&self, parent: u64, name: &str) -> FsResult<(Attr, Ttl)> {
+        match self.node(parent)? {
+            Node::Root => self.lookup_in_folder(ROOT_FOLDER, name),
+            Node::Folder(id) => self.lookup_in_folder(id, name),
+            Node::Message {
+                folder,
+                uidvalidity,
+                uid,
+            } => {
+                let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
+                let info = self.message_info(&fs, uidvalidity, uid)?;
+                let file = info.file_index(name).ok_or(FsError::NotFound)?;
+                let ino = self.ino(Node::File {
+                    folder,
+                    uidvalidity,
+                    uid,
+                    file: file as u32,
+                });
+                let size = info.files[file].size;
+                Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
+            }
+            Node::File { .. } => Err(FsError::NotDir),
+        }
+    }
+
+    fn lookup_in_folder(&self, id: u32, name: &str) -> FsResult<(Attr, Ttl)> {
+        let tree = self.tree()?;
+        let folder = tree.get(id).ok_or(FsError::NotFound)?;
+        if let Some(&child) = folder.children.get(name) {
+            let ino = self.ino(Node::Folder(child));
+            return Ok((self.dir_attr(ino, self.mount_time), Ttl::Short));
+        }
+        // Message directories are named by UID in canonical decimal (no sign, no leading zero).
+        let uid: u32 = match name.parse() {
+            Ok(uid) if name.bytes().all(|b| b.is_ascii_digit()) && !name.starts_with('0') => uid,
+            _ => return Err(FsError::NotFound),
+        };
+        let fs = self.folder_state(id)?.ok_or(FsError::NotFound)?;
+        let listing = self.listing(&fs)?;
+        let summary = listing.message(uid).ok_or(FsError::NotFound)?;
+        let ino = self.ino(Node::Message {
+            folder: id,
+            uidvalidity: listing.data.uidvalidity,
+            uid,
+        });
+        Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long))
+    }
+
+    /// Every entry of a directory, `.` and `..` first.
+    pub fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        let node = self.node(ino)?;
+        let mut out = vec![
+            DirEntry {
+                ino,
+                kind: Kind::Dir,
+                name: ".".into(),
+            },
+            DirEntry {
+                ino: ROOT_INO,
+                kind: Kind::Dir,
+                name: "..".into(),
+            },
+        ];
+        match node {
+            Node::Root | Node::Folder(_) => {
+                let id = match node {
+                    Node::Folder(id) => id,
+                    _ => ROOT_FOLDER,
+                };
+                let tree = self.tree()?;
+                let folder = tree.get(id).ok_or(FsError::NotFound)?;
+                for (name, &child) in &folder.children {
+                    out.push(DirEntry {
+                        ino: self.ino(Node::Folder(child)),
+                        kind: Kind::Dir,
+                        name: name.clone(),
+                    });
+                }
+                if let Some(fs) = self.folder_state(id)? {
+                    let listing = self.listing(&fs)?;
+                    let uidvalidity = listing.data.uidvalidity;
+                    let mut inodes = lock(&self.inodes);
+                    for m in &listing.data.messages {
+                        out.push(DirEntry {
+                            ino: inodes.ino_of(Node::Message {
+                                folder: id,
+                                uidvalidity,
+                                uid: m.uid,
+                            }),
+                            kind: Kind::Dir,
+                            name: m.uid.to_string(),
+                        });
+                    }
+                }
+            }
+            Node::Message {
+                folder,
+                uidvalidity,
+                uid,
+            } => {
+                let (fs, _) = self.summary(folder, uidvalidity, uid)?;
+                let info = self.message_info(&fs, uidvalidity, uid)?;
+                for (i, f) in info.files.iter().enumerate() {
+                    out.push(DirEntry {
+                        ino: self.ino(Node::File {
+                            folder,
+                            uidvalidity,
+                            uid,
+                            file: i as u32,
+                        }),
+                        kind: Kind::File,
+                        name: f.name.clone(),
+                    });
+                }
+            }
+            Node::File { .. } => return Err(FsError::NotDir),
+        }
+        Ok(out)
+    }
+
+    // ---- reading -------------------------------------------------------------------------
+
+    /// Open a file for reading; the handle tracks sequential access for read-ahead.
+    pub fn open(&self, ino: u64) -> FsResult<u64> {
+        match self.node(ino)? {
+            Node::File { .. } => {
+                let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+                lock(&self.handles).insert(fh, ReadState::default());
+                Ok(fh)
+            }
+            _ => Err(FsError::IsDir),
+        }
+    }
+
+    pub fn release(&self, fh: u64) {
+        lock(&self.handles).remove(&fh);
+    }
+
+    /// Up to `size` bytes at `offset`; fewer only at the end of the file.
+    pub fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let Node::File {
+            folder,
+            uidvalidity,
+            uid,
+            file,
+        } = self.node(ino)?
+        else {
+            return Err(FsError::IsDir);
+        };
+        let fs = self.folder_state(folder)?.ok_or(FsError::NotFound)?;
+        let info = self.message_info(&fs, uidvalidity, uid)?;
+        let f = info.files.get(file as usize).ok_or(FsError::NotFound)?;
+        let end = offset.saturating_add(size as u64).min(f.size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        let readahead = self.readahead(fh, offset, end);
+        let ctx = self.ctx(&fs, uidvalidity, uid);
+        let mut data = ctx.read(file, f, offset, end.saturating_add(readahead))?;
+        data.truncate((end - offset) as usize);
+        Ok(data)
+    }
+
+    /// Bytes to fetch beyond a read: nothing for random access; for sequential reads a window
+    /// that starts at one chunk and doubles up to MAX_READAHEAD, so `head` stays cheap and `cat`
+    /// needs few round trips.
+    fn readahead(&self, fh: u64, offset: u64, end: u64) -> u64 {
+        let mut handles = lock(&self.handles);
+        let Some(state) = handles.get_mut(&fh) else {
+            return 0;
+        };
+        let sequential =
+            state.next > 0 && offset <= state.next && offset + MAX_READAHEAD >= state.next;
+        state.window = match (sequential, state.window) {
+            (false, _) => 0,
+            (true, 0) => CHUNK,
+            (true, w) => (w * 2).min(MAX_READAHEAD),
+        };
+        state.next = state.next.max(end);
+        state.window
+    }
+}
