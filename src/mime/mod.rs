@@ -8,6 +8,19 @@
 //! - [`Locator`] with [`Locator::plan`], [`Locator::decode`], [`Locator::decoded_size`]
 //! - [`IndexBuilder`] (full-scan path), [`infer_base64_layout`] (head/tail path)
 
+mod base64;
+mod decoder;
+mod index;
+mod layout;
+mod locator;
+mod qp;
+mod structure;
+#[cfg(test)]
+mod testutil;
+
+pub use index::{DecodeIndex, IndexBuilder};
+pub use layout::Base64Layout;
+
 use crate::sexp::Value;
 
 /// Content-Transfer-Encoding as far as decoding is concerned.
@@ -22,7 +35,14 @@ pub enum Encoding {
 impl Encoding {
     /// From a Content-Transfer-Encoding value (case-insensitive); unknown values are `Identity`.
     pub fn from_cte(cte: Option<&str>) -> Encoding {
-        todo!("mime agent: {cte:?}")
+        let cte = cte.unwrap_or("").trim();
+        if cte.eq_ignore_ascii_case("base64") {
+            Encoding::Base64
+        } else if cte.eq_ignore_ascii_case("quoted-printable") {
+            Encoding::QuotedPrintable
+        } else {
+            Encoding::Identity
+        }
     }
 }
 
@@ -60,7 +80,7 @@ pub struct StructureError(pub String);
 /// Interpret a BODYSTRUCTURE value. Lenient about extension data and odd servers; bounded in
 /// depth and part count.
 pub fn parse_bodystructure(v: &Value) -> Result<Part, StructureError> {
-    todo!("mime agent: {v:?}")
+    structure::parse(v)
 }
 
 /// Which of a message's files a part gives rise to.
@@ -100,13 +120,13 @@ impl FilePart {
 /// Every leaf part and every message part as a file (`<section>`), plus `<section>.HEADER` for
 /// each message part, in section order. Multipart containers give no file.
 pub fn files_of(root: &Part) -> Vec<FilePart> {
-    todo!("mime agent: {root:?}")
+    structure::files_of(root)
 }
 
 /// Decode a whole part leniently: never fails; bytes it cannot decode are dropped (base64) or kept
 /// as they are (quoted-printable), the way Dovecot's BINARY decoder treats valid input.
 pub fn decode_all(enc: Encoding, input: &[u8]) -> Vec<u8> {
-    todo!("mime agent: {enc:?} {}", input.len())
+    decoder::decode_all(enc, input)
 }
 
 /// Which encoded bytes to fetch for a decoded range, and where their decoding starts.
@@ -131,66 +151,11 @@ pub enum Locator {
     Index(DecodeIndex),
 }
 
-impl Locator {
-    pub fn decoded_size(&self) -> u64 {
-        todo!("mime agent")
-    }
-
-    /// The fetch that covers decoded `[start, end)` (end ≤ decoded_size, start < end).
-    pub fn plan(&self, start: u64, end: u64) -> RangePlan {
-        todo!("mime agent {start} {end}")
-    }
-
-    /// Decode the fetched bytes of `plan`; the result starts at `plan.dec_start` and covers at
-    /// least the planned range. `None` when the bytes contradict the locator (a Layout guess that
-    /// was wrong): the caller then falls back to a full scan.
-    pub fn decode(&self, plan: &RangePlan, fetched: &[u8]) -> Option<Vec<u8>> {
-        todo!("mime agent {plan:?} {}", fetched.len())
-    }
-}
-
-/// A base64 body's line layout: every line but the last holds the same base64 characters and
-/// the same terminator.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Base64Layout {
-    // Fields are the mime module's business.
-    _private: (),
-}
-
 /// Bytes of a part's head and tail needed by [`infer_base64_layout`].
 pub const LAYOUT_SAMPLE: u64 = 1024;
 
 /// Infer the layout of a base64 part from its first and last bytes (up to LAYOUT_SAMPLE each)
 /// and its encoded size; `None` when no regular layout explains both (then the caller scans).
 pub fn infer_base64_layout(head: &[u8], tail: &[u8], encoded_size: u64) -> Option<Base64Layout> {
-    todo!("mime agent {} {} {encoded_size}", head.len(), tail.len())
-}
-
-/// Restart points of a fully scanned part.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodeIndex {
-    _private: (),
-}
-
-/// Builds a [`DecodeIndex`] from a part's encoded bytes fed in order, producing the decoded
-/// bytes on the way (so the caller can cache them).
-pub struct IndexBuilder {
-    _private: (),
-}
-
-impl IndexBuilder {
-    /// `spacing`: roughly how many decoded bytes between restart points.
-    pub fn new(enc: Encoding, encoded_size: u64, spacing: u64) -> IndexBuilder {
-        todo!("mime agent {enc:?} {encoded_size} {spacing}")
-    }
-
-    /// Feed the next encoded bytes; append what they decode to `out`.
-    pub fn feed(&mut self, encoded: &[u8], out: &mut Vec<u8>) {
-        todo!("mime agent {} {}", encoded.len(), out.len())
-    }
-
-    /// After the whole part was fed: flush pending output into `out` and return the index.
-    pub fn finish(self, out: &mut Vec<u8>) -> DecodeIndex {
-        todo!("mime agent {}", out.len())
-    }
+    layout::infer(head, tail, encoded_size)
 }

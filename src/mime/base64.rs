@@ -1,0 +1,126 @@
+//! Lenient streaming base64 decoder (RFC 2045 §6.8), matching Dovecot's output on valid input.
+//!
+//! Rules: bytes outside the alphabet (whitespace, garbage) are skipped; `=` ends the current
+//! quantum, emitting its complete bytes, and decoding continues with a fresh quantum; at the end
+//! a pending 2- or 3-char quantum yields 1 or 2 bytes and a lone char yields nothing.
+
+/// The sextet value of a base64 alphabet byte.
+pub(crate) fn sextet(b: u8) -> Option<u8> {
+    match b {
+        b'A'..=b'Z' => Some(b - b'A'),
+        b'a'..=b'z' => Some(b - b'a' + 26),
+        b'0'..=b'9' => Some(b - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+pub(crate) fn is_alphabet(b: u8) -> bool {
+    sextet(b).is_some()
+}
+
+/// Decoder state: the sextets of the quantum in progress.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Base64Decoder {
+    quantum: [u8; 4],
+    pending: usize,
+}
+
+impl Base64Decoder {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// True between quanta: a fresh decoder started here continues the output exactly.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.pending == 0
+    }
+
+    pub(crate) fn push(&mut self, b: u8, out: &mut Vec<u8>) {
+        if let Some(s) = sextet(b) {
+            if let Some(slot) = self.quantum.get_mut(self.pending) {
+                *slot = s;
+            }
+            self.pending += 1;
+            if self.pending == 4 {
+                self.flush(out);
+            }
+        } else if b == b'=' {
+            self.flush(out);
+        }
+    }
+
+    pub(crate) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.reserve(input.len() / 4 * 3 + 3);
+        for &b in input {
+            self.push(b, out);
+        }
+    }
+
+    /// Emit what the pending sextets decode to (3 bytes for 4, 2 for 3, 1 for 2, none for 1).
+    pub(crate) fn flush(&mut self, out: &mut Vec<u8>) {
+        let [a, b, c, d] = self.quantum;
+        let bytes = [(a << 2) | (b >> 4), (b << 4) | (c >> 2), (c << 6) | d];
+        let n = self.pending.saturating_sub(1).min(3);
+        out.extend_from_slice(bytes.get(..n).unwrap_or(&[]));
+        self.quantum = [0; 4];
+        self.pending = 0;
+    }
+}
+
+pub(crate) fn decode(input: &[u8]) -> Vec<u8> {
+    let mut d = Base64Decoder::new();
+    let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
+    d.feed(input, &mut out);
+    d.flush(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::base64::Engine;
+    use proptest::prelude::*;
+
+    #[test]
+    fn vectors() {
+        assert_eq!(decode(b""), b"");
+        assert_eq!(decode(b"Zm9v"), b"foo");
+        assert_eq!(decode(b"Zm9vYg=="), b"foob");
+        assert_eq!(decode(b"Zm9vYmE="), b"fooba");
+        assert_eq!(decode(b"Zm9vYg"), b"foob");
+        assert_eq!(decode(b"Zm9vYmE"), b"fooba");
+        assert_eq!(decode(b"Zm9vY"), b"foo");
+        assert_eq!(decode(b"Zm\r\n9v\tYm E=\r\n"), b"fooba");
+        assert_eq!(decode(b"Zm!9v*"), b"foo");
+        // Data after padding starts a new quantum.
+        assert_eq!(decode(b"Zg==Zm9v"), b"ffoo");
+        assert_eq!(decode(b"=Zm9v=="), b"foo");
+    }
+
+    fn wrap(enc: &str, line: usize, term: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in enc.as_bytes().chunks(line.max(1)) {
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(term.as_bytes());
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn matches_reference(data in proptest::collection::vec(any::<u8>(), 0..600),
+                             line in 1usize..100,
+                             term in prop_oneof![Just("\r\n"), Just("\n"), Just(" \r\n"), Just("\t\n"), Just("")]) {
+            let enc = ::base64::engine::general_purpose::STANDARD.encode(&data);
+            prop_assert_eq!(decode(&wrap(&enc, line, term)), data);
+        }
+
+        #[test]
+        fn never_panics(input in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let out = decode(&input);
+            prop_assert!(out.len() <= input.len());
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! BODYSTRUCTURE (RFC 3501 §7.4.2, RFC 9051 §7.5.2) → a tree of [`Part`]s with IMAP section
+//! numbers (RFC 3501 §6.4.5), and the files a message directory shows for it.
+
+use super::{Encoding, FileKind, FilePart, Part, PartKind, StructureError};
+use crate::sexp::Value;
+
+/// Deeper nesting than any real mail; guards the recursion.
+const MAX_DEPTH: usize = 100;
+/// More parts than any real mail; guards memory and listing size.
+const MAX_PARTS: usize = 5_000;
+
+enum Fail {
+    /// The value does not look like a body; a message part falls back to a leaf.
+    Malformed(&'static str),
+    /// A bound was exceeded: the whole structure is refused.
+    Limit(String),
+}
+
+pub(crate) fn parse(v: &Value) -> Result<Part, StructureError> {
+    let list = v
+        .as_list()
+        .ok_or_else(|| StructureError("not a list".into()))?;
+    // A top-level multipart has the empty section; a single body is part 1.
+    let section = if is_multipart(list) { "" } else { "1" };
+    let mut parser = Parser { parts: 0 };
+    parser.body(v, section.to_string(), 1).map_err(|f| match f {
+        Fail::Malformed(m) => StructureError(m.to_string()),
+        Fail::Limit(m) => StructureError(m),
+    })
+}
+
+fn is_multipart(list: &[Value]) -> bool {
+    matches!(list.first(), Some(Value::List(_)))
+}
+
+fn child_section(parent: &str, n: usize) -> String {
+    if parent.is_empty() {
+        n.to_string()
+    } else {
+        format!("{parent}.{n}")
+    }
+}
+
+/// A type or subtype: atom or string, trimmed and lower-cased; `None` for NIL or empty.
+fn token(v: Option<&Value>) -> Option<String> {
+    let t = v?.as_text()?.trim().to_ascii_lowercase();
+    (!t.is_empty()).then_some(t)
+}
+
+struct Parser {
+    parts: usize,
+}
+
+impl Parser {
+    fn body(&mut self, v: &Value, section: String, depth: usize) -> Result<Part, Fail> {
+        if depth > MAX_DEPTH {
+            return Err(Fail::Limit(format!("nested deeper than {MAX_DEPTH}")));
+        }
+        self.parts += 1;
+        if self.parts > MAX_PARTS {
+            return Err(Fail::Limit(format!("more than {MAX_PARTS} parts")));
+        }
+        let list = v.as_list().ok_or(Fail::Malformed("body is not a list"))?;
+        if is_multipart(list) {
+            self.multipart(list, section, depth)
+        } else {
+            self.single(list, section, depth)
+        }
+    }
+
+    /// `(child child ... subtype [extension data])`.
+    fn multipart(&mut self, list: &[Value], section: String, depth: usize) -> Result<Part, Fail> {
+        let mut children = Vec::new();
+        let mut rest = list.iter();
+        let mut subtype = None;
+        for v in rest.by_ref() {
+            if matches!(v, Value::List(_)) {
+                let s = child_section(&section, children.len() + 1);
+                children.push(self.body(v, s, depth + 1)?);
+            } else {
+                subtype = token(Some(v));
+                break;
+            }
+        }
+        Ok(Part {
+            section,
+            kind: PartKind::Multipart,
+            media_type: format!("multipart/{}", subtype.as_deref().unwrap_or("mixed")),
+            encoding: Encoding::Identity,
+            encoded_size: 0,
+            children,
+        })
+    }
+
+    /// `(type subtype params id description encoding size [envelope body lines] [lines] ...)`.
+    fn single(&mut self, list: &[Value], section: String, depth: usize) -> Result<Part, Fail> {
+        let ty = token(list.first()).unwrap_or_else(|| "application".into());
+        let sub = token(list.get(1)).unwrap_or_else(|| {
+            if ty == "text" {
+                "plain"
+            } else {
+                "octet-stream"
+            }
+            .into()
+        });
+        let media_type = format!("{ty}/{sub}");
+        if ty == "multipart" {
+            // A multipart without subparts, as some servers describe an empty one.
+            return Ok(Part {
+                section,
+                kind: PartKind::Multipart,
+                media_type,
+                encoding: Encoding::Identity,
+                encoded_size: 0,
+                children: Vec::new(),
+            });
+        }
+        let encoding = Encoding::from_cte(list.get(5).and_then(Value::as_text).as_deref());
+        let encoded_size = list.get(6).and_then(Value::as_u64).unwrap_or(0);
+        let mut part = Part {
+            section,
+            kind: PartKind::Leaf,
+            media_type,
+            encoding,
+            encoded_size,
+            children: Vec::new(),
+        };
+        if ty == "message" && (sub == "rfc822" || sub == "global") {
+            // Without a usable envelope and body (Gmail, Exchange sometimes), it is a leaf.
+            if let (Some(Value::List(_)), Some(body @ Value::List(b))) = (list.get(7), list.get(8))
+            {
+                if !b.is_empty() {
+                    // An encapsulated multipart's children are n.1, n.2; a single body is n.1.
+                    let s = if is_multipart(b) {
+                        part.section.clone()
+                    } else {
+                        format!("{}.1", part.section)
+                    };
+                    match self.body(body, s, depth + 1) {
+                        Ok(inner) => {
+                            part.kind = PartKind::Message;
+                            part.children.push(inner);
+                        }
+                        Err(Fail::Malformed(_)) => {}
+                        Err(limit) => return Err(limit),
+                    }
+                }
+            }
+        }
+        Ok(part)
+    }
+}
+
+/// Depth-first pre-order; a message part's `.HEADER` right after its own content file.
+pub(crate) fn files_of(root: &Part) -> Vec<FilePart> {
+    let mut files = Vec::new();
+    // An explicit stack: a hand-built Part tree may be arbitrarily deep.
+    let mut stack = vec![root];
+    while let Some(p) = stack.pop() {
+        let file = |kind, encoding, encoded_size| FilePart {
+            section: p.section.clone(),
+            kind,
+            encoding,
+            encoded_size,
+        };
+        match p.kind {
+            PartKind::Leaf => files.push(file(FileKind::Content, p.encoding, p.encoded_size)),
+            PartKind::Message => {
+                files.push(file(FileKind::Content, p.encoding, p.encoded_size));
+                files.push(file(FileKind::NestedHeader, Encoding::Identity, 0));
+            }
+            PartKind::Multipart => {}
+        }
+        stack.extend(p.children.iter().rev());
+    }
+    files
+}
+
+#[cfg(test)]
+mod tests;
