@@ -9,7 +9,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::secret::Secret;
-use crate::store::{FolderEntry, FolderListing, MailStore, RangeRequest, Result, StructureData};
+
+mod connect;
+mod items;
+mod pool;
+mod response;
+mod session;
+mod store;
+#[cfg(test)]
+mod tests;
+mod uidset;
+
+pub use store::ImapStore;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Security {
@@ -40,43 +51,3 @@ pub struct ServerConfig {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConnectError(pub String);
-
-pub struct ImapStore {
-    _private: (),
-}
-
-impl ImapStore {
-    /// Connect and log in once, so that a wrong password, an unreachable host or a bad
-    /// certificate is reported before mounting; the connection is kept in the pool.
-    pub fn connect(cfg: ServerConfig) -> std::result::Result<ImapStore, ConnectError> {
-        todo!("imap agent {cfg:?}")
-    }
-}
-
-impl MailStore for ImapStore {
-    fn list_folders(&self) -> Result<Vec<FolderEntry>> {
-        todo!("imap agent")
-    }
-
-    fn list_messages(&self, folder: &str) -> Result<FolderListing> {
-        todo!("imap agent {folder}")
-    }
-
-    fn fetch_structures(
-        &self,
-        folder: &str,
-        uidvalidity: u32,
-        uids: &[u32],
-    ) -> Result<Vec<(u32, Result<StructureData>)>> {
-        todo!("imap agent {folder} {uidvalidity} {uids:?}")
-    }
-
-    fn fetch_ranges(
-        &self,
-        folder: &str,
-        uidvalidity: u32,
-        reqs: &[RangeRequest],
-    ) -> Result<Vec<Vec<u8>>> {
-        todo!("imap agent {folder} {uidvalidity} {reqs:?}")
-    }
-}

@@ -1,0 +1,235 @@
+//! A bounded pool of logged-in connections. Checkout prefers an idle connection that already
+//! has the wanted folder EXAMINEd, then any idle one, then opens a new one under the limit, and
+//! otherwise waits (up to the timeout). Dead connections are dropped on return, never reused.
+//! A `[LIMIT]` answer to a login lowers the pool's size for good.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::connect::{self, FailKind};
+use super::session::Conn;
+use super::ServerConfig;
+use crate::store::StoreError;
+
+/// Idle connections unused for this long are closed instead of reused: servers log out idle
+/// clients (Dovecot after 30 minutes), and a NAT may forget them sooner.
+const MAX_IDLE: Duration = Duration::from_secs(5 * 60);
+
+struct State {
+    idle: Vec<Conn>,
+    /// Connections alive: idle plus checked out plus being opened.
+    open: usize,
+    /// Current most connections (lowered on `[LIMIT]`).
+    limit: usize,
+    limit_logged: bool,
+}
+
+pub struct Pool {
+    cfg: ServerConfig,
+    state: Mutex<State>,
+    cv: Condvar,
+    next_id: AtomicU64,
+}
+
+/// A checked-out connection; returned to the pool on drop (or dropped if dead).
+pub struct Lease<'a> {
+    pool: &'a Pool,
+    conn: Option<Conn>,
+}
+
+impl Deref for Lease<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+            .as_ref()
+            .expect("lease holds a connection until dropped")
+    }
+}
+
+impl DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn
+            .as_mut()
+            .expect("lease holds a connection until dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.pool.give_back(c);
+        }
+    }
+}
+
+impl Pool {
+    /// Open and log in the first connection (errors as [`connect::ConnectFailure`]).
+    pub fn connect(cfg: ServerConfig) -> Result<Pool, connect::ConnectFailure> {
+        let limit = cfg.connections.max(1);
+        let pool = Pool {
+            cfg,
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+                limit,
+                limit_logged: false,
+            }),
+            cv: Condvar::new(),
+            next_id: AtomicU64::new(1),
+        };
+        let first = pool.open_conn()?;
+        let mut st = pool.lock();
+        st.open = 1;
+        st.idle.push(first);
+        drop(st);
+        Ok(pool)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open_conn(&self) -> Result<Conn, connect::ConnectFailure> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sess = connect::open(&self.cfg)?;
+        log::debug!(
+            "[imap {id}] connected to {}:{} as {}",
+            self.cfg.host,
+            self.cfg.port,
+            self.cfg.user
+        );
+        Ok(Conn::new(id, sess))
+    }
+
+    /// The effective most connections (after any `[LIMIT]`).
+    pub fn limit(&self) -> usize {
+        self.lock().limit
+    }
+
+    /// A connection, preferring one that has `folder` EXAMINEd.
+    pub fn checkout(&self, folder: Option<&str>) -> Result<Lease<'_>, StoreError> {
+        let deadline = Instant::now() + self.cfg.timeout;
+        let mut st = self.lock();
+        loop {
+            // Retire connections idle for too long.
+            let now = Instant::now();
+            let mut stale = Vec::new();
+            let mut k = 0;
+            while k < st.idle.len() {
+                if now.duration_since(st.idle[k].last_used) > MAX_IDLE {
+                    stale.push(st.idle.swap_remove(k));
+                } else {
+                    k += 1;
+                }
+            }
+            if !stale.is_empty() {
+                st.open -= stale.len();
+                drop(st);
+                for c in stale {
+                    log::debug!("[imap {}] closing idle connection", c.id);
+                    c.logout();
+                }
+                st = self.lock();
+                continue;
+            }
+
+            if let Some(f) = folder {
+                if let Some(k) = st
+                    .idle
+                    .iter()
+                    .position(|c| c.examined.as_ref().is_some_and(|(n, _)| n == f))
+                {
+                    let c = st.idle.swap_remove(k);
+                    return Ok(self.lease(c));
+                }
+            }
+            if let Some(c) = st.idle.pop() {
+                return Ok(self.lease(c));
+            }
+            if st.open < st.limit {
+                st.open += 1;
+                drop(st);
+                match self.open_conn() {
+                    Ok(c) => return Ok(self.lease(c)),
+                    Err(f) => {
+                        st = self.lock();
+                        st.open -= 1;
+                        self.cv.notify_one();
+                        match f.kind {
+                            FailKind::Limit if st.open > 0 => {
+                                st.limit = st.open.max(1);
+                                if !st.limit_logged {
+                                    st.limit_logged = true;
+                                    log::warn!(
+                                        "IMAP server refuses more connections ({}); \
+                                         using at most {}",
+                                        f.msg,
+                                        st.limit
+                                    );
+                                }
+                                continue;
+                            }
+                            FailKind::Auth => return Err(StoreError::Auth(f.msg)),
+                            _ => return Err(StoreError::Connection(f.msg)),
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(StoreError::Connection(format!(
+                    "all {} IMAP connections stayed busy for {:.1}s",
+                    st.limit,
+                    self.cfg.timeout.as_secs_f64()
+                )));
+            }
+            st = self
+                .cv
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn lease(&self, c: Conn) -> Lease<'_> {
+        Lease {
+            pool: self,
+            conn: Some(c),
+        }
+    }
+
+    fn give_back(&self, c: Conn) {
+        let mut st = self.lock();
+        if c.dead {
+            st.open -= 1;
+            drop(st);
+            log::debug!("[imap {}] dropping broken connection", c.id);
+            drop(c);
+        } else {
+            st.idle.push(c);
+            drop(st);
+        }
+        self.cv.notify_one();
+    }
+
+    /// Close every idle connection (after a transient failure they are suspect too).
+    pub fn flush_idle(&self) {
+        let mut st = self.lock();
+        let idle = std::mem::take(&mut st.idle);
+        st.open -= idle.len();
+        drop(st);
+        self.cv.notify_all();
+        drop(idle);
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.lock().idle);
+        for c in idle {
+            c.logout();
+        }
+    }
+}

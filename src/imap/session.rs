@@ -1,0 +1,235 @@
+//! Commands on one authenticated connection, with the `imap` crate's errors mapped onto
+//! [`StoreError`] and a `dead` flag for connections that must not be reused.
+
+use std::time::Instant;
+
+use super::connect::ImapSession;
+use super::response::{parse_fetches, FetchResponse};
+use crate::store::{FolderEntry, StoreError};
+
+/// What EXAMINE reports about a folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Examined {
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub exists: u32,
+}
+
+/// One logged-in connection and the folder it has EXAMINEd.
+pub struct Conn {
+    pub id: u64,
+    sess: ImapSession,
+    /// The folder currently EXAMINEd and its UIDVALIDITY.
+    pub examined: Option<(String, u32)>,
+    /// Set after an IO error, timeout, BYE, tag mismatch or unparsable response: the
+    /// connection's state is unknown, so it must be dropped, never reused.
+    pub dead: bool,
+    pub last_used: Instant,
+}
+
+/// The text the `imap` crate puts in a `Bye` it makes up when imap-proto cannot parse a line.
+const CRATE_PARSE_FAILURE: &str = "no explanation given";
+
+/// Map an `imap` error to a store error; the bool says whether the connection is now dead.
+pub fn classify(e: imap::Error, what: &str) -> (StoreError, bool) {
+    use imap::Error as E;
+    match e {
+        E::No(n) => (
+            StoreError::Server(format!("{what}: NO {}", n.information.trim())),
+            false,
+        ),
+        E::Bad(b) => (
+            StoreError::Server(format!("{what}: BAD {}", b.information.trim())),
+            false,
+        ),
+        E::Bye(b) if b.code.is_none() && b.information == CRATE_PARSE_FAILURE => (
+            StoreError::Parse(format!("{what}: the server's response could not be parsed")),
+            true,
+        ),
+        E::Bye(b) => (
+            StoreError::Connection(format!(
+                "{what}: server closed the connection: {}",
+                b.information.trim()
+            )),
+            true,
+        ),
+        E::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) =>
+        {
+            (StoreError::Connection(format!("{what}: timed out")), true)
+        }
+        E::Io(io) => (StoreError::Connection(format!("{what}: {io}")), true),
+        E::ConnectionLost => (
+            StoreError::Connection(format!("{what}: connection closed by the server")),
+            true,
+        ),
+        E::Parse(_) | E::Unexpected(_) => (
+            StoreError::Parse(format!("{what}: unexpected response from the server")),
+            true,
+        ),
+        E::TagMismatch(_) => (
+            StoreError::Connection(format!("{what}: connection out of sync (tag mismatch)")),
+            true,
+        ),
+        // Nothing was sent.
+        E::Validate(v) => (StoreError::Server(format!("{what}: {v}")), false),
+        other => (StoreError::Connection(format!("{what}: {other}")), true),
+    }
+}
+
+/// Is a NO to EXAMINE a "no such folder"? `[NONEXISTENT]`, or no response code and words to
+/// that effect, or no response code at all (RFC 3501's plain "NO - select failure").
+fn no_means_missing(info: &str) -> bool {
+    let t = info.trim_start().to_ascii_lowercase();
+    if t.starts_with("[nonexistent]") {
+        return true;
+    }
+    if t.starts_with('[') {
+        return false; // [UNAVAILABLE], [SERVERBUG], [LIMIT], [NOPERM], ...
+    }
+    true
+}
+
+impl Conn {
+    pub fn new(id: u64, sess: ImapSession) -> Conn {
+        Conn {
+            id,
+            sess,
+            examined: None,
+            dead: false,
+            last_used: Instant::now(),
+        }
+    }
+
+    fn fail(&mut self, e: imap::Error, what: &str) -> StoreError {
+        let (err, dead) = classify(e, what);
+        if dead {
+            self.dead = true;
+            self.examined = None;
+        }
+        err
+    }
+
+    /// EXAMINE (read-only) `folder`.
+    pub fn examine(&mut self, folder: &str) -> Result<Examined, StoreError> {
+        self.last_used = Instant::now();
+        // A failed EXAMINE leaves no folder selected.
+        self.examined = None;
+        log::debug!("[imap {}] EXAMINE {:?}", self.id, folder);
+        let r = self.sess.examine(folder);
+        // Unsolicited responses are not used: do not let them pile up.
+        self.sess.take_all_unsolicited().for_each(drop);
+        match r {
+            Ok(mb) => {
+                let ex = Examined {
+                    uidvalidity: mb.uid_validity.unwrap_or(0),
+                    uidnext: mb.uid_next.unwrap_or(0),
+                    exists: mb.exists,
+                };
+                self.examined = Some((folder.to_string(), ex.uidvalidity));
+                Ok(ex)
+            }
+            Err(imap::Error::No(n)) if no_means_missing(&n.information) => {
+                log::debug!(
+                    "[imap {}] EXAMINE {:?}: NO {}",
+                    self.id,
+                    folder,
+                    n.information
+                );
+                Err(StoreError::NoSuchFolder(folder.to_string()))
+            }
+            Err(imap::Error::Validate(_)) => Err(StoreError::NoSuchFolder(folder.to_string())),
+            Err(e) => Err(self.fail(e, &format!("EXAMINE {folder}"))),
+        }
+    }
+
+    /// LIST "" "*".
+    pub fn list(&mut self) -> Result<Vec<FolderEntry>, StoreError> {
+        self.last_used = Instant::now();
+        log::debug!("[imap {}] LIST \"\" \"*\"", self.id);
+        let r = self.sess.list(Some(""), Some("*"));
+        self.sess.take_all_unsolicited().for_each(drop);
+        let names = r.map_err(|e| self.fail(e, "LIST"))?;
+        Ok(names
+            .iter()
+            .map(|n| {
+                // imap-proto's NameAttribute is not re-exported: go by its Debug form
+                // (`NoSelect`, `Extension("\\NonExistent")`).
+                let selectable = !n.attributes().iter().any(|a| {
+                    let d = format!("{a:?}").to_ascii_lowercase();
+                    d.contains("noselect") || d.contains("nonexistent")
+                });
+                FolderEntry {
+                    name: n.name().to_string(),
+                    delimiter: n.delimiter().and_then(|d| d.chars().next()),
+                    selectable,
+                }
+            })
+            .collect())
+    }
+
+    /// Run a FETCH-like command (without tag) and parse its untagged FETCH responses.
+    pub fn fetch(&mut self, cmd: &str) -> Result<Vec<FetchResponse>, StoreError> {
+        self.last_used = Instant::now();
+        log::debug!("[imap {}] {}", self.id, cmd);
+        let what = short(cmd);
+        let raw = self
+            .sess
+            .run_command_and_read_response(cmd)
+            .map_err(|e| self.fail(e, &what))?;
+        match parse_fetches(&raw) {
+            Ok(f) => Ok(f),
+            Err(e) => {
+                // The crate accepted it, so the connection is probably in sync; but its state
+                // is doubtful: do not reuse it.
+                self.dead = true;
+                self.examined = None;
+                Err(StoreError::Parse(format!("{what}: {e}")))
+            }
+        }
+    }
+
+    /// LOGOUT, for a clean shutdown; errors ignored.
+    pub fn logout(mut self) {
+        if !self.dead {
+            log::debug!("[imap {}] LOGOUT", self.id);
+            let _ = self.sess.logout();
+        }
+    }
+}
+
+/// A command shortened for error messages.
+fn short(cmd: &str) -> String {
+    if cmd.len() <= 80 {
+        cmd.to_string()
+    } else {
+        let mut k = 77;
+        while !cmd.is_char_boundary(k) {
+            k -= 1;
+        }
+        format!("{}...", &cmd[..k])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_folder_detection() {
+        assert!(no_means_missing("[NONEXISTENT] Mailbox doesn't exist: x"));
+        assert!(no_means_missing("Mailbox doesn't exist: x"));
+        assert!(!no_means_missing("[UNAVAILABLE] Temporary failure"));
+        assert!(!no_means_missing("[SERVERBUG] Internal error"));
+    }
+
+    #[test]
+    fn connection_loss_is_transient() {
+        let (err, dead) = classify(imap::Error::ConnectionLost, "x");
+        assert!(matches!(err, StoreError::Connection(_)));
+        assert!(dead);
+    }
+}

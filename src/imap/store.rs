@@ -1,0 +1,576 @@
+//! [`ImapStore`]: the [`MailStore`] over a pool of IMAP connections. Read-only by construction:
+//! only LIST, EXAMINE and `UID FETCH` with `BODY.PEEK` are ever sent.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use super::items::{body_key, parse_internal_date, valid_section};
+use super::pool::{Lease, Pool};
+use super::response::FetchResponse;
+use super::session::Conn;
+use super::uidset;
+use super::{ConnectError, ServerConfig};
+use crate::sexp::Value;
+use crate::store::{
+    FolderEntry, FolderListing, MailStore, MessageSummary, RangeRequest, Result, StoreError,
+    StructureData,
+};
+
+/// Waits before each attempt of an idempotent command after a transient failure.
+const BACKOFF: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+];
+
+/// Most body bytes asked for in one command (the `imap` crate buffers whole responses).
+pub const MAX_COMMAND_BYTES: u64 = 16 << 20;
+/// Most FETCH items, or UIDs in a structure batch, per command.
+const MAX_ITEMS: usize = 200;
+/// Most failed commands spent isolating unparsable messages in one `fetch_structures` call.
+const MAX_NARROWING_FAILURES: usize = 32;
+
+pub struct ImapStore {
+    pool: Pool,
+}
+
+impl ImapStore {
+    /// Connect and log in once, so that a wrong password, an unreachable host or a bad
+    /// certificate is reported before mounting; the connection is kept in the pool.
+    pub fn connect(cfg: ServerConfig) -> std::result::Result<ImapStore, ConnectError> {
+        Pool::connect(cfg)
+            .map(|pool| ImapStore { pool })
+            .map_err(|f| ConnectError(f.msg))
+    }
+
+    /// The most connections currently used (lower than configured after a `[LIMIT]`).
+    pub fn connection_limit(&self) -> usize {
+        self.pool.limit()
+    }
+
+    /// Run `op` on a connection (preferring one that has `folder` EXAMINEd), retrying on a
+    /// fresh one after transient (connection) errors. With `uidvalidity`, the connection has
+    /// `folder` EXAMINEd first and its UIDVALIDITY must be that one; without, `op` EXAMINEs.
+    fn with_conn<T>(
+        &self,
+        folder: Option<&str>,
+        uidvalidity: Option<u32>,
+        mut op: impl FnMut(&mut Conn) -> Result<T>,
+    ) -> Result<T> {
+        let mut last = None;
+        for (attempt, wait) in BACKOFF.iter().enumerate() {
+            if attempt > 0 {
+                std::thread::sleep(*wait);
+            }
+            let r = self
+                .pool
+                .checkout(folder)
+                .and_then(|mut lease| run_on(&mut lease, folder, uidvalidity, &mut op));
+            match r {
+                Err(StoreError::Connection(msg)) => {
+                    if attempt + 1 < BACKOFF.len() {
+                        log::warn!("IMAP: {msg}; reconnecting (attempt {})", attempt + 2);
+                    } else {
+                        log::warn!("IMAP: {msg}; giving up after {} attempts", BACKOFF.len());
+                    }
+                    // Other idle connections from the same era are suspect too.
+                    self.pool.flush_idle();
+                    last = Some(StoreError::Connection(msg));
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| StoreError::Connection("no attempt made".into())))
+    }
+
+    /// One `UID FETCH` of structures for `uids`; per-UID results.
+    fn structures_once(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, Result<StructureData>)>> {
+        let cmd = format!(
+            "UID FETCH {} (UID BODYSTRUCTURE BODY.PEEK[HEADER])",
+            uidset::compact(uids)
+        );
+        let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(&cmd))?;
+        let wanted: HashSet<u32> = uids.iter().copied().collect();
+        let mut got: BTreeMap<u32, (Option<Value>, Option<Vec<u8>>)> = BTreeMap::new();
+        for f in &resps {
+            let Some(uid) = f.uid() else { continue };
+            if !wanted.contains(&uid) {
+                continue;
+            }
+            let e = got.entry(uid).or_default();
+            if let Some(bs) = f.get("BODYSTRUCTURE") {
+                e.0 = Some(bs.clone());
+            }
+            if let Some(h) = f.get("BODY[HEADER]") {
+                e.1 = Some(h.as_bytes().map(<[u8]>::to_vec).unwrap_or_default());
+            }
+        }
+        Ok(got
+            .into_iter()
+            .filter(|(_, (bs, h))| bs.is_some() || h.is_some())
+            .map(|(uid, (bs, h))| {
+                let r = match bs {
+                    Some(bodystructure @ Value::List(_)) => Ok(StructureData {
+                        bodystructure,
+                        header: h.unwrap_or_default(),
+                    }),
+                    _ => Err(StoreError::Parse(format!(
+                        "UID {uid}: no usable BODYSTRUCTURE in the server's response"
+                    ))),
+                };
+                (uid, r)
+            })
+            .collect())
+    }
+}
+
+/// EXAMINE as needed, then `op`.
+fn run_on<T>(
+    c: &mut Lease<'_>,
+    folder: Option<&str>,
+    uidvalidity: Option<u32>,
+    op: &mut impl FnMut(&mut Conn) -> Result<T>,
+) -> Result<T> {
+    if let (Some(f), Some(want)) = (folder, uidvalidity) {
+        let current = match &c.examined {
+            Some((name, uv)) if name == f => *uv,
+            _ => c.examine(f)?.uidvalidity,
+        };
+        if want != current {
+            return Err(StoreError::UidValidityChanged(f.to_string()));
+        }
+    }
+    op(c)
+}
+
+/// Add the parents that LIST implies but did not report (`a.b.c` alone gives `a`, `a.b`), as
+/// non-selectable entries.
+fn add_implied_parents(mut folders: Vec<FolderEntry>) -> Vec<FolderEntry> {
+    let mut known: HashSet<String> = folders.iter().map(|f| f.name.clone()).collect();
+    let mut extra = Vec::new();
+    for f in &folders {
+        let Some(d) = f.delimiter else { continue };
+        for (k, ch) in f.name.char_indices() {
+            if ch == d && k > 0 {
+                let parent = &f.name[..k];
+                if known.insert(parent.to_string()) {
+                    extra.push(FolderEntry {
+                        name: parent.to_string(),
+                        delimiter: Some(d),
+                        selectable: false,
+                    });
+                }
+            }
+        }
+    }
+    folders.extend(extra);
+    folders
+}
+
+impl MailStore for ImapStore {
+    fn list_folders(&self) -> Result<Vec<FolderEntry>> {
+        let folders = self.with_conn(None, None, |c| c.list())?;
+        Ok(add_implied_parents(folders))
+    }
+
+    fn list_messages(&self, folder: &str) -> Result<FolderListing> {
+        self.with_conn(Some(folder), None, |c| {
+            // Always a new EXAMINE, for fresh counts.
+            let ex = c.examine(folder)?;
+            let mut listing = FolderListing {
+                uidvalidity: ex.uidvalidity,
+                uidnext: ex.uidnext,
+                exists: ex.exists,
+                messages: Vec::new(),
+            };
+            if ex.exists == 0 {
+                return Ok(listing);
+            }
+            let resps = c.fetch("UID FETCH 1:* (UID INTERNALDATE RFC822.SIZE)")?;
+            listing.messages = summaries(&resps);
+            Ok(listing)
+        })
+    }
+
+    fn fetch_structures(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, Result<StructureData>)>> {
+        let mut sorted: Vec<u32> = uids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut queue: VecDeque<Vec<u32>> = sorted.chunks(MAX_ITEMS).map(<[u32]>::to_vec).collect();
+        let mut out = Vec::new();
+        let mut failures = 0;
+        while let Some(batch) = queue.pop_front() {
+            match self.structures_once(folder, uidvalidity, &batch) {
+                Ok(mut r) => out.append(&mut r),
+                Err(StoreError::Parse(msg)) => {
+                    failures += 1;
+                    if batch.len() == 1 {
+                        log::warn!("IMAP {folder} UID {}: {msg}", batch[0]);
+                        out.push((batch[0], Err(StoreError::Parse(msg))));
+                    } else if failures >= MAX_NARROWING_FAILURES {
+                        log::warn!(
+                            "IMAP {folder}: giving up isolating unreadable messages among {} UIDs",
+                            batch.len()
+                        );
+                        out.extend(
+                            batch
+                                .iter()
+                                .map(|&u| (u, Err(StoreError::Parse(msg.clone())))),
+                        );
+                    } else {
+                        log::debug!(
+                            "IMAP {folder}: unreadable response for {} UIDs; narrowing",
+                            batch.len()
+                        );
+                        let (a, b) = batch.split_at(batch.len() / 2);
+                        queue.push_front(b.to_vec());
+                        queue.push_front(a.to_vec());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by_key(|(u, _)| *u);
+        Ok(out)
+    }
+
+    fn fetch_ranges(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        reqs: &[RangeRequest],
+    ) -> Result<Vec<Vec<u8>>> {
+        let plan = RangePlan::new(reqs)?;
+        let mut got: HashMap<(u32, String, Option<u64>), Vec<u8>> = HashMap::new();
+        for cmd in &plan.commands {
+            let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(cmd))?;
+            collect_bodies(&resps, &plan.uids_of(cmd), &mut got);
+        }
+        Ok(plan.answers(reqs, &got))
+    }
+}
+
+fn summaries(resps: &[FetchResponse]) -> Vec<MessageSummary> {
+    let mut by_uid: BTreeMap<u32, MessageSummary> = BTreeMap::new();
+    for f in resps {
+        let Some(uid) = f.uid() else { continue };
+        let date = f.get("INTERNALDATE");
+        let size = f.get("RFC822.SIZE");
+        if date.is_none() && size.is_none() {
+            continue; // an unsolicited FLAGS update
+        }
+        let e = by_uid.entry(uid).or_insert(MessageSummary {
+            uid,
+            internal_date: 0,
+            rfc822_size: 0,
+        });
+        if let Some(d) = date {
+            match d.as_text().as_deref().and_then(parse_internal_date) {
+                Some(t) => e.internal_date = t,
+                None => log::warn!("IMAP UID {uid}: unreadable INTERNALDATE {d:?}"),
+            }
+        }
+        if let Some(s) = size.and_then(Value::as_u64) {
+            e.rfc822_size = s;
+        }
+    }
+    by_uid.into_values().collect()
+}
+
+/// One FETCH item: section, origin, length.
+type Item = (String, u64, u64);
+
+/// One piece of a request: at most [`MAX_COMMAND_BYTES`] of one section of one message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Piece {
+    uid: u32,
+    section: String,
+    offset: u64,
+    len: u64,
+}
+
+/// The commands for a batch of range requests.
+struct RangePlan {
+    /// The pieces of each request, in order.
+    pieces: Vec<Vec<Piece>>,
+    commands: Vec<String>,
+    /// The UIDs each command asks about.
+    cmd_uids: HashMap<String, Vec<u32>>,
+}
+
+impl RangePlan {
+    fn new(reqs: &[RangeRequest]) -> Result<RangePlan> {
+        // Split into pieces; dedupe by (uid, section, offset) keeping the longest length, since
+        // a response is keyed by section and origin only.
+        let mut pieces = Vec::with_capacity(reqs.len());
+        let mut wanted: BTreeMap<(u32, String, u64), u64> = BTreeMap::new();
+        for r in reqs {
+            if !valid_section(&r.section) {
+                return Err(StoreError::Server(format!(
+                    "refusing to send an invalid section spec {:?}",
+                    r.section
+                )));
+            }
+            let section = r.section.to_ascii_uppercase();
+            let mut ps = Vec::new();
+            let mut off = r.offset;
+            let end = r.offset.saturating_add(r.len);
+            while off < end {
+                let len = (end - off).min(MAX_COMMAND_BYTES);
+                let e = wanted.entry((r.uid, section.clone(), off)).or_insert(0);
+                *e = (*e).max(len);
+                ps.push(Piece {
+                    uid: r.uid,
+                    section: section.clone(),
+                    offset: off,
+                    len,
+                });
+                off += len;
+            }
+            pieces.push(ps);
+        }
+        // Per UID, the item lists of its commands (bounded in bytes and items).
+        let mut per_uid: BTreeMap<u32, Vec<Vec<Item>>> = BTreeMap::new();
+        for ((uid, section, off), len) in wanted {
+            let cmds = per_uid.entry(uid).or_default();
+            let fits = cmds.last().is_some_and(|items: &Vec<Item>| {
+                items.len() < MAX_ITEMS
+                    && items.iter().map(|i| i.2).sum::<u64>() + len <= MAX_COMMAND_BYTES
+            });
+            if !fits {
+                cmds.push(Vec::new());
+            }
+            if let Some(items) = cmds.last_mut() {
+                items.push((section, off, len));
+            }
+        }
+        // UIDs with identical item lists share a command (bounded in total bytes).
+        let mut by_items: BTreeMap<Vec<Item>, Vec<u32>> = BTreeMap::new();
+        for (uid, cmds) in per_uid {
+            for items in cmds {
+                by_items.entry(items).or_default().push(uid);
+            }
+        }
+        let mut commands = Vec::new();
+        let mut cmd_uids = HashMap::new();
+        for (items, uids) in by_items {
+            let bytes: u64 = items.iter().map(|i| i.2).sum::<u64>().max(1);
+            let per_cmd = ((MAX_COMMAND_BYTES / bytes) as usize).clamp(1, MAX_ITEMS);
+            let list: Vec<String> = items
+                .iter()
+                .map(|(s, o, n)| format!("BODY.PEEK[{s}]<{o}.{n}>"))
+                .collect();
+            for group in uids.chunks(per_cmd) {
+                let cmd = format!(
+                    "UID FETCH {} (UID {})",
+                    uidset::compact(group),
+                    list.join(" ")
+                );
+                cmd_uids.insert(cmd.clone(), group.to_vec());
+                commands.push(cmd);
+            }
+        }
+        Ok(RangePlan {
+            pieces,
+            commands,
+            cmd_uids,
+        })
+    }
+
+    fn uids_of(&self, cmd: &str) -> HashSet<u32> {
+        self.cmd_uids
+            .get(cmd)
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn answers(
+        &self,
+        reqs: &[RangeRequest],
+        got: &HashMap<(u32, String, Option<u64>), Vec<u8>>,
+    ) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for ps in &self.pieces {
+            let mut bytes = Vec::new();
+            for p in ps {
+                let data = piece_bytes(p, got);
+                let short = (data.len() as u64) < p.len;
+                bytes.extend_from_slice(data);
+                if short {
+                    break; // end of the section
+                }
+            }
+            out.push(bytes);
+        }
+        out
+    }
+}
+
+/// The bytes answering one piece: the item with its origin, or (for servers that drop the
+/// origin) an un-ranged item, cut to the range if it is the whole section.
+fn piece_bytes<'g>(p: &Piece, got: &'g HashMap<(u32, String, Option<u64>), Vec<u8>>) -> &'g [u8] {
+    let cut = |d: &'g [u8], from: u64| -> &'g [u8] {
+        let start = (from as usize).min(d.len());
+        let end = (start as u64).saturating_add(p.len).min(d.len() as u64) as usize;
+        &d[start..end]
+    };
+    if let Some(d) = got.get(&(p.uid, p.section.clone(), Some(p.offset))) {
+        return cut(d, 0);
+    }
+    if let Some(d) = got.get(&(p.uid, p.section.clone(), None)) {
+        // Longer than asked: the server sent the whole section.
+        if d.len() as u64 > p.len {
+            return cut(d, p.offset);
+        }
+        return cut(d, 0);
+    }
+    &[]
+}
+
+fn collect_bodies(
+    resps: &[FetchResponse],
+    uids: &HashSet<u32>,
+    got: &mut HashMap<(u32, String, Option<u64>), Vec<u8>>,
+) {
+    for f in resps {
+        let Some(uid) = f.uid() else { continue };
+        if !uids.contains(&uid) {
+            continue;
+        }
+        for (name, v) in &f.items {
+            if let Some((section, origin)) = body_key(name) {
+                let data = v.as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
+                got.insert((uid, section.to_string(), origin), data);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::response::parse_fetches;
+
+    fn req(uid: u32, section: &str, offset: u64, len: u64) -> RangeRequest {
+        RangeRequest {
+            uid,
+            section: section.into(),
+            offset,
+            len,
+        }
+    }
+
+    #[test]
+    fn implied_parents() {
+        let f = add_implied_parents(vec![
+            FolderEntry {
+                name: "a.b.c".into(),
+                delimiter: Some('.'),
+                selectable: true,
+            },
+            FolderEntry {
+                name: "INBOX".into(),
+                delimiter: Some('.'),
+                selectable: true,
+            },
+        ]);
+        let names: Vec<(&str, bool)> = f.iter().map(|e| (e.name.as_str(), e.selectable)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("a.b.c", true),
+                ("INBOX", true),
+                ("a", false),
+                ("a.b", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_groups_and_answers() {
+        let reqs = vec![
+            req(5, "2", 0, 10),
+            req(5, "2", 10, 10),
+            req(5, "2", 0, 4), // same origin, shorter: shares the item
+            req(6, "1", 0, 10),
+            req(7, "1", 0, 10), // same item list as 6: one command for both
+            req(8, "", 0, 0),   // empty: nothing sent
+        ];
+        let plan = RangePlan::new(&reqs).unwrap();
+        assert_eq!(
+            plan.commands,
+            vec![
+                "UID FETCH 6:7 (UID BODY.PEEK[1]<0.10>)".to_string(),
+                "UID FETCH 5 (UID BODY.PEEK[2]<0.10> BODY.PEEK[2]<10.10>)".to_string(),
+            ]
+        );
+        let raw = b"* 1 FETCH (UID 5 BODY[2]<0> {10}\r\n0123456789 BODY[2]<10> {3}\r\nabc)\r\n\
+* 2 FETCH (UID 6 BODY[1]<0> \"hello\")\r\n* 9 FETCH (UID 99 FLAGS ())\r\n";
+        let resps = parse_fetches(raw).unwrap();
+        let mut got = HashMap::new();
+        collect_bodies(&resps, &plan.uids_of(&plan.commands[0]), &mut got);
+        collect_bodies(&resps, &plan.uids_of(&plan.commands[1]), &mut got);
+        let a = plan.answers(&reqs, &got);
+        assert_eq!(a[0], b"0123456789");
+        assert_eq!(a[1], b"abc");
+        assert_eq!(a[2], b"0123");
+        assert_eq!(a[3], b"hello");
+        assert_eq!(a[4], b""); // UID 7 vanished
+        assert_eq!(a[5], b"");
+    }
+
+    #[test]
+    fn big_requests_are_split() {
+        let reqs = vec![req(1, "1", 5, 2 * MAX_COMMAND_BYTES + 3)];
+        let plan = RangePlan::new(&reqs).unwrap();
+        assert_eq!(plan.commands.len(), 3);
+        assert_eq!(plan.pieces[0].len(), 3);
+        assert!(plan.commands[2].ends_with(&format!("<{}.3>)", 5 + 2 * MAX_COMMAND_BYTES)));
+    }
+
+    #[test]
+    fn origin_less_answers() {
+        let reqs = vec![req(1, "1", 2, 3)];
+        let plan = RangePlan::new(&reqs).unwrap();
+        let mut got = HashMap::new();
+        got.insert((1, "1".to_string(), None), b"abcdefgh".to_vec());
+        assert_eq!(plan.answers(&reqs, &got)[0], b"cde");
+    }
+
+    #[test]
+    fn invalid_sections_are_refused() {
+        assert!(RangePlan::new(&[req(1, "1]<0.1> BODY[2", 0, 1)]).is_err());
+    }
+
+    #[test]
+    fn summaries_merge_and_skip_unsolicited() {
+        let raw = b"* 1 FETCH (UID 3 INTERNALDATE \"25-Nov-2026 22:21:14 +0000\" RFC822.SIZE 10)\r\n\
+* 2 FETCH (FLAGS (\\Seen) UID 1)\r\n* 2 FETCH (UID 2 RFC822.SIZE 7 INTERNALDATE \" 1-Jan-1970 00:00:01 +0000\")\r\n";
+        let s = summaries(&parse_fetches(raw).unwrap());
+        assert_eq!(
+            s,
+            vec![
+                MessageSummary {
+                    uid: 2,
+                    internal_date: 1,
+                    rfc822_size: 7
+                },
+                MessageSummary {
+                    uid: 3,
+                    internal_date: 1795645274,
+                    rfc822_size: 10
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Tests against a real server, run only when `IMAPFS_TEST_SERVER` is set.
