@@ -117,6 +117,7 @@ fn mount_and_serve(
             cache_size: args.cache_size,
             uid,
             gid,
+            parallel_fetches: args.connections as usize,
         },
     );
     let adapter = FuseAdapter::new(Arc::new(core));

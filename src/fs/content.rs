@@ -7,10 +7,17 @@ use crate::cache::{ChunkCache, ChunkKey};
 use crate::mime::{Encoding, IndexBuilder, Locator};
 use crate::store::{MailStore, RangeRequest};
 
+use super::inflight::InFlight;
 use super::{FsError, FsResult, CHUNK};
 
 /// Encoded bytes fetched per command while scanning a whole part.
 const SCAN_PIECE: u64 = 1024 * 1024;
+
+/// Chunks fetched by one command when reading; longer runs are split and fetched in parallel.
+const PIECE_CHUNKS: usize = 8;
+
+/// How long to wait for another reader's fetch of a chunk before fetching it ourselves.
+const INFLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// IMAP numbers are 32-bit: the largest partial length a command can ask for.
 pub const WHOLE: u64 = u32::MAX as u64;
@@ -20,6 +27,9 @@ pub const WHOLE: u64 = u32::MAX as u64;
 pub struct MsgCtx<'a> {
     pub store: &'a dyn MailStore,
     pub cache: &'a ChunkCache,
+    pub inflight: &'a InFlight,
+    /// Most fetches to run at once for one read.
+    pub parallel: usize,
     pub folder: u32,
     pub raw: &'a str,
     pub uidvalidity: u32,
@@ -127,6 +137,8 @@ impl MsgCtx<'_> {
     }
 
     /// Decoded bytes `[start, end)` of a file (end ≤ size), from the cache where possible.
+    /// Missing chunks are fetched once even when several readers want them at the same time,
+    /// and a long run of them is fetched in pieces over several connections at once.
     pub fn read(&self, file: u32, info: &FileInfo, start: u64, end: u64) -> FsResult<Vec<u8>> {
         let end = end.min(info.size);
         if start >= end {
@@ -134,34 +146,46 @@ impl MsgCtx<'_> {
         }
         let first = start / CHUNK;
         let last = (end - 1) / CHUNK;
-        let mut chunks: Vec<Option<Arc<Vec<u8>>>> = (first..=last)
-            .map(|c| self.cache.get(&self.key(file, c)))
-            .collect();
-        // Fetch each run of missing chunks with one command.
-        let mut i = 0;
-        while i < chunks.len() {
-            if chunks[i].is_some() {
-                i += 1;
-                continue;
+        let keys: Vec<ChunkKey> = (first..=last).map(|c| self.key(file, c)).collect();
+        let mut chunks: Vec<Option<Arc<Vec<u8>>>> =
+            keys.iter().map(|k| self.cache.get(k)).collect();
+        let missing: Vec<usize> = (0..chunks.len()).filter(|&i| chunks[i].is_none()).collect();
+        if !missing.is_empty() {
+            let missing_keys: Vec<ChunkKey> = missing.iter().map(|&i| keys[i].clone()).collect();
+            let claimed = self.inflight.claim(&missing_keys);
+            let mine: Vec<usize> = missing
+                .iter()
+                .zip(&claimed)
+                .filter(|(_, &c)| c)
+                .map(|(&i, _)| i)
+                .collect();
+            let result = self.fetch_chunks(file, info, first, &mine);
+            let mine_keys: Vec<ChunkKey> = mine.iter().map(|&i| keys[i].clone()).collect();
+            self.inflight.release(&mine_keys);
+            for (i, data) in result? {
+                chunks[i] = Some(data);
             }
-            let mut j = i;
-            while j + 1 < chunks.len() && chunks[j + 1].is_none() {
-                j += 1;
+            // Chunks another reader was fetching: wait for it, then use the cache (or fetch
+            // them ourselves if that fetch failed or the cache already let them go).
+            for &i in &missing {
+                if chunks[i].is_some() {
+                    continue;
+                }
+                self.inflight.wait(&keys[i], INFLIGHT_WAIT);
+                chunks[i] = match self.cache.get(&keys[i]) {
+                    Some(c) => Some(c),
+                    None => self
+                        .fetch_chunks(file, info, first, &[i])?
+                        .pop()
+                        .map(|(_, c)| c),
+                };
             }
-            let run_start = (first + i as u64) * CHUNK;
-            let run_end = ((first + j as u64 + 1) * CHUNK).min(info.size);
-            let bytes = self.fetch_decoded(file, info, run_start, run_end)?;
-            self.cache_decoded(file, run_start, &bytes, info.size);
-            for (k, slot) in chunks.iter_mut().enumerate().take(j + 1).skip(i) {
-                let lo = (k - i) as u64 * CHUNK;
-                let hi = (lo + CHUNK).min(bytes.len() as u64);
-                *slot = Some(Arc::new(bytes[lo as usize..hi as usize].to_vec()));
-            }
-            i = j + 1;
         }
         let mut out = Vec::with_capacity((end - start) as usize);
         for (k, chunk) in chunks.iter().enumerate() {
-            let chunk = chunk.as_ref().expect("every chunk filled above");
+            let chunk = chunk
+                .as_ref()
+                .ok_or_else(|| FsError::Io("chunk missing after fetch".into()))?;
             let chunk_start = (first + k as u64) * CHUNK;
             let lo = start.saturating_sub(chunk_start).min(chunk.len() as u64);
             let hi = (end - chunk_start).min(chunk.len() as u64);
@@ -175,6 +199,59 @@ impl MsgCtx<'_> {
                 end - start,
                 out.len()
             )));
+        }
+        Ok(out)
+    }
+
+    /// Fetch the chunks at positions `idxs` (relative to chunk `first`): consecutive ones
+    /// together, in pieces of at most PIECE_CHUNKS, up to `parallel` pieces at a time.
+    fn fetch_chunks(
+        &self,
+        file: u32,
+        info: &FileInfo,
+        first: u64,
+        idxs: &[usize],
+    ) -> FsResult<Vec<(usize, Arc<Vec<u8>>)>> {
+        let mut pieces: Vec<(usize, usize)> = Vec::new(); // [lo, hi] positions, inclusive
+        for &i in idxs {
+            match pieces.last_mut() {
+                Some((lo, hi)) if *hi + 1 == i && i - *lo < PIECE_CHUNKS => *hi = i,
+                _ => pieces.push((i, i)),
+            }
+        }
+        let fetch_piece = |(lo, hi): (usize, usize)| -> FsResult<Vec<(usize, Arc<Vec<u8>>)>> {
+            let piece_start = (first + lo as u64) * CHUNK;
+            let piece_end = ((first + hi as u64 + 1) * CHUNK).min(info.size);
+            let bytes = self.fetch_decoded(file, info, piece_start, piece_end)?;
+            self.cache_decoded(file, piece_start, &bytes, info.size);
+            Ok(bytes
+                .chunks(CHUNK as usize)
+                .enumerate()
+                .map(|(k, c)| (lo + k, Arc::new(c.to_vec())))
+                .collect())
+        };
+        let mut out = Vec::new();
+        for group in pieces.chunks(self.parallel.max(1)) {
+            if group.len() == 1 {
+                out.extend(fetch_piece(group[0])?);
+                continue;
+            }
+            let results: Vec<FsResult<_>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = group
+                    .iter()
+                    .map(|&p| scope.spawn(move || fetch_piece(p)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(FsError::Io("fetch thread panicked".into())))
+                    })
+                    .collect()
+            });
+            for r in results {
+                out.extend(r?);
+            }
         }
         Ok(out)
     }

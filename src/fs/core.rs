@@ -11,6 +11,7 @@ use crate::store::{FolderListing, MailStore, MessageSummary, RangeRequest, Store
 
 use super::content::{MsgCtx, WHOLE};
 use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
+use super::inflight::InFlight;
 use super::inodes::{InodeTable, Node, ROOT_INO};
 use super::message::{build_batch, MessageInfo};
 use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
@@ -29,12 +30,15 @@ pub struct FsOptions {
     /// Owner of every node.
     pub uid: u32,
     pub gid: u32,
+    /// Most fetches one read runs at once (no more than the store's connections).
+    pub parallel_fetches: usize,
 }
 
 pub struct MailFs {
     store: Arc<dyn MailStore>,
     opts: FsOptions,
     cache: ChunkCache,
+    inflight: InFlight,
     inodes: Mutex<InodeTable>,
     tree: Mutex<TreeState>,
     folders: Mutex<HashMap<u32, Arc<FolderState>>>,
@@ -94,6 +98,7 @@ impl MailFs {
         MailFs {
             store,
             cache: ChunkCache::new(opts.cache_size as usize),
+            inflight: InFlight::default(),
             opts,
             inodes: Mutex::new(InodeTable::new()),
             tree: Mutex::new(TreeState::default()),
@@ -212,6 +217,8 @@ impl MailFs {
         MsgCtx {
             store: self.store.as_ref(),
             cache: &self.cache,
+            inflight: &self.inflight,
+            parallel: self.opts.parallel_fetches,
             folder: fs.id,
             raw: &fs.raw,
             uidvalidity,

@@ -7,6 +7,7 @@ mod content;
 mod core;
 pub mod fake;
 mod folders;
+mod inflight;
 mod inodes;
 mod message;
 
@@ -91,3 +92,6 @@ pub struct DirEntry {
     pub kind: Kind,
     pub name: String,
 }
+
+#[cfg(test)]
+mod tests;
