@@ -1,0 +1,483 @@
+"""Shared world for the imapfs integration tests: one throwaway Dovecot, seeded once, its reference
+answers captured once, and helpers to mount/unmount imapfs with bounded waits.
+
+Environment:
+  IMAPFS_BIN     the binary (default: <repo>/target/release/imapfs)
+  IMAPFS_CORPUS  the real-world corpus root (default: <repo>/../shared/corpus); absent -> tier skipped
+  KEEP_TMP=1     keep the temp dir (server logs, imapfs logs) after the run
+"""
+import atexit
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+
+import gen_messages  # noqa: E402
+import seed  # noqa: E402
+from imapcommon import load_env  # noqa: E402
+from reference import Reference  # noqa: E402
+
+TEST_SERVER = os.path.join(REPO, "scripts", "test-server.sh")
+MOUNT_DEADLINE = 30  # seconds for a mount to appear
+CORPUS_FOLDER = "Corpus"
+
+
+def log(msg):
+    print("[integration] " + msg, file=sys.stderr, flush=True)
+
+
+def binary():
+    b = os.environ.get("IMAPFS_BIN", "target/release/imapfs")
+    return b if os.path.isabs(b) else os.path.join(REPO, b)
+
+
+def corpus_root():
+    c = os.environ.get("IMAPFS_CORPUS")
+    return c if c else os.path.join(os.path.dirname(REPO), "shared", "corpus")
+
+
+def run(cmd, timeout=30, **kw):
+    """subprocess.run with a mandatory timeout, capturing bytes output."""
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run(cmd, timeout=timeout, **kw)
+
+
+# ---------------------------------------------------------------- names / paths
+
+
+def escape_component(name):
+    """A folder-name component as imapfs shows it (see the product contract)."""
+    if name == ".":
+        return "%2E"
+    if name == "..":
+        return "%2E%2E"
+    out = []
+    for ch in name:
+        if ch == "%":
+            out.append("%25")
+        elif ch == "/":
+            out.append("%2F")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append("%%%02X" % ord(ch))
+        else:
+            out.append(ch)
+    s = "".join(out)
+    if re.fullmatch(r"[0-9]+", name):
+        s = "%%%02X" % ord(name[0]) + s[1:]
+    return s
+
+
+def folder_path(folder):
+    """Relative path of a folder (Unicode name, "/"-delimited as on the test server) in the mount."""
+    return "/".join(escape_component(c) for c in folder.name.split(folder.delim or "/")) if hasattr(folder, "name") \
+        else "/".join(escape_component(c) for c in folder.split("/"))
+
+
+def is_mounted(path):
+    path = os.path.realpath(path) if os.path.exists(path) else os.path.abspath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                mp = line.split()[4].encode().decode("unicode_escape")
+                if mp == path:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def pids_for(mountpoint):
+    """PIDs of imapfs processes whose command line names this (unique, temporary) mountpoint."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"imapfs" and mountpoint.encode() in argv:
+            out.append(int(d))
+    return out
+
+
+# ---------------------------------------------------------------- mounts
+
+
+class MountError(Exception):
+    pass
+
+
+class Mount:
+    """An imapfs mount run in the foreground (-f) as our child process, logging to a file."""
+
+    def __init__(self, world, args=(), url=None, password=None, name="mnt", env_extra=None, foreground=True,
+                 ca_file=None):
+        self.world = world
+        self.path = world.newdir(name)
+        self.log_path = self.path + ".log"
+        self.url = url or world.url()
+        self.password = world.env["IMAP_PASS"] if password is None else password
+        self.args = list(args)
+        self.ca_file = ca_file or world.env["CA_FILE"]
+        self.env = world.child_env(self.password, env_extra)
+        self.proc = None
+        self.foreground = foreground
+
+    def argv(self):
+        a = [binary(), "--ca-file", self.ca_file, "--timeout", "10"]
+        if self.foreground:
+            a.append("-f")
+        return a + self.args + [self.url, self.path]
+
+    def start(self, deadline=MOUNT_DEADLINE):
+        if not os.path.exists(binary()):
+            raise MountError("imapfs binary not found at %s (build it: cargo build --release)" % binary())
+        self.logf = open(self.log_path, "ab")
+        t0 = time.time()
+        self.proc = subprocess.Popen(self.argv(), env=self.env, stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=subprocess.STDOUT)
+        self.world.track(self)
+        while time.time() - t0 < deadline:
+            if is_mounted(self.path):
+                self.mount_seconds = time.time() - t0
+                return self
+            if self.proc.poll() is not None:
+                raise MountError("imapfs exited with %s before mounting; log: %s" % (self.proc.returncode,
+                                                                                    self.log_text()[-2000:]))
+            time.sleep(0.02)
+        self.stop()
+        raise MountError("not mounted after %ss; log: %s" % (deadline, self.log_text()[-2000:]))
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=15):
+        """Unmount with fusermount3 -u; the process must then exit. Escalates (kill, lazy unmount) if not.
+        Returns True when it went cleanly."""
+        clean = True
+        if is_mounted(self.path):
+            try:
+                r = run(["fusermount3", "-u", self.path], timeout=timeout)
+                if r.returncode != 0:
+                    clean = False
+                    log("fusermount3 -u %s: %s" % (self.path, r.stderr.decode(errors="replace").strip()))
+            except subprocess.TimeoutExpired:
+                clean = False
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                clean = False
+                log("imapfs (pid %d) did not exit after unmount; killing it" % self.proc.pid)
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for pid in pids_for(self.path):
+            clean = False
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if is_mounted(self.path):
+            clean = False
+            run(["fusermount3", "-uz", self.path], timeout=10)
+        if getattr(self, "logf", None):
+            self.logf.close()
+            self.logf = None
+        self.world.untrack(self)
+        return clean
+
+    def kill(self):
+        """Emergency stop (watchdog): SIGKILL, which aborts the FUSE connection, then lazy unmount."""
+        for pid in ([self.proc.pid] if self.proc and self.proc.poll() is None else []) + pids_for(self.path):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            run(["fusermount3", "-uz", self.path], timeout=10)
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Watchdog:
+    """Kill all mounts if a block takes longer than `seconds`, so a hung FUSE call can't hang the run."""
+
+    def __init__(self, world, seconds, what):
+        self.world, self.seconds, self.what = world, seconds, what
+        self.fired = False
+
+    def _fire(self):
+        self.fired = True
+        log("WATCHDOG: %s took more than %ss; killing imapfs mounts" % (self.what, self.seconds))
+        for m in list(self.world.mounts):
+            m.kill()
+
+    def __enter__(self):
+        self.timer = threading.Timer(self.seconds, self._fire)
+        self.timer.daemon = True
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+
+
+# ---------------------------------------------------------------- the world
+
+
+class World:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="imapfs-it-")
+        os.chmod(self.tmp, 0o711)  # the mail user (nobody) must traverse into the server dir
+        self.server_dir = os.path.join(self.tmp, "server")
+        self.mounts = []
+        self.servers = [self.server_dir]
+        self.counter = 0
+        self.corpus = None
+        self.timings = {}
+        self.notes = []
+
+    # -- setup
+    def setup(self):
+        t0 = time.time()
+        r = run(["bash", TEST_SERVER, "start", self.server_dir], timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError("test server failed: %s" % r.stderr.decode(errors="replace"))
+        self.timings["server start"] = time.time() - t0
+        self.env = load_env(os.path.join(self.server_dir, "env"))
+
+        t0 = time.time()
+        gen_dir = os.path.join(self.tmp, "messages")
+        self.manifest = gen_messages.generate(gen_dir)
+        self.timings["generate"] = time.time() - t0
+
+        specs = [(f, os.path.join(gen_dir, m["dir"])) for f, m in self.manifest["folders"].items()]
+        specs += [(f, None) for f in self.manifest["empty_folders"]]
+        croot = corpus_root()
+        if os.path.isdir(croot) and seed.message_files(croot):
+            self.corpus = croot
+            specs.append((CORPUS_FOLDER, croot))
+        else:
+            self.notes.append("note: corpus not found at %s; the corpus tier will be skipped" % croot)
+            log(self.notes[-1])
+        t0 = time.time()
+        self.seeded = seed.seed(self.env, specs, "mixed", quiet=True)
+        self.timings["seed"] = time.time() - t0
+
+        t0 = time.time()
+        ref = Reference(self.env)
+        try:
+            self.folders = ref.list_folders()
+            self.messages = {}
+            for f in self.folders:
+                if not f.noselect:
+                    self.messages[f.name] = ref.folder_messages(f.name)
+            self.flags_before = {f: {u: m.flags - {"\\Recent"} for u, m in ms.items()}
+                                 for f, ms in self.messages.items()}
+            self.reference_reconnects = ref.reconnects
+        finally:
+            ref.close()
+        self.timings["reference"] = time.time() - t0
+        log("world ready in %s: %s" % (self.tmp, ", ".join("%s %.2fs" % kv for kv in self.timings.items())))
+
+    # -- helpers
+    def newdir(self, name):
+        self.counter += 1
+        p = os.path.join(self.tmp, "%s-%d" % (name, self.counter))
+        os.mkdir(p)
+        return p
+
+    def url(self, scheme="imaps", host=None, port=None, user=None):
+        port = port or (self.env["IMAPS_PORT"] if scheme == "imaps" else self.env["IMAP_PORT"])
+        return "%s://%s@%s:%s" % (scheme, user or self.env["IMAP_USER"], host or self.env["IMAP_HOST"], port)
+
+    def child_env(self, password, extra=None):
+        e = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+        e.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        if password is not None:
+            e["IMAPFS_PASSWORD"] = password
+        e.update(extra or {})
+        return e
+
+    def track(self, m):
+        if m not in self.mounts:
+            self.mounts.append(m)
+
+    def untrack(self, m):
+        if m in self.mounts:
+            self.mounts.remove(m)
+
+    def start_extra_server(self, *opts):
+        d = os.path.join(self.tmp, "server-%d" % (len(self.servers) + 1))
+        self.servers.append(d)
+        r = run(["bash", TEST_SERVER, "start", d] + list(opts), timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("extra test server failed: %s" % r.stderr.decode(errors="replace"))
+        return load_env(os.path.join(d, "env"))
+
+    def server_bytes_out(self):
+        r = run(["doveadm", "-c", self.env["DOVECOT_CONF"], "stats", "dump"], timeout=20)
+        for line in r.stdout.decode().splitlines():
+            f = line.split("\t")
+            if len(f) > 3 and f[0] == "imap_bytes" and f[1] == "bytes_out":
+                return int(f[3])
+        return 0
+
+    def server_log(self):
+        with open(os.path.join(self.server_dir, "log", "dovecot.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    # -- teardown
+    def teardown(self):
+        for m in list(self.mounts):
+            try:
+                m.stop(timeout=10)
+            except Exception as e:  # keep tearing down
+                log("teardown: %s" % e)
+        for d in self.servers:
+            try:
+                run(["bash", TEST_SERVER, "stop", d], timeout=30)
+            except Exception as e:
+                log("teardown: stopping %s: %s" % (d, e))
+        if os.environ.get("KEEP_TMP"):
+            log("kept %s" % self.tmp)
+        else:
+            # never rm -rf through a mount that is still there
+            if not any(is_mounted(os.path.join(self.tmp, d)) for d in os.listdir(self.tmp)):
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            else:
+                log("a mount under %s is still there; leaving the directory" % self.tmp)
+
+
+_world = None
+_world_error = None
+
+
+def world():
+    """The shared world, set up on first use (a setup failure is re-raised for every test that needs it)."""
+    global _world, _world_error
+    if _world_error is not None:
+        raise _world_error
+    if _world is None:
+        w = World()
+        atexit.register(w.teardown)
+        try:
+            w.setup()
+        except Exception as e:
+            _world_error = e
+            raise
+        _world = w
+    return _world
+
+
+def teardown_world():
+    global _world
+    if _world is not None:
+        w, _world = _world, None
+        atexit.unregister(w.teardown)
+        w.teardown()
+
+
+# ---------------------------------------------------------------- comparing a mounted tree with the reference
+
+
+def first_diff(a, b):
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def describe_mismatch(path, want, got):
+    i = first_diff(want, got)
+    return "%s: expected %d bytes, got %d; first difference at offset %d: expected %r got %r" % (
+        path, len(want), len(got), i, want[i : i + 24], got[i : i + 24])
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def check_messages(root, folder, msgs, stats=None):
+    """Compare every message dir of a folder in the mount with the reference. Returns a list of problems."""
+    problems = []
+    stats = stats if stats is not None else {}
+    fdir = os.path.join(root, folder_path(folder))
+    for uid, m in sorted(msgs.items()):
+        d = os.path.join(fdir, str(uid))
+        rel = "%s/%d" % (folder_path(folder), uid)
+        try:
+            names = set(os.listdir(d))
+        except OSError as e:
+            problems.append("%s: cannot list: %s" % (rel, e))
+            continue
+        want = set(m.files)
+        if names != want:
+            problems.append("%s: file set differs: missing %s, unexpected %s" % (
+                rel, sorted(want - names), sorted(names - want)))
+        for name in sorted(want & names):
+            p = os.path.join(d, name)
+            try:
+                st = os.stat(p)
+                data = read_file(p)
+            except OSError as e:
+                problems.append("%s/%s: read error: %s" % (rel, name, e))
+                continue
+            stats["files"] = stats.get("files", 0) + 1
+            stats["bytes"] = stats.get("bytes", 0) + len(data)
+            if st.st_size != len(data):
+                problems.append("%s/%s: st_size %d but %d bytes read" % (rel, name, st.st_size, len(data)))
+            ref = m.files[name]
+            if ref is None:
+                stats["no_reference"] = stats.get("no_reference", 0) + 1
+                continue
+            if data != ref:
+                problems.append(describe_mismatch("%s/%s" % (rel, name), ref, data))
+    return problems
+
+
+def check_stat_tool(root, folder, msgs):
+    """`stat -c %s` (via find -exec) agrees with the reference sizes."""
+    problems = []
+    fdir = os.path.join(root, folder_path(folder))
+    r = run(["find", fdir, "-type", "f", "-exec", "stat", "-c", "%s\t%n", "{}", "+"], timeout=120)
+    if r.returncode != 0:
+        problems.append("find/stat in %s exited %d: %s" % (folder, r.returncode, r.stderr.decode(errors="replace")[:500]))
+    sizes = {}
+    for line in r.stdout.decode("utf-8", "replace").splitlines():
+        size, path = line.split("\t", 1)
+        sizes[os.path.relpath(path, fdir)] = int(size)
+    for uid, m in msgs.items():
+        for name, ref in m.files.items():
+            key = "%d/%s" % (uid, name)
+            if key not in sizes:
+                problems.append("%s/%s: not found by find" % (folder_path(folder), key))
+            elif ref is not None and sizes[key] != len(ref):
+                problems.append("%s/%s: stat -c %%s says %d, reference is %d bytes" % (
+                    folder_path(folder), key, sizes[key], len(ref)))
+    return problems
