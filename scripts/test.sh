@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Everything CI checks: formatting, clippy, unit + property tests, release build, integration tests.
+# Installs what is missing (Debian packages; rustfmt/clippy components). Exits non-zero on any failure.
+#   scripts/test.sh                 all steps
+#   SKIP_INTEGRATION=1 scripts/test.sh   Rust checks only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=never
+export DEBIAN_FRONTEND=noninteractive
+
+# ---------------------------------------------------------------- prerequisites
+need=()
+command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
+{ command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/imap ]; } || need+=(dovecot-imapd)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+[ -e /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+command -v mountpoint >/dev/null 2>&1 || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null; }
+    # Debian starts a system dovecot on install; ours never uses it (own config, own ports)
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
+fi
+for comp in rustfmt clippy; do
+    if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        rustup component add "$comp" >/dev/null 2>&1 || echo "warning: could not add $comp" >&2
+    fi
+done
+
+# ---------------------------------------------------------------- steps
+declare -a names=() results=() secs=()
+failed=0
+LOGDIR=$(mktemp -d)
+trap 'rm -rf "$LOGDIR"' EXIT
+step() { # name command...   (output is shown and kept in $LOGDIR/<n>.log)
+    local name=$1 t0 rc
+    shift
+    echo
+    echo "== $name: $*"
+    t0=$(date +%s)
+    set +e
+    "$@" 2>&1 | tee "$LOGDIR/${#names[@]}.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    names+=("$name"); secs+=($(( $(date +%s) - t0 )))
+    if [ $rc -eq 0 ]; then results+=(ok); else results+=("FAILED ($rc)"); failed=$((failed + 1)); fi
+    return 0
+}
+
+step "cargo fmt" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --all-targets -- -D warnings
+step "cargo test" cargo test
+step "cargo build --release" cargo build --release
+if [ -z "${SKIP_INTEGRATION:-}" ]; then
+    if [ -x target/release/imapfs ]; then
+        step "integration" timeout --kill-after=30 1800 python3 tests/integration/run.py
+    else
+        echo "== integration: no target/release/imapfs (release build failed)"
+        names+=(integration); results+=("FAILED (no binary)"); secs+=(0); failed=$((failed + 1))
+    fi
+fi
+
+echo
+echo "== summary"
+for i in "${!names[@]}"; do
+    printf '  %-24s %-14s %4ss\n' "${names[$i]}" "${results[$i]}" "${secs[$i]}"
+done
+# test counts: cargo's "test result:" lines and the integration runner's last line
+counts=$(cat "$LOGDIR"/*.log 2>/dev/null | sed -n \
+    -e 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' \
+    -e 's/^integration: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' \
+    | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+read -r tp tf <<<"$counts"
+ok=$(( ${#names[@]} - failed ))
+echo "  steps: $ok ok, $failed failed"
+# every failed step whose log shows no failing test (fmt, clippy, build, a test binary that did not compile
+# or crashed) adds one failure to the count
+extra=0
+for i in "${!names[@]}"; do
+    [ "${results[$i]}" = ok ] && continue
+    n=$(sed -n -e 's/^test result: [A-Za-z]*\. [0-9]* passed; \([0-9]*\) failed.*/\1/p' \
+        -e 's/^integration: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$LOGDIR/$i.log" 2>/dev/null \
+        | awk '{f += $1} END {print f + 0}')
+    [ "$n" -gt 0 ] || extra=$((extra + 1))
+done
+echo "tests: $tp passed, $((tf + extra)) failed"
+[ "$failed" -eq 0 ]
