@@ -1,18 +1,23 @@
 //! imapfs: mount an IMAP account read-only. See README.md.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use clap::Parser;
 
+use fuser::INodeNo;
 use imapfs::cli::{parse_url, Args};
-use imapfs::fs::{FsOptions, MailFs};
+use imapfs::fs::{FsOptions, Invalidation, MailFs};
 use imapfs::fuse::FuseAdapter;
 use imapfs::imap::{ImapStore, ServerConfig};
 use imapfs::mount::{self, Daemon};
 use imapfs::password;
+
+/// A folder counts as in use (and is polled) this long after its last access.
+const IN_USE: Duration = Duration::from_secs(600);
 
 fn main() -> ExitCode {
     // First, while single-threaded: take the password out of the environment.
@@ -86,19 +91,30 @@ fn mount_and_serve(
         connections: args.connections as usize,
     };
     // Signals are blocked before any other thread starts, so only the waiter sees them.
-    let (unmount_tx, unmount_rx) = std::sync::mpsc::channel::<fuser::SessionUnmounter>();
-    mount::handle_signals(move |sig| {
-        log::info!("signal {sig}: unmounting");
-        match unmount_rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(mut unmounter) => {
-                if let Err(e) = unmounter.unmount() {
-                    log::error!("unmount failed: {e}");
-                    std::process::exit(1);
+    let unmounter: Arc<OnceLock<Mutex<fuser::SessionUnmounter>>> = Arc::new(OnceLock::new());
+    let core_cell: Arc<OnceLock<Arc<MailFs>>> = Arc::new(OnceLock::new());
+    let (to_unmount, to_refresh) = (unmounter.clone(), core_cell.clone());
+    mount::handle_signals(
+        move |sig| {
+            log::info!("signal {sig}: unmounting");
+            match to_unmount.get() {
+                Some(u) => {
+                    if let Err(e) = u.lock().unwrap_or_else(|e| e.into_inner()).unmount() {
+                        log::error!("unmount failed: {e}");
+                        std::process::exit(1);
+                    }
                 }
+                None => std::process::exit(1),
             }
-            Err(_) => std::process::exit(1),
-        }
-    });
+        },
+        move || {
+            // SIGUSR1: forget every listing's age and ask the server now.
+            if let Some(core) = to_refresh.get() {
+                core.expire_all();
+                core.poll(Duration::MAX);
+            }
+        },
+    );
 
     let store = match ImapStore::connect(server) {
         Ok(s) => s,
@@ -110,7 +126,7 @@ fn mount_and_serve(
     };
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let core = MailFs::new(
+    let core = Arc::new(MailFs::new(
         Arc::new(store),
         FsOptions {
             poll_interval: Duration::from_secs(args.poll_interval),
@@ -119,8 +135,9 @@ fn mount_and_serve(
             gid,
             parallel_fetches: args.connections as usize,
         },
-    );
-    let adapter = FuseAdapter::new(Arc::new(core));
+    ));
+    let _ = core_cell.set(core.clone());
+    let adapter = FuseAdapter::new(core.clone());
     let mut session = match fuser::Session::new(adapter, &args.mountpoint, &config) {
         Ok(s) => s,
         Err(e) => {
@@ -129,10 +146,45 @@ fn mount_and_serve(
             return Err(msg);
         }
     };
-    let _ = unmount_tx.send(session.unmount_callable());
+    let _ = unmounter.set(Mutex::new(session.unmount_callable()));
+    start_invalidator(&core, session.notifier());
+    start_poller(&core, Duration::from_secs(args.poll_interval));
     log::info!("mounted on {}", args.mountpoint.display());
     daemon.report(Ok(()));
     session
         .run()
         .map_err(|e| format!("FUSE session ended with an error: {e}"))
+}
+
+/// Carry the core's invalidations to the kernel from a thread of their own (notifying from
+/// inside a request handler can deadlock).
+fn start_invalidator(core: &MailFs, notifier: fuser::Notifier) {
+    let (tx, rx) = std::sync::mpsc::channel::<Invalidation>();
+    core.set_invalidator(tx);
+    std::thread::spawn(move || {
+        for inv in rx {
+            let result = match &inv {
+                Invalidation::Entry { parent, name } => {
+                    notifier.inval_entry(INodeNo(*parent), OsStr::new(name))
+                }
+                Invalidation::Inode(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
+            };
+            // ENOENT only means the kernel had already forgotten it.
+            if let Err(e) = result {
+                log::debug!("invalidate {inv:?}: {e}");
+            }
+        }
+    });
+}
+
+/// Keep folders in use fresh, so other clients' changes show up within the poll interval.
+fn start_poller(core: &Arc<MailFs>, interval: Duration) {
+    let core = Arc::downgrade(core);
+    std::thread::spawn(move || loop {
+        std::thread::sleep(interval);
+        match core.upgrade() {
+            Some(core) => core.poll(IN_USE),
+            None => return,
+        }
+    });
 }

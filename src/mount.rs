@@ -137,25 +137,34 @@ fn detach_stdio() {
     }
 }
 
-/// Block SIGINT/SIGTERM/SIGHUP in this thread and every thread spawned after it; a dedicated
-/// thread waits for them and runs `on_signal`. Call before starting other threads.
-pub fn handle_signals(on_signal: impl FnOnce(i32) + Send + 'static) {
+/// Block SIGINT/SIGTERM/SIGHUP/SIGUSR1 in this thread and every thread spawned after it; a
+/// dedicated thread waits for them: SIGUSR1 runs `on_refresh` (any number of times), the others
+/// run `on_stop` once. Call before starting other threads.
+pub fn handle_signals(
+    on_stop: impl FnOnce(i32) + Send + 'static,
+    on_refresh: impl Fn() + Send + 'static,
+) {
     // SAFETY: sigset manipulation on a local set; pthread_sigmask on the calling thread.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
             libc::sigaddset(&mut set, sig);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    std::thread::spawn(move || {
+    std::thread::spawn(move || loop {
         let mut sig = 0;
         // SAFETY: waiting on the set blocked above.
-        let rc = unsafe { libc::sigwait(&set, &mut sig) };
-        if rc == 0 {
-            on_signal(sig);
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        if sig == libc::SIGUSR1 {
+            on_refresh();
+        } else {
+            on_stop(sig);
+            return;
         }
     });
 }

@@ -59,6 +59,15 @@ pub struct FolderListing {
     pub messages: Vec<MessageSummary>,
 }
 
+/// A cheap look at a folder (STATUS): enough to tell whether its listing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FolderStatus {
+    pub uidvalidity: u32,
+    /// UIDNEXT, 0 when the server did not say.
+    pub uidnext: u32,
+    pub messages: u32,
+}
+
 /// What one message's structure fetch returns: `BODYSTRUCTURE` and `BODY.PEEK[HEADER]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StructureData {
@@ -86,6 +95,41 @@ pub trait MailStore: Send + Sync {
     /// EXAMINE the folder and list its messages (UID, INTERNALDATE, RFC822.SIZE) in a constant
     /// number of round trips.
     fn list_messages(&self, folder: &str) -> Result<FolderListing>;
+
+    /// UIDVALIDITY, UIDNEXT and the message count, without listing (STATUS, or what a
+    /// selected folder's unsolicited responses tell).
+    fn folder_status(&self, folder: &str) -> Result<FolderStatus> {
+        let l = self.list_messages(folder)?;
+        Ok(FolderStatus {
+            uidvalidity: l.uidvalidity,
+            uidnext: l.uidnext,
+            messages: l.messages.len() as u32,
+        })
+    }
+
+    /// The messages whose UID is at least `from_uid` (`UID FETCH from:*`, filtered: `n:*`
+    /// always matches the highest UID). Fails with `UidValidityChanged` as below.
+    fn list_messages_from(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        from_uid: u32,
+    ) -> Result<Vec<MessageSummary>> {
+        let l = self.list_messages(folder)?;
+        if l.uidvalidity != uidvalidity {
+            return Err(StoreError::UidValidityChanged(folder.into()));
+        }
+        Ok(l.messages.into_iter().filter(|m| m.uid >= from_uid).collect())
+    }
+
+    /// Every UID in the folder, ascending (`UID SEARCH ALL`).
+    fn list_uids(&self, folder: &str, uidvalidity: u32) -> Result<Vec<u32>> {
+        let l = self.list_messages(folder)?;
+        if l.uidvalidity != uidvalidity {
+            return Err(StoreError::UidValidityChanged(folder.into()));
+        }
+        Ok(l.messages.iter().map(|m| m.uid).collect())
+    }
 
     /// BODYSTRUCTURE and header of each UID, batched. UIDs that no longer exist are absent from
     /// the answer; a message whose response cannot be parsed gets an `Err` of its own without

@@ -1,13 +1,17 @@
 //! [`MailFs`]: lookup, getattr, readdir, open/read/release over a [`MailStore`], in terms the
 //! FUSE adapter passes straight on to the kernel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::ChunkCache;
 use crate::store::{FolderListing, MailStore, MessageSummary, RangeRequest, StoreError};
+
+use super::Invalidation;
 
 use super::content::{MsgCtx, WHOLE};
 use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
@@ -45,6 +49,8 @@ pub struct MailFs {
     handles: Mutex<HashMap<u64, ReadState>>,
     next_handle: AtomicU64,
     mount_time: i64,
+    /// Where to tell the kernel to forget entries (a thread outside request handlers does it).
+    invalidations: Mutex<Option<Sender<Invalidation>>>,
 }
 
 #[derive(Default)]
@@ -62,6 +68,10 @@ struct FolderState {
     infos: Mutex<HashMap<u32, Arc<MessageInfo>>>,
     /// Serialises structure fetches so a batch is fetched once, not by every waiting reader.
     structure_lock: Mutex<()>,
+    /// Set to make the next access ask the server, whatever the listing's age.
+    stale: AtomicBool,
+    /// When a request last touched the folder: the poller keeps folders in use fresh.
+    last_access: Mutex<Instant>,
 }
 
 struct Listing {
@@ -106,6 +116,7 @@ impl MailFs {
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             mount_time,
+            invalidations: Mutex::new(None),
         }
     }
 
@@ -132,6 +143,9 @@ impl MailFs {
             match self.store.list_folders() {
                 Ok(entries) => {
                     let tree = FolderTree::build(&entries, &mut state.ids);
+                    if state.fetched.is_some() {
+                        self.forget_removed_folders(&state.tree, &tree);
+                    }
                     state.tree = Arc::new(tree);
                     state.fetched = Some(Instant::now());
                 }
@@ -142,6 +156,44 @@ impl MailFs {
             }
         }
         Ok(state.tree.clone())
+    }
+
+    /// Tell the kernel about folders that disappeared, and about directories whose subfolders
+    /// changed.
+    fn forget_removed_folders(&self, old: &FolderTree, new: &FolderTree) {
+        for (id, folder) in &old.folders {
+            let now = new.get(*id).map(|f| &f.children);
+            if now == Some(&folder.children) {
+                continue;
+            }
+            let node = if *id == ROOT_FOLDER {
+                Node::Root
+            } else {
+                Node::Folder(*id)
+            };
+            let Some(ino) = lock(&self.inodes).existing(&node) else {
+                continue;
+            };
+            for name in folder.children.keys() {
+                if now.is_none_or(|c| !c.contains_key(name)) {
+                    self.invalidate(Invalidation::Entry {
+                        parent: ino,
+                        name: name.clone(),
+                    });
+                }
+            }
+            self.invalidate(Invalidation::Inode(ino));
+        }
+        let gone: Vec<u32> = old
+            .folders
+            .keys()
+            .filter(|id| !new.folders.contains_key(id))
+            .copied()
+            .collect();
+        let mut folders = lock(&self.folders);
+        for id in gone {
+            folders.remove(&id);
+        }
     }
 
     /// The state of a selectable folder, or `None` for a directory-only folder.
@@ -159,36 +211,35 @@ impl MailFs {
                 listing: Mutex::new(None),
                 infos: Mutex::new(HashMap::new()),
                 structure_lock: Mutex::new(()),
+                stale: AtomicBool::new(false),
+                last_access: Mutex::new(Instant::now()),
             })
         });
+        *lock(&state.last_access) = Instant::now();
         Ok(Some(state.clone()))
     }
 
     fn listing(&self, fs: &FolderState) -> FsResult<Arc<Listing>> {
         let mut guard = lock(&fs.listing);
+        let forced = fs.stale.swap(false, Ordering::Relaxed);
         if let Some(l) = guard.as_ref() {
-            if l.fetched.elapsed() < self.opts.poll_interval {
+            if !forced && l.fetched.elapsed() < self.opts.poll_interval {
                 return Ok(l.clone());
             }
         }
-        match self.store.list_messages(&fs.raw) {
-            Ok(data) => {
+        match self.fetch_listing(fs, guard.as_deref()) {
+            Ok(None) => {
+                let old = guard.as_ref().expect("unchanged implies an old listing");
+                let listing = Arc::new(Listing {
+                    data: old.data.clone(),
+                    fetched: Instant::now(),
+                });
+                *guard = Some(listing.clone());
+                Ok(listing)
+            }
+            Ok(Some(data)) => {
                 if let Some(old) = guard.as_ref() {
-                    if old.data.uidvalidity != data.uidvalidity {
-                        log::warn!(
-                            "{}: UIDVALIDITY changed {} -> {}; dropping its cache",
-                            fs.raw,
-                            old.data.uidvalidity,
-                            data.uidvalidity
-                        );
-                        lock(&fs.infos).clear();
-                        self.cache.drop_folder(fs.id);
-                    } else {
-                        // Forget directories of expunged messages.
-                        lock(&fs.infos).retain(|uid, _| {
-                            data.messages.binary_search_by_key(uid, |m| m.uid).is_ok()
-                        });
-                    }
+                    self.forget_changed(fs, &old.data, &data);
                 }
                 let listing = Arc::new(Listing {
                     data,
@@ -208,6 +259,136 @@ impl MailFs {
                 }
                 None => Err(e.into()),
             },
+        }
+    }
+
+    /// The folder's current listing, or `None` if it is unchanged since `old`. With an old
+    /// listing this costs a STATUS, plus only what changed: the new messages, and the UIDs
+    /// when some were expunged.
+    fn fetch_listing(
+        &self,
+        fs: &FolderState,
+        old: Option<&Listing>,
+    ) -> Result<Option<FolderListing>, StoreError> {
+        let Some(old) = old.map(|l| &l.data).filter(|d| d.uidnext > 0) else {
+            return self.store.list_messages(&fs.raw).map(Some);
+        };
+        let st = self.store.folder_status(&fs.raw)?;
+        if st.uidvalidity != old.uidvalidity || st.uidnext == 0 {
+            return self.store.list_messages(&fs.raw).map(Some);
+        }
+        if st.uidnext == old.uidnext && st.messages as usize == old.messages.len() {
+            return Ok(None);
+        }
+        let mut msgs = old.messages.clone();
+        if st.uidnext != old.uidnext {
+            let new = self
+                .store
+                .list_messages_from(&fs.raw, old.uidvalidity, old.uidnext)?;
+            msgs.extend(new.into_iter().filter(|m| m.uid >= old.uidnext));
+            msgs.sort_by_key(|m| m.uid);
+            msgs.dedup_by_key(|m| m.uid);
+        }
+        if msgs.len() != st.messages as usize {
+            let uids: HashSet<u32> = self
+                .store
+                .list_uids(&fs.raw, old.uidvalidity)?
+                .into_iter()
+                .collect();
+            msgs.retain(|m| uids.contains(&m.uid));
+            if msgs.len() != uids.len() {
+                // Mail arrived between the commands: start over from a full listing.
+                return self.store.list_messages(&fs.raw).map(Some);
+            }
+        }
+        let uidnext = msgs
+            .last()
+            .map_or(st.uidnext, |m| st.uidnext.max(m.uid.saturating_add(1)));
+        Ok(Some(FolderListing {
+            uidvalidity: old.uidvalidity,
+            uidnext,
+            exists: msgs.len() as u32,
+            messages: msgs,
+        }))
+    }
+
+    /// After a folder changed: drop what belongs to messages that are gone (all of them when
+    /// UIDVALIDITY changed), and tell the kernel to forget their entries and the listing.
+    fn forget_changed(&self, fs: &FolderState, old: &FolderListing, new: &FolderListing) {
+        let renewed = old.uidvalidity != new.uidvalidity;
+        if renewed {
+            log::warn!(
+                "{}: UIDVALIDITY changed {} -> {}; dropping its cache",
+                fs.raw,
+                old.uidvalidity,
+                new.uidvalidity
+            );
+            lock(&fs.infos).clear();
+            self.cache.drop_folder(fs.id);
+        }
+        let gone: Vec<u32> = old
+            .messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|u| renewed || new.messages.binary_search_by_key(u, |m| m.uid).is_err())
+            .collect();
+        if !renewed {
+            let mut infos = lock(&fs.infos);
+            for uid in &gone {
+                infos.remove(uid);
+            }
+        }
+        let Some(folder_ino) = lock(&self.inodes).existing(&Node::Folder(fs.id)) else {
+            return;
+        };
+        for uid in gone {
+            let node = Node::Message {
+                folder: fs.id,
+                uidvalidity: old.uidvalidity,
+                uid,
+            };
+            if lock(&self.inodes).existing(&node).is_some() {
+                self.invalidate(Invalidation::Entry {
+                    parent: folder_ino,
+                    name: uid.to_string(),
+                });
+            }
+        }
+        self.invalidate(Invalidation::Inode(folder_ino));
+    }
+
+    fn invalidate(&self, inv: Invalidation) {
+        if let Some(tx) = lock(&self.invalidations).as_ref() {
+            let _ = tx.send(inv);
+        }
+    }
+
+    /// Send kernel invalidations to `tx` from now on.
+    pub fn set_invalidator(&self, tx: Sender<Invalidation>) {
+        *lock(&self.invalidations) = Some(tx);
+    }
+
+    /// Make every listing and the folder list stale, so the next look asks the server.
+    pub fn expire_all(&self) {
+        lock(&self.tree).fetched = None;
+        for fs in lock(&self.folders).values() {
+            fs.stale.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Refresh the folder list and every folder used in the last `in_use`, so changes made by
+    /// other clients reach the kernel without anybody looking. Run it from a timer thread.
+    pub fn poll(&self, in_use: Duration) {
+        if let Err(e) = self.tree() {
+            log::warn!("cannot refresh the folder list: {e}");
+        }
+        let folders: Vec<Arc<FolderState>> = lock(&self.folders).values().cloned().collect();
+        for fs in folders {
+            if lock(&fs.last_access).elapsed() < in_use && lock(&fs.listing).is_some() {
+                if let Err(e) = self.listing(&fs) {
+                    log::debug!("{}: refresh failed: {e}", fs.raw);
+                }
+            }
         }
     }
 

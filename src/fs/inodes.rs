@@ -48,6 +48,11 @@ impl InodeTable {
         ino
     }
 
+    /// The inode of `node` if one was ever handed out (the kernel can only know those).
+    pub fn existing(&self, node: &Node) -> Option<u64> {
+        self.by_node.get(node).copied()
+    }
+
     pub fn node(&self, ino: u64) -> Option<Node> {
         let idx = usize::try_from(ino.checked_sub(1)?).ok()?;
         self.nodes.get(idx).copied()

@@ -86,6 +86,16 @@ pub enum Ttl {
     Short,
 }
 
+/// Something the kernel caches that is no longer true. Sent from the core, carried out by a
+/// thread outside request handlers (notifying from inside one can deadlock).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalidation {
+    /// The name no longer exists in directory `parent`.
+    Entry { parent: u64, name: String },
+    /// The inode's attributes and cached data (for a directory: its listing) are out of date.
+    Inode(u64),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
     pub ino: u64,
