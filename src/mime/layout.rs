@@ -1,11 +1,14 @@
 //! The line layout of a base64 part, inferred from its head and tail only, so that its decoded
 //! size and any decoded range are known without downloading the whole part.
 //!
-//! The model: `full_lines` lines of `line_chars` base64 characters, each followed by the same
-//! `terminator` (`[ \t]*\r?\n`); then a last line of `last_chars` (1..=line_chars) characters,
-//! up to two `=`, and whitespace to the end. A part without line breaks is a single last line.
-//! Every byte of the head and the tail is checked against the model; the middle cannot be seen,
-//! so [`Base64Layout::decode`] checks the fetched bytes again and refuses any that deviate.
+//! The model: the part's symbols (base64 characters, then up to two `=`) fill `full_lines` lines
+//! of `line_syms` symbols, each followed by the same `terminator` (`[ \t]*\r?\n`); a last line
+//! holds the remaining `last_syms` (1..=line_syms) symbols; whitespace follows to the end. Every
+//! byte of the head and the tail is checked against the model. The middle cannot be seen, so
+//! [`Base64Layout::decode`] checks the fetched bytes again and refuses any that deviate; bytes
+//! added or removed in the middle move the tail off the line grid and are refused up front. A
+//! part without line breaks is accepted only when head and tail cover all of it: with no grid,
+//! nothing else would reveal a stray line break in the middle.
 
 use super::base64::{self, is_alphabet};
 use super::RangePlan;
@@ -15,10 +18,12 @@ use super::RangePlan;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Base64Layout {
     encoded_size: u64,
-    line_chars: u64,
+    /// Symbols (characters and padding) on each full line.
+    line_syms: u64,
     terminator: Vec<u8>,
     full_lines: u64,
-    last_chars: u64,
+    /// Symbols on the last line.
+    last_syms: u64,
     padding: u64,
     decoded_size: u64,
 }
@@ -70,15 +75,19 @@ fn terminator_at(bytes: &[u8]) -> Option<&[u8]> {
 
 impl Base64Layout {
     fn period(&self) -> u64 {
-        self.line_chars + self.terminator.len() as u64
+        self.line_syms + self.terminator.len() as u64
     }
 
     fn last_start(&self) -> u64 {
         self.full_lines * self.period()
     }
 
+    fn total_syms(&self) -> u64 {
+        self.full_lines * self.line_syms + self.last_syms
+    }
+
     fn total_chars(&self) -> u64 {
-        self.full_lines * self.line_chars + self.last_chars
+        self.total_syms().saturating_sub(self.padding)
     }
 
     pub fn decoded_size(&self) -> u64 {
@@ -89,17 +98,25 @@ impl Base64Layout {
         self.encoded_size
     }
 
-    /// Base64 characters per full line (the whole content for a single-line part).
+    /// Base64 symbols per full line (all of them for a single-line part).
     pub fn line_chars(&self) -> u64 {
-        self.line_chars
+        self.line_syms
+    }
+
+    fn symbol(&self, index: u64) -> Expect {
+        if index < self.total_chars() {
+            Expect::Alpha
+        } else {
+            Expect::Pad
+        }
     }
 
     fn expect(&self, offset: u64) -> Expect {
         let last_start = self.last_start();
         if offset < last_start {
-            let col = offset % self.period();
-            match col.checked_sub(self.line_chars) {
-                None => Expect::Alpha,
+            let (line, col) = (offset / self.period(), offset % self.period());
+            match col.checked_sub(self.line_syms) {
+                None => self.symbol(line * self.line_syms + col),
                 Some(i) => match self.terminator.get(i as usize) {
                     Some(&t) => Expect::Exactly(t),
                     None => Expect::Space,
@@ -107,10 +124,8 @@ impl Base64Layout {
             }
         } else {
             let r = offset - last_start;
-            if r < self.last_chars {
-                Expect::Alpha
-            } else if r < self.last_chars + self.padding {
-                Expect::Pad
+            if r < self.last_syms {
+                self.symbol(self.full_lines * self.line_syms + r)
             } else {
                 Expect::Space
             }
@@ -124,19 +139,19 @@ impl Base64Layout {
     /// Base64 characters before byte `offset`.
     fn chars_before(&self, offset: u64) -> u64 {
         let last_start = self.last_start();
-        if offset < last_start {
+        let syms = if offset < last_start {
             let p = self.period();
-            offset / p * self.line_chars + (offset % p).min(self.line_chars)
+            offset / p * self.line_syms + (offset % p).min(self.line_syms)
         } else {
-            self.full_lines * self.line_chars + (offset - last_start).min(self.last_chars)
-        }
+            self.full_lines * self.line_syms + (offset - last_start).min(self.last_syms)
+        };
+        syms.min(self.total_chars())
     }
 
-    /// (line, is a full line) of base64 character `c`.
+    /// (line, is a full line) of symbol `c`.
     fn line_of(&self, c: u64) -> (u64, bool) {
-        let full = self.full_lines * self.line_chars;
-        if c < full {
-            (c / self.line_chars, true)
+        if c < self.full_lines * self.line_syms {
+            (c / self.line_syms, true)
         } else {
             (self.full_lines, false)
         }
@@ -160,7 +175,7 @@ impl Base64Layout {
         let enc_start = (first * self.period()).saturating_sub(self.terminator.len() as u64);
         let enc_end = match self.line_of(c1 - 1) {
             (line, true) => (line + 1) * self.period(),
-            (_, false) => self.last_start() + self.last_chars,
+            (_, false) => self.last_start() + self.last_syms,
         };
         RangePlan {
             enc_start,
@@ -171,6 +186,9 @@ impl Base64Layout {
 
     /// Decode a window planned by [`Base64Layout::plan`]; `None` if the bytes break the layout.
     pub(crate) fn decode(&self, plan: &RangePlan, fetched: &[u8]) -> Option<Vec<u8>> {
+        if plan.enc_start == plan.enc_end && fetched.is_empty() {
+            return Some(Vec::new());
+        }
         if plan.enc_end > self.encoded_size
             || plan.enc_end.checked_sub(plan.enc_start)? != fetched.len() as u64
             || !self.admits(plan.enc_start, fetched)
@@ -204,72 +222,161 @@ pub(crate) fn infer(head: &[u8], tail: &[u8], encoded_size: u64) -> Option<Base6
         return None;
     }
     let tail_start = encoded_size - tail_len;
+    let is_symbol = |b: &u8| is_alphabet(*b) || *b == b'=';
 
-    // Read the tail backwards: whitespace, padding, then the last line's characters.
-    let content_end = tail.len() - tail.iter().rev().take_while(|&&b| is_space(b)).count();
-    let before_space = tail.get(..content_end)?;
-    let padding = before_space
-        .iter()
-        .rev()
-        .take_while(|&&b| b == b'=')
-        .count();
-    let chars_end = content_end - padding;
-    let before_pad = tail.get(..chars_end)?;
-    let chars_start = chars_end
-        - before_pad
+    // Read the tail backwards: trailing whitespace, then the last line's symbols.
+    let syms_end = tail.len() - tail.iter().rev().take_while(|&&b| is_space(b)).count();
+    let before_space = tail.get(..syms_end)?;
+    let syms_start = syms_end
+        - before_space
             .iter()
             .rev()
-            .take_while(|&&b| is_alphabet(b))
+            .take_while(|b| is_symbol(b))
             .count();
-    if padding > 2 || chars_start == chars_end {
+    // Padding sits at the very end; the model check below rejects `=` anywhere else.
+    let padding = before_space.iter().filter(|&&b| b == b'=').count() as u64;
+    if padding > 2 || syms_start == syms_end {
         return None;
     }
-    // Where the last line starts; when it starts before the tail, only a single line fits.
-    let last_start = if chars_start > 0 || tail_start == 0 {
-        tail_start + chars_start as u64
-    } else {
+    let last_start = if syms_start > 0 || tail_start == 0 {
+        tail_start + syms_start as u64
+    } else if head_len + tail_len >= encoded_size {
         0
+    } else {
+        // One line longer than the samples: nothing would reveal a line break in the middle.
+        return None;
     };
-    let last_chars = tail_start + chars_end as u64 - last_start;
+    let last_syms = tail_start + syms_end as u64 - last_start;
 
     let layout = if last_start == 0 {
         Base64Layout {
             encoded_size,
-            line_chars: last_chars,
+            line_syms: last_syms,
             terminator: Vec::new(),
             full_lines: 0,
-            last_chars,
-            padding: padding as u64,
+            last_syms,
+            padding,
             decoded_size: 0,
         }
     } else {
-        let line_chars = head.iter().take_while(|&&b| is_alphabet(b)).count();
-        let terminator = terminator_at(head.get(line_chars..)?)?.to_vec();
-        let line_chars = line_chars as u64;
-        let period = line_chars + terminator.len() as u64;
-        if line_chars == 0 || last_start % period != 0 || last_chars > line_chars {
+        let line_syms = head.iter().take_while(|b| is_symbol(b)).count();
+        let terminator = terminator_at(head.get(line_syms..)?)?.to_vec();
+        let line_syms = line_syms as u64;
+        let period = line_syms + terminator.len() as u64;
+        if line_syms == 0 || last_start % period != 0 || last_syms > line_syms {
             return None;
         }
         Base64Layout {
             encoded_size,
-            line_chars,
+            line_syms,
             terminator,
             full_lines: last_start / period,
-            last_chars,
-            padding: padding as u64,
+            last_syms,
+            padding,
             decoded_size: 0,
         }
     };
     let chars = layout.total_chars();
-    let padding_fits = match layout.padding {
+    let padding_fits = match padding {
         0 => chars % 4 != 1,
         p => (chars + p) % 4 == 0,
     };
-    if !padding_fits || !layout.admits(0, head) || !layout.admits(tail_start, tail) {
+    if chars == 0 || !padding_fits || !layout.admits(0, head) || !layout.admits(tail_start, tail) {
         return None;
     }
     Some(Base64Layout {
         decoded_size: decoded_len(chars),
         ..layout
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::base64::Engine;
+
+    fn wrapped(data_len: usize, line: usize, term: &str, trailer: &str) -> Vec<u8> {
+        let data: Vec<u8> = (0..data_len).map(|i| (i * 7 + i / 13) as u8).collect();
+        let enc = ::base64::engine::general_purpose::STANDARD.encode(&data);
+        let lines: Vec<&[u8]> = enc.as_bytes().chunks(line).collect();
+        let mut out = lines.join(term.as_bytes());
+        out.extend_from_slice(trailer.as_bytes());
+        out
+    }
+
+    fn infer_all(enc: &[u8]) -> Option<Base64Layout> {
+        let n = enc.len().min(1024);
+        infer(&enc[..n], &enc[enc.len() - n..], enc.len() as u64)
+    }
+
+    #[test]
+    fn regular_layouts_are_found() {
+        for line in [60, 64, 72, 76, 77, 4, 1, 200] {
+            for term in ["\r\n", "\n", "  \r\n", "\t\n"] {
+                for len in [1, 2, 3, 57, 100, 1000, 5000, 123_457] {
+                    let enc = wrapped(len, line, term, "\r\n");
+                    let l = infer_all(&enc).unwrap_or_else(|| panic!("{line} {term:?} {len}"));
+                    assert_eq!(l.decoded_size(), len as u64, "{line} {term:?} {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn padding_alone_on_the_last_line() {
+        // 452 symbols in lines of 10: the last line is just "==".
+        let enc = wrapped(337, 10, "\r\n", "");
+        assert!(enc.ends_with(b"\r\n=="));
+        assert_eq!(infer_all(&enc).map(|l| l.decoded_size()), Some(337));
+    }
+
+    #[test]
+    fn irregular_layouts_are_refused() {
+        let good = wrapped(5000, 76, "\r\n", "\r\n");
+        assert!(infer_all(&good).is_some());
+        let refuse = |enc: &[u8], why: &str| assert!(infer_all(enc).is_none(), "{why}");
+        let mut e = good.clone();
+        e[100] = b'=';
+        refuse(&e, "= in the head");
+        let mut e = good.clone();
+        e.splice(78..80, *b"\n");
+        refuse(&e, "mixed terminators");
+        let mut e = good.clone();
+        e.splice(156..156, *b"\r\n");
+        refuse(&e, "blank line in the head");
+        let mut e = good.clone();
+        e.extend_from_slice(b"-- \r\nsignature\r\n");
+        refuse(&e, "text after the data");
+        let mut e = good.clone();
+        e.splice(3000..3000, *b"\r\n");
+        refuse(&e, "blank line in the middle");
+        let mut e = good.clone();
+        e.splice(3000..3001, []);
+        refuse(&e, "short line in the middle");
+        refuse(
+            &wrapped(5000, 3000, "\r\n", ""),
+            "lines longer than the samples",
+        );
+        refuse(&wrapped(5000, 10_000, "\r\n", ""), "one unseen long line");
+        refuse(b"\r\n\r\n", "no data");
+        refuse(b"====", "only padding");
+        refuse(b"QUJDR", "a lone character left over");
+    }
+
+    #[test]
+    fn small_single_line() {
+        let l = infer(b"QUJD", b"QUJD", 4).unwrap();
+        assert_eq!(l.decoded_size(), 3);
+        let l = infer(b"QUI=\r\n", b"QUI=\r\n", 6).unwrap();
+        assert_eq!(l.decoded_size(), 2);
+        let l = infer(b"QUI", b"QUI", 3).unwrap();
+        assert_eq!(l.decoded_size(), 2);
+    }
+
+    #[test]
+    fn bad_arguments_give_none() {
+        assert!(infer(b"", b"", 0).is_none());
+        assert!(infer(b"QUJD", b"QUJD", 2).is_none());
+        assert!(infer(b"QUJD", b"QUJD", u64::MAX).is_none());
+    }
 }

@@ -44,3 +44,6 @@ impl Locator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,247 @@
 use super::*;
+use crate::mime::testutil::imap;
+use crate::mime::{files_of, parse_bodystructure};
+
+fn sections(p: &Part) -> Vec<String> {
+    files_of(p).iter().map(FilePart::file_name).collect()
+}
+
+fn parse(s: &str) -> Part {
+    parse_bodystructure(&imap(s)).expect("parses")
+}
+
+const LEAF: &str = r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 1 NIL NIL NIL NIL)"#;
+
+#[test]
+fn single_part_message_is_part_1() {
+    let p = parse(
+        r#"("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL "QUOTED-PRINTABLE" 1234 30 NIL NIL NIL NIL)"#,
+    );
+    assert_eq!(p.section, "1");
+    assert_eq!(p.kind, PartKind::Leaf);
+    assert_eq!(p.media_type, "text/plain");
+    assert_eq!(p.encoding, Encoding::QuotedPrintable);
+    assert_eq!(p.encoded_size, 1234);
+    let files = files_of(&p);
+    assert_eq!(
+        files,
+        vec![FilePart {
+            section: "1".into(),
+            kind: FileKind::Content,
+            encoding: Encoding::QuotedPrintable,
+            encoded_size: 1234,
+        }]
+    );
+}
+
+#[test]
+fn dovecot_mixed_with_alternative_and_message() {
+    let s = r#"(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 20 2 NIL NIL NIL NIL)
+        (("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 120 4 NIL NIL NIL NIL)
+         ("text" "html" ("charset" "utf-8") NIL NIL "base64" 300 5 NIL NIL NIL NIL)
+         "alternative" ("boundary" "b2") NIL NIL NIL)
+        ("message" "rfc822" NIL NIL NIL "7bit" 800
+          ("Mon, 1 Jan 2024 00:00:00 +0000" "subj" NIL NIL NIL NIL NIL NIL NIL "<id@x>")
+          (("text" "plain" NIL NIL NIL "7bit" 10 1 NIL NIL NIL NIL)
+           ("image" "png" ("name" "a.png") NIL NIL "base64" 400 NIL ("attachment" ("filename" "a.png")) NIL NIL)
+           "mixed" ("boundary" "b3") NIL NIL NIL)
+          30 NIL NIL NIL NIL)
+        "mixed" ("boundary" "b1") NIL NIL NIL)"#;
+    let p = parse(s);
+    assert_eq!(p.section, "");
+    assert_eq!(p.kind, PartKind::Multipart);
+    assert_eq!(p.media_type, "multipart/mixed");
+    assert_eq!(p.children[1].section, "2");
+    assert_eq!(p.children[1].media_type, "multipart/alternative");
+    let msg = &p.children[2];
+    assert_eq!((msg.kind, msg.section.as_str()), (PartKind::Message, "3"));
+    assert_eq!(msg.children[0].section, "3");
+    assert_eq!(msg.children[0].kind, PartKind::Multipart);
+    assert_eq!(
+        sections(&p),
+        ["1", "2.1", "2.2", "3", "3.HEADER", "3.1", "3.2"]
+    );
+    let files = files_of(&p);
+    assert_eq!(files[2].encoding, Encoding::Base64);
+    assert_eq!(files[2].encoded_size, 300);
+    assert_eq!(
+        (files[4].kind, files[4].encoded_size, files[4].encoding),
+        (FileKind::NestedHeader, 0, Encoding::Identity)
+    );
+    assert_eq!(files[4].fetch_section(), "3.HEADER");
+    assert_eq!(files[3].encoded_size, 800);
+}
+
+#[test]
+fn message_with_single_body() {
+    let s = format!(
+        r#"({LEAF} ("message" "rfc822" NIL NIL NIL "7bit" 300 (NIL "s" NIL NIL NIL NIL NIL NIL NIL NIL)
+            ("text" "plain" NIL NIL NIL "base64" 100 2) 10) "mixed")"#
+    );
+    let p = parse(&s);
+    assert_eq!(sections(&p), ["1", "2", "2.HEADER", "2.1"]);
+    assert_eq!(p.children[1].children[0].encoding, Encoding::Base64);
+}
+
+#[test]
+fn message_inside_message() {
+    let inner = r#"("message" "rfc822" NIL NIL NIL "7bit" 200 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
+        ("text" "plain" NIL NIL NIL "7bit" 50 3) 12)"#;
+    let s = format!(
+        r#"({LEAF} ("message" "rfc822" NIL NIL NIL "7bit" 300 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
+            {inner} 20) "mixed")"#
+    );
+    assert_eq!(
+        sections(&parse(&s)),
+        ["1", "2", "2.HEADER", "2.1", "2.1.HEADER", "2.1.1"]
+    );
+    // The same with a multipart in the innermost message.
+    let inner = format!(
+        r#"("message" "global" NIL NIL NIL "8bit" 200 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
+        ({LEAF} {LEAF} "mixed") 12)"#
+    );
+    let s = format!(
+        r#"({LEAF} ("message" "rfc822" NIL NIL NIL "7bit" 300 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
+            {inner} 20) "mixed")"#
+    );
+    assert_eq!(
+        sections(&parse(&s)),
+        ["1", "2", "2.HEADER", "2.1", "2.1.HEADER", "2.1.1", "2.1.2"]
+    );
+}
+
+#[test]
+fn top_level_message() {
+    let s = format!(
+        r#"("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 300 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
+            ({LEAF} {LEAF} "MIXED") 20)"#
+    );
+    assert_eq!(sections(&parse(&s)), ["1", "1.HEADER", "1.1", "1.2"]);
+    let s = r#"("message" "rfc822" NIL NIL NIL "7bit" 300 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
+            ("text" "plain" NIL NIL NIL "7bit" 5 1) 20)"#;
+    assert_eq!(sections(&parse(s)), ["1", "1.HEADER", "1.1"]);
+}
+
+#[test]
+fn odd_servers() {
+    // Atoms for types, numbers as strings, CTE with spaces and odd case, no lines, no extensions.
+    let s = r#"((TEXT PLAIN NIL NIL NIL " Base64 " "120")
+        ("application" NIL NIL NIL NIL "Quoted-Printable" 7)
+        (NIL NIL NIL NIL NIL NIL NIL)
+        ("message" "rfc822" NIL NIL NIL "7bit" 99 NIL NIL 0)
+        ("message" "rfc822" NIL NIL NIL "7bit" 98)
+        ("message" "rfc822" NIL NIL NIL "7bit" 97 (NIL) "garbage" 3)
+        ("text" "plain" NIL NIL NIL "x-uuencode" "abc" 1)
+        ("text" NIL NIL NIL NIL "8bit" 5)
+        ())"#;
+    let p = parse(s);
+    assert_eq!(p.media_type, "multipart/mixed");
+    let c = &p.children;
+    assert_eq!(c.len(), 9);
+    assert_eq!(
+        (c[0].encoding, c[0].encoded_size, c[0].media_type.as_str()),
+        (Encoding::Base64, 120, "text/plain")
+    );
+    assert_eq!(c[1].encoding, Encoding::QuotedPrintable);
+    assert_eq!(c[1].media_type, "application/octet-stream");
+    assert_eq!(c[2].media_type, "application/octet-stream");
+    assert_eq!(c[2].encoded_size, 0);
+    for m in &c[3..6] {
+        assert_eq!(m.kind, PartKind::Leaf, "{m:?}");
+    }
+    assert_eq!(c[6].encoding, Encoding::Identity);
+    assert_eq!(c[6].encoded_size, 0);
+    assert_eq!(c[7].media_type, "text/plain");
+    assert_eq!(sections(&p), ["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+}
+
+#[test]
+fn multipart_subtype_missing_or_nil_and_empty_multipart() {
+    let p = parse(&format!("({LEAF} {LEAF})"));
+    assert_eq!(p.media_type, "multipart/mixed");
+    assert_eq!(sections(&p), ["1", "2"]);
+    let p = parse(&format!("({LEAF} NIL (\"boundary\" \"x\"))"));
+    assert_eq!(p.media_type, "multipart/mixed");
+    let p = parse(r#"(("multipart" "mixed" NIL NIL NIL "7bit" 0) "related")"#);
+    assert_eq!(p.children[0].kind, PartKind::Multipart);
+    assert!(files_of(&p).is_empty());
+}
+
+#[test]
+fn not_a_list_is_an_error() {
+    assert!(parse_bodystructure(&Value::Nil).is_err());
+    assert!(parse_bodystructure(&Value::Atom("x".into())).is_err());
+}
+
+fn nested_multiparts(depth: usize) -> Value {
+    let mut v = imap(LEAF);
+    for _ in 0..depth {
+        v = Value::List(vec![v, Value::Str(b"mixed".to_vec())]);
+    }
+    v
+}
+
+fn nested_messages(depth: usize) -> Value {
+    let mut v = imap(LEAF);
+    for _ in 0..depth {
+        let mut m = match imap(r#"("message" "rfc822" NIL NIL NIL "7bit" 10 NIL)"#) {
+            Value::List(l) => l,
+            _ => unreachable!(),
+        };
+        m[7] = Value::List(vec![Value::Nil; 10]);
+        m.push(v);
+        m.push(Value::Atom("1".into()));
+        v = Value::List(m);
+    }
+    v
+}
+
+#[test]
+fn depth_is_bounded() {
+    assert!(parse_bodystructure(&nested_multiparts(1_000)).is_err());
+    assert!(parse_bodystructure(&nested_messages(1_000)).is_err());
+    let p = parse_bodystructure(&nested_multiparts(50)).unwrap();
+    assert_eq!(sections(&p), ["1".to_string() + &".1".repeat(49)]);
+    let p = parse_bodystructure(&nested_messages(3)).unwrap();
+    assert_eq!(
+        sections(&p),
+        [
+            "1",
+            "1.HEADER",
+            "1.1",
+            "1.1.HEADER",
+            "1.1.1",
+            "1.1.1.HEADER",
+            "1.1.1.1"
+        ]
+    );
+}
+
+#[test]
+fn part_count_is_bounded() {
+    let leaf = imap(LEAF);
+    let many = |n| Value::List(vec![leaf.clone(); n]);
+    let p = parse_bodystructure(&many(1_999)).unwrap();
+    assert_eq!(files_of(&p).len(), 1_999);
+    assert_eq!(files_of(&p)[1_998].section, "1999");
+    assert!(parse_bodystructure(&many(6_000)).is_err());
+}
+
+#[test]
+fn cte_names() {
+    use Encoding::*;
+    for (s, e) in [
+        (Some("base64"), Base64),
+        (Some("BASE64"), Base64),
+        (Some(" base64\r\n"), Base64),
+        (Some("Quoted-Printable"), QuotedPrintable),
+        (Some("7bit"), Identity),
+        (Some("8BIT"), Identity),
+        (Some("binary"), Identity),
+        (Some("x-uuencode"), Identity),
+        (Some(""), Identity),
+        (None, Identity),
+    ] {
+        assert_eq!(Encoding::from_cte(s), e, "{s:?}");
+    }
+}
