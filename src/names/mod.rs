@@ -3,20 +3,50 @@
 //!
 //! CONTRACT (used by the filesystem core; keep these signatures): [`decode_mutf7`],
 //! [`encode_mutf7`], [`folder_component`].
+//!
+//! # How folder names become directory names
+//!
+//! Each level of a folder name (split at the server's hierarchy delimiter, then decoded from
+//! modified UTF-7) becomes one directory name by percent-escaping:
+//!
+//! - `%` is written `%25` and `/` is written `%2F`;
+//! - control characters (U+0000–U+001F, U+007F–U+009F, including CR and LF) are written as
+//!   `%XX` per UTF-8 byte, upper-case hex (`%0A`, `%C2%85`);
+//! - a level that is exactly `.` or `..` is written `%2E` or `%2E%2E`;
+//! - the empty level (as in `a//b`) is written as a lone `%`;
+//! - a level of only decimal digits gets its first digit escaped (`2024` → `%32024`), so that it
+//!   never collides with a message's UID directory;
+//! - everything else, including all other Unicode, is kept as it is.
+//!
+//! Percent-decoding a directory name therefore gives back the folder level (the lone `%` gives
+//! the empty level), so distinct levels get distinct names. One exception: a name longer than
+//! 255 bytes once escaped is cut at a character boundary (never inside a `%XX`) and ends in `~`
+//! plus the 16 lower-case hex digits of the FNV-1a 64-bit hash of the full level. That shape is
+//! reserved: an ordinary name that happens to end in `~` and 16 lower-case hex digits gets that
+//! `~` escaped as `%7E`.
+
+mod escape;
+mod mutf7;
 
 /// Decode a modified UTF-7 name to UTF-8. Malformed input is kept as it is (never fails).
 pub fn decode_mutf7(name: &str) -> String {
-    todo!("names agent {name}")
+    mutf7::decode(name).unwrap_or_else(|| name.to_string())
 }
 
 /// Encode a UTF-8 name to modified UTF-7.
 pub fn encode_mutf7(name: &str) -> String {
-    todo!("names agent {name}")
+    mutf7::encode(name)
 }
 
 /// The path component for one level of a folder name (already decoded from mUTF-7). Injective,
 /// never empty, never `.` or `..`, no `/` or NUL, at most 255 bytes, no control characters, and
 /// never all decimal digits (those names belong to messages).
 pub fn folder_component(level: &str) -> String {
-    todo!("names agent {level}")
+    escape::component(level)
+}
+
+/// The inverse of [`folder_component`]: the level a directory name stands for, or `None` for a
+/// shortened (hashed) name and for strings that `folder_component` never produces.
+pub fn folder_level(component: &str) -> Option<String> {
+    escape::level_of(component)
 }
