@@ -120,16 +120,20 @@ class MountError(Exception):
     pass
 
 
-class Mount:
-    """An imapfs mount run in the foreground (-f) as our child process, logging to a file."""
+DEFAULT = object()
 
-    def __init__(self, world, args=(), url=None, password=None, name="mnt", env_extra=None, foreground=True,
+
+class Mount:
+    """An imapfs mount run in the foreground (-f) as our child process, logging to a file.
+    password: DEFAULT = the right one in IMAPFS_PASSWORD; None = no IMAPFS_PASSWORD at all."""
+
+    def __init__(self, world, args=(), url=None, password=DEFAULT, name="mnt", env_extra=None, foreground=True,
                  ca_file=None):
         self.world = world
         self.path = world.newdir(name)
         self.log_path = self.path + ".log"
         self.url = url or world.url()
-        self.password = world.env["IMAP_PASS"] if password is None else password
+        self.password = world.env["IMAP_PASS"] if password is DEFAULT else password
         self.args = list(args)
         self.ca_file = ca_file or world.env["CA_FILE"]
         self.env = world.child_env(self.password, env_extra)
@@ -160,6 +164,13 @@ class Mount:
             time.sleep(0.02)
         self.stop()
         raise MountError("not mounted after %ss; log: %s" % (deadline, self.log_text()[-2000:]))
+
+    def died(self):
+        """None while the process runs; else a description with the log tail (for failure messages)."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        return "imapfs (pid %d) exited with status %s; log tail:\n%s" % (
+            self.proc.pid, self.proc.returncode, self.log_text()[-3000:])
 
     def log_text(self):
         try:

@@ -8,7 +8,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (Mount, MountError, Watchdog, check_messages, check_stat_tool, describe_mismatch,
+from harness import (DEFAULT, Mount, MountError, Watchdog, check_messages, check_stat_tool, describe_mismatch,
                      folder_path, is_mounted, log, pids_for, read_file, run, world)
 
 
@@ -35,6 +35,12 @@ class A_Content(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.m.stop()
+
+    def tearDown(self):
+        d = self.m.died()
+        if d and not getattr(A_Content, "_reported", False):
+            A_Content._reported = True
+            log("content mount is gone: " + d)
 
     def folders(self):
         return self.w.folders
@@ -228,7 +234,7 @@ class B_PartialRead(unittest.TestCase):
 class C_Errors(unittest.TestCase):
     """Every failure: non-zero exit, exactly one line on stderr, nothing mounted."""
 
-    def attempt(self, url=None, password=None, args=(), mountpoint=None, ca_file=None, foreground=False,
+    def attempt(self, url=None, password=DEFAULT, args=(), mountpoint=None, ca_file=None, foreground=False,
                 timeout=60):
         w = world()
         m = Mount(w, args=args, url=url, password=password, name="err", ca_file=ca_file, foreground=foreground)
