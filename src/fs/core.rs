@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::ChunkCache;
+use crate::names::{component_beside_uid, folder_level};
 use crate::store::{FolderListing, MailStore, MessageSummary, RangeRequest, StoreError};
 
 use super::Invalidation;
@@ -91,8 +92,19 @@ impl Listing {
 /// Sequential-read detection for one open file.
 #[derive(Clone, Copy, Default)]
 struct ReadState {
+    /// Offset of the previous read.
+    last: u64,
+    /// Furthest byte read so far.
     next: u64,
     window: u64,
+}
+
+/// A message directory name: a UID in canonical decimal (no sign, no leading zero).
+fn parse_uid(name: &str) -> Option<u32> {
+    if name.is_empty() || name.starts_with('0') || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok().filter(|&u| u > 0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -602,24 +614,33 @@ impl MailFs {
     fn lookup_in_folder(&self, id: u32, name: &str) -> FsResult<(Attr, Ttl)> {
         let tree = self.tree()?;
         let folder = tree.get(id).ok_or(FsError::NotFound)?;
-        if let Some(&child) = folder.children.get(name) {
-            let ino = self.ino(Node::Folder(child));
-            return Ok((self.dir_attr(ino, self.mount_time), Ttl::Short));
-        }
-        // Message directories are named by UID in canonical decimal (no sign, no leading zero).
-        let uid: u32 = match name.parse() {
-            Ok(uid) if name.bytes().all(|b| b.is_ascii_digit()) && !name.starts_with('0') => uid,
-            _ => return Err(FsError::NotFound),
+        let state = self.folder_state(id)?;
+        let listing = match &state {
+            Some(fs) => Some(self.listing(fs)?),
+            None => None,
         };
-        let fs = self.folder_state(id)?.ok_or(FsError::NotFound)?;
-        let listing = self.listing(&fs)?;
-        let summary = listing.message(uid).ok_or(FsError::NotFound)?;
-        let ino = self.ino(Node::Message {
-            folder: id,
-            uidvalidity: listing.data.uidvalidity,
-            uid,
-        });
-        Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long))
+        let has_uid = |uid: u32| listing.as_ref().is_some_and(|l| l.message(uid).is_some());
+        // A message directory wins over a subfolder of the same name; the subfolder then goes
+        // by its escaped name (see names::component_beside_uid).
+        if let (Some(uid), Some(l)) = (parse_uid(name), &listing) {
+            if let Some(summary) = l.message(uid) {
+                let ino = self.ino(Node::Message {
+                    folder: id,
+                    uidvalidity: l.data.uidvalidity,
+                    uid,
+                });
+                return Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long));
+            }
+        }
+        let child = match folder.children.get(name) {
+            Some(&child) => Some(child),
+            None => folder_level(name)
+                .filter(|plain| parse_uid(plain).is_some_and(has_uid))
+                .and_then(|plain| folder.children.get(&plain).copied()),
+        };
+        let child = child.ok_or(FsError::NotFound)?;
+        let ino = self.ino(Node::Folder(child));
+        Ok((self.dir_attr(ino, self.mount_time), Ttl::Short))
     }
 
     /// Every entry of a directory, `.` and `..` first.
@@ -645,15 +666,24 @@ impl MailFs {
                 };
                 let tree = self.tree()?;
                 let folder = tree.get(id).ok_or(FsError::NotFound)?;
+                let listing = match self.folder_state(id)? {
+                    Some(fs) => Some(self.listing(&fs)?),
+                    None => None,
+                };
                 for (name, &child) in &folder.children {
+                    let beside_message = parse_uid(name).is_some_and(|uid| {
+                        listing.as_ref().is_some_and(|l| l.message(uid).is_some())
+                    });
                     out.push(DirEntry {
                         ino: self.ino(Node::Folder(child)),
                         kind: Kind::Dir,
-                        name: name.clone(),
+                        name: match beside_message {
+                            true => component_beside_uid(name),
+                            false => name.clone(),
+                        },
                     });
                 }
-                if let Some(fs) = self.folder_state(id)? {
-                    let listing = self.listing(&fs)?;
+                if let Some(listing) = listing {
                     let uidvalidity = listing.data.uidvalidity;
                     let mut inodes = lock(&self.inodes);
                     for m in &listing.data.messages {
@@ -745,13 +775,15 @@ impl MailFs {
         let Some(state) = handles.get_mut(&fh) else {
             return 0;
         };
-        let sequential =
-            state.next > 0 && offset <= state.next && offset + MAX_READAHEAD >= state.next;
+        // Forward from the previous read and not beyond what it reached (the kernel's own
+        // read-ahead may deliver reads slightly out of order); a re-read is not sequential.
+        let sequential = state.next > 0 && offset > state.last && offset <= state.next;
         state.window = match (sequential, state.window) {
             (false, _) => 0,
             (true, 0) => CHUNK,
             (true, w) => (w * 2).min(MAX_READAHEAD),
         };
+        state.last = offset;
         state.next = state.next.max(end);
         state.window
     }

@@ -354,3 +354,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn numeric_subfolder_beside_a_message_of_that_uid_is_escaped() {
+    let f = fixture(Duration::from_secs(60));
+    f.store.add_folder("INBOX/5", true, 9);
+    f.store.add_folder("INBOX/2024", true, 10);
+    assert_eq!(names(&f.fs, "INBOX"), ["2024", "%35", "5"]);
+    let (attr, _) = f.fs.lookup(path_ino(&f.fs, "INBOX").unwrap(), "5").unwrap();
+    assert_eq!(attr.mtime, 1_700_000_000, "the name 5 is the message");
+    assert_eq!(names(&f.fs, "INBOX/%35"), Vec::<String>::new());
+    assert_eq!(names(&f.fs, "INBOX/2024"), Vec::<String>::new());
+    assert_eq!(path_ino(&f.fs, "INBOX/%32024"), Err(FsError::NotFound));
+}

@@ -36,6 +36,22 @@ fn looks_hashed(s: &str) -> bool {
             .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// A component made only of digits, with its first digit escaped (`2024` → `%32024`): the name a
+/// subfolder takes when a message of its parent has that UID. Other components are returned as
+/// they are.
+pub(crate) fn beside_uid(component: &str) -> String {
+    let mut chars = component.chars();
+    match chars.next() {
+        Some(first) if component.bytes().all(|b| b.is_ascii_digit()) => {
+            let mut out = String::with_capacity(component.len() + 2);
+            push_escaped(&mut out, first);
+            out.push_str(chars.as_str());
+            out
+        }
+        _ => component.to_string(),
+    }
+}
+
 pub(crate) fn component(level: &str) -> String {
     if level.is_empty() {
         return "%".to_string();
@@ -44,9 +60,8 @@ pub(crate) fn component(level: &str) -> String {
         return "%2E".repeat(level.len());
     }
     let mut out = String::with_capacity(level.len());
-    let all_digits = level.bytes().all(|b| b.is_ascii_digit());
-    for (i, c) in level.chars().enumerate() {
-        if needs_escape(c) || (i == 0 && all_digits) {
+    for c in level.chars() {
+        if needs_escape(c) {
             push_escaped(&mut out, c);
         } else {
             out.push(c);
@@ -111,8 +126,9 @@ pub(crate) fn level_of(name: &str) -> Option<String> {
         }
     }
     let level = String::from_utf8(out).ok()?;
-    // Only the canonical spelling counts, so that the inverse is exact.
-    (component(&level) == name).then_some(level)
+    // Only the canonical spellings count, so that the inverse is exact.
+    let canonical = component(&level);
+    (canonical == name || beside_uid(&canonical) == name).then_some(level)
 }
 
 #[cfg(test)]
@@ -132,8 +148,8 @@ mod tests {
             ("..", "%2E%2E"),
             ("...", "..."),
             (".hidden", ".hidden"),
-            ("2024", "%32024"),
-            ("0", "%30"),
+            ("2024", "2024"),
+            ("0", "0"),
             ("2024a", "2024a"),
             ("a\0b", "a%00b"),
             ("l1\r\nl2", "l1%0D%0Al2"),
@@ -171,11 +187,20 @@ mod tests {
         assert_eq!(component(&"a".repeat(256)).len(), 255);
     }
 
+    #[test]
+    fn digits_escape_only_beside_a_uid() {
+        assert_eq!(beside_uid("2024"), "%32024");
+        assert_eq!(beside_uid("Q1"), "Q1");
+        assert_eq!(
+            crate::names::folder_level(&beside_uid("2024")).as_deref(),
+            Some("2024")
+        );
+    }
+
     fn check_safe(c: &str) -> Result<(), TestCaseError> {
         prop_assert!(!c.is_empty() && c != "." && c != "..");
         prop_assert!(c.len() <= MAX_COMPONENT);
         prop_assert!(!c.contains('/') && !c.chars().any(char::is_control));
-        prop_assert!(!c.bytes().all(|b| b.is_ascii_digit()));
         Ok(())
     }
 

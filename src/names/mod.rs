@@ -14,8 +14,9 @@
 //!   `%XX` per UTF-8 byte, upper-case hex (`%0A`, `%C2%85`);
 //! - a level that is exactly `.` or `..` is written `%2E` or `%2E%2E`;
 //! - the empty level (as in `a//b`) is written as a lone `%`;
-//! - a level of only decimal digits gets its first digit escaped (`2024` → `%32024`), so that it
-//!   never collides with a message's UID directory;
+//! - a level of only decimal digits is kept (`Archive/2024`), except when its parent folder holds
+//!   a message with that UID: then, and only then, the folder's first digit is escaped
+//!   (`2024` → `%32024`) so that the message directory keeps its name;
 //! - everything else, including all other Unicode, is kept as it is.
 //!
 //! Percent-decoding a directory name therefore gives back the folder level (the lone `%` gives
@@ -39,10 +40,15 @@ pub fn encode_mutf7(name: &str) -> String {
 }
 
 /// The path component for one level of a folder name (already decoded from mUTF-7). Injective,
-/// never empty, never `.` or `..`, no `/` or NUL, at most 255 bytes, no control characters, and
-/// never all decimal digits (those names belong to messages).
+/// never empty, never `.` or `..`, no `/` or NUL, at most 255 bytes, no control characters.
 pub fn folder_component(level: &str) -> String {
     escape::component(level)
+}
+
+/// The name of a subfolder whose component (from [`folder_component`]) equals the UID of a
+/// message beside it: `2024` → `%32024`. Other components are returned unchanged.
+pub fn component_beside_uid(component: &str) -> String {
+    escape::beside_uid(component)
 }
 
 /// The inverse of [`folder_component`]: the level a directory name stands for, or `None` for a
