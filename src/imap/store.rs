@@ -27,6 +27,10 @@ const BACKOFF: [Duration; 3] = [
 pub const MAX_COMMAND_BYTES: u64 = 16 << 20;
 /// Most FETCH items, or UIDs in a structure batch, per command.
 const MAX_ITEMS: usize = 200;
+/// The `imap` crate re-parses a FETCH response from its start after every line it reads, so a
+/// response with many literals costs about (lines × literals before them): bound that estimate
+/// (in item parses; about 10 ms at 64 bytes a line) per command.
+const MAX_REPARSE_COST: u64 = 64_000;
 /// Most failed commands spent isolating unparsable messages in one `fetch_structures` call.
 const MAX_NARROWING_FAILURES: usize = 32;
 
@@ -344,8 +348,11 @@ impl RangePlan {
         for ((uid, section, off), len) in wanted {
             let cmds = per_uid.entry(uid).or_default();
             let fits = cmds.last().is_some_and(|items: &Vec<Item>| {
+                let mut with: Vec<u64> = items.iter().map(|i| i.2).collect();
+                with.push(len);
                 items.len() < MAX_ITEMS
-                    && items.iter().map(|i| i.2).sum::<u64>() + len <= MAX_COMMAND_BYTES
+                    && with.iter().sum::<u64>() <= MAX_COMMAND_BYTES
+                    && reparse_cost(&with) <= MAX_REPARSE_COST
             });
             if !fits {
                 cmds.push(Vec::new());
@@ -414,6 +421,14 @@ impl RangePlan {
         }
         out
     }
+}
+
+/// The estimated re-parse work for literals of these lengths in one FETCH response.
+fn reparse_cost(lens: &[u64]) -> u64 {
+    lens.iter()
+        .enumerate()
+        .map(|(k, n)| (n / 64 + 1).saturating_mul(k as u64))
+        .fold(0u64, u64::saturating_add)
 }
 
 /// The bytes answering one piece: the item with its origin, or (for servers that drop the
@@ -536,6 +551,17 @@ mod tests {
         assert_eq!(plan.commands.len(), 3);
         assert_eq!(plan.pieces[0].len(), 3);
         assert!(plan.commands[2].ends_with(&format!("<{}.3>)", 5 + 2 * MAX_COMMAND_BYTES)));
+    }
+
+    #[test]
+    fn many_small_ranges_are_spread_over_commands() {
+        let reqs: Vec<RangeRequest> = (0..1000).map(|k| req(1, "2", k * 1000, 1000)).collect();
+        let plan = RangePlan::new(&reqs).unwrap();
+        assert!(plan.commands.len() >= 10, "{}", plan.commands.len());
+        assert!(plan.commands.len() <= 20, "{}", plan.commands.len());
+        // A few big chunks of one section still share a command.
+        let reqs: Vec<RangeRequest> = (0..4).map(|k| req(1, "2", k << 17, 1 << 17)).collect();
+        assert_eq!(RangePlan::new(&reqs).unwrap().commands.len(), 1);
     }
 
     #[test]
