@@ -128,8 +128,9 @@ class Mount:
     password: DEFAULT = the right one in IMAPFS_PASSWORD; None = no IMAPFS_PASSWORD at all."""
 
     def __init__(self, world, args=(), url=None, password=DEFAULT, name="mnt", env_extra=None, foreground=True,
-                 ca_file=None):
+                 ca_file=None, timeout=10):
         self.world = world
+        self.timeout = timeout
         self.path = world.newdir(name)
         self.log_path = self.path + ".log"
         self.url = url or world.url()
@@ -141,7 +142,7 @@ class Mount:
         self.foreground = foreground
 
     def argv(self):
-        a = [binary(), "--ca-file", self.ca_file, "--timeout", "10"]
+        a = [binary(), "--ca-file", self.ca_file, "--timeout", str(self.timeout)]
         if self.foreground:
             a.append("-f")
         return a + self.args + [self.url, self.path]

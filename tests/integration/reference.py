@@ -12,7 +12,9 @@ Library use:
 
 Message: uid, internaldate (epoch seconds), flags, header (BODY.PEEK[HEADER] bytes), sections (leaf
 sections in order: "1", "2.1", "3", ...; message/rfc822 parts included), files {name: bytes or None}:
-"HEADER", every section (BINARY.PEEK[section]) and "<sec>.HEADER" for message/rfc822 parts
+"HEADER", every leaf section (BINARY.PEEK[section]), every message/rfc822 section (BODY.PEEK[section]:
+the encapsulated message verbatim -- Dovecot's BINARY of such a part rewrites the base64/QP parts inside
+it to binary, see Reference.message_part) and "<sec>.HEADER" for message/rfc822 parts
 (BODY.PEEK[<sec>.HEADER]). None means "no reference": Dovecot refused BINARY for that part (NO, e.g.
 [UNKNOWN-CTE]) or dropped the connection (it does on broken base64); the client reconnects and goes on.
 
@@ -358,11 +360,26 @@ class Reference:
         m.sections = sections(m.bodystructure)
         m.files["HEADER"] = m.header
         for sec, kind in m.sections:
-            m.files[sec] = self._fetch_one(folder, uid, "BINARY.PEEK[%s]" % sec, "BINARY[%s]" % sec) if bodies else None
+            if not bodies:
+                m.files[sec] = None
+            elif kind == "message":
+                m.files[sec] = self.message_part(folder, uid, sec, part_encoding(part_at(m.bodystructure, sec)))
+            else:
+                m.files[sec] = self._fetch_one(folder, uid, "BINARY.PEEK[%s]" % sec, "BINARY[%s]" % sec)
             if kind == "message":
                 m.files[sec + ".HEADER"] = (self._fetch_one(folder, uid, "BODY.PEEK[%s.HEADER]" % sec,
                                                             "BODY[%s.HEADER]" % sec) if bodies else None)
         return m
+
+    def message_part(self, folder, uid, sec, encoding):
+        """A message/rfc822 part: the encapsulated message as it is (BODY.PEEK[sec]), with only the part's
+        own transfer encoding removed (RFC 2046 allows none but 7bit/8bit/binary; broken mailers use base64).
+        Not BINARY.PEEK[sec]: for a message/rfc822 part Dovecot re-encodes the encapsulated message,
+        turning every base64/QP part inside it into "Content-Transfer-Encoding: binary"."""
+        raw = self._fetch_one(folder, uid, "BODY.PEEK[%s]" % sec, "BODY[%s]" % sec)
+        if raw is None or encoding not in ("base64", "quoted-printable"):
+            return raw
+        return self._fetch_one(folder, uid, "BINARY.PEEK[%s]" % sec, "BINARY[%s]" % sec)
 
     def folder_messages(self, folder, bodies=True):
         return {uid: self.message(folder, uid, bodies) for uid in self.uids(folder)}

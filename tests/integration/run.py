@@ -15,6 +15,18 @@ import test_corpus  # noqa: E402
 import test_mount  # noqa: E402
 
 
+class TimedResult(unittest.TextTestResult):
+    durations = []
+
+    def startTest(self, test):
+        self._t0 = time.time()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        TimedResult.durations.append((time.time() - self._t0, test.id().split(".", 1)[1]))
+        super().stopTest(test)
+
+
 def main():
     pattern = None
     if len(sys.argv) == 3 and sys.argv[1] == "-k":
@@ -37,7 +49,7 @@ def main():
     t0 = time.time()
     result = None
     try:
-        result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+        result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, resultclass=TimedResult).run(suite)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
     finally:
@@ -48,6 +60,9 @@ def main():
     elapsed = time.time() - t0
     for k, v in timings.items():
         print("  %-55s %s" % (k, ("%.2fs" % v) if isinstance(v, float) else v))
+    print("  slowest tests:")
+    for d, name in sorted(TimedResult.durations, reverse=True)[:8]:
+        print("    %6.2fs  %s" % (d, name))
     for n in notes:
         print(n)
     print("  integration tests took %.1fs" % elapsed)

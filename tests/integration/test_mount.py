@@ -65,8 +65,8 @@ class A_Content(unittest.TestCase):
                     self.assertEqual(entries, children, "\\Noselect %s must hold only its children" % f.name)
                 elif not self.w.messages.get(f.name):
                     self.assertEqual(entries, children, "empty folder %s must be empty" % f.name)
-            # the names this suite relies on, spelled out
-            for p in ["INBOX", "Archive/%324/Q1", "Entwürfe", "50%25 off & more", "Empty", "Broken"]:
+            # the names this suite relies on, spelled out ("2024" -> "%32024": its first digit, 0x32, escaped)
+            for p in ["INBOX", "Archive/%32024/Q1", "Entwürfe", "50%25 off & more", "Empty", "Broken"]:
                 self.assertTrue(os.path.isdir(os.path.join(self.root, p)), "missing folder dir %s" % p)
 
     def test_02_modes(self):
@@ -235,9 +235,10 @@ class C_Errors(unittest.TestCase):
     """Every failure: non-zero exit, exactly one line on stderr, nothing mounted."""
 
     def attempt(self, url=None, password=DEFAULT, args=(), mountpoint=None, ca_file=None, foreground=False,
-                timeout=60):
+                timeout=60, io_timeout=10):
         w = world()
-        m = Mount(w, args=args, url=url, password=password, name="err", ca_file=ca_file, foreground=foreground)
+        m = Mount(w, args=args, url=url, password=password, name="err", ca_file=ca_file, foreground=foreground,
+                  timeout=io_timeout)
         if mountpoint is not None:
             os.rmdir(m.path)
             m.path = mountpoint
@@ -279,6 +280,18 @@ class C_Errors(unittest.TestCase):
         port = s.getsockname()[1]
         s.close()  # nothing listens there now
         self.attempt(url=world().url(port=port))
+
+    def test_silent_server_times_out(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(5)  # the kernel accepts connections; nobody ever sends a greeting
+        try:
+            t0 = time.time()
+            self.attempt(url=world().url(port=s.getsockname()[1]), io_timeout=2, timeout=30)
+            self.assertLess(time.time() - t0, 20, "--timeout 2 was not honoured")
+        finally:
+            s.close()
 
     def test_certificate_for_another_name(self):
         w = world()
