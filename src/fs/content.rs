@@ -19,8 +19,15 @@ const PIECE_CHUNKS: usize = 8;
 /// How long to wait for another reader's fetch of a chunk before fetching it ourselves.
 const INFLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// IMAP numbers are 32-bit: the largest partial length a command can ask for.
-pub const WHOLE: u64 = u32::MAX as u64;
+/// How much to ask for when fetching a part of unknown size whole (nested headers): most are
+/// far smaller; [`MsgCtx::complete`] fetches the rest of a bigger one.
+pub const UNKNOWN_SIZE_GUESS: u64 = 64 * 1024;
+
+/// A partial length that surely covers a part of `size` bytes and tells, by coming back short,
+/// that nothing follows.
+pub fn whole_len(size: u64) -> u64 {
+    size.max(UNKNOWN_SIZE_GUESS / 16) + 4096
+}
 
 /// Everything needed to fetch one message's parts.
 #[derive(Clone, Copy)]
@@ -92,6 +99,18 @@ impl MsgCtx<'_> {
         answers
             .pop()
             .ok_or_else(|| FsError::Io("empty answer to FETCH".into()))
+    }
+
+    /// `bytes` answered a fetch of `requested` bytes from offset 0 of `section`: if it came back
+    /// full, more may follow, so fetch on until an answer comes back short.
+    pub fn complete(&self, section: &str, mut bytes: Vec<u8>, requested: u64) -> FsResult<Vec<u8>> {
+        let mut full = bytes.len() as u64 >= requested;
+        while full {
+            let more = self.fetch(section, bytes.len() as u64, SCAN_PIECE)?;
+            full = more.len() as u64 >= SCAN_PIECE;
+            bytes.extend_from_slice(&more);
+        }
+        Ok(bytes)
     }
 
     /// Read the whole encoded part in pieces, decoding as it goes: exact decoded size and an

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::ChunkCache;
 use crate::names::{component_beside_uid, folder_level};
-use crate::store::{FolderListing, MailStore, MessageSummary, RangeRequest, StoreError};
+use crate::store::{FolderListing, MailStore, MessageSummary, StoreError};
 
 use super::Invalidation;
 
-use super::content::{MsgCtx, WHOLE};
+use super::content::{MsgCtx, UNKNOWN_SIZE_GUESS};
 use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
 use super::inflight::InFlight;
 use super::inodes::{InodeTable, Node, ROOT_INO};
@@ -489,17 +489,9 @@ impl MailFs {
         uidvalidity: u32,
         uid: u32,
     ) -> Option<Arc<MessageInfo>> {
-        let req = RangeRequest {
-            uid,
-            section: "HEADER".into(),
-            offset: 0,
-            len: WHOLE,
-        };
-        let header = self
-            .store
-            .fetch_ranges(&fs.raw, uidvalidity, &[req])
-            .ok()?
-            .pop()?;
+        let ctx = self.ctx(fs, uidvalidity, uid);
+        let first = ctx.fetch("HEADER", 0, UNKNOWN_SIZE_GUESS).ok()?;
+        let header = ctx.complete("HEADER", first, UNKNOWN_SIZE_GUESS).ok()?;
         let data = crate::store::StructureData {
             bodystructure: crate::sexp::Value::Nil,
             header,

@@ -13,7 +13,7 @@ use crate::mime::{
 };
 use crate::store::{RangeRequest, StructureData};
 
-use super::content::{FileInfo, MsgCtx, WHOLE};
+use super::content::{whole_len, FileInfo, MsgCtx, UNKNOWN_SIZE_GUESS};
 use super::{FsResult, CHUNK};
 
 /// Encoded parts up to this size are fetched whole to learn their decoded size.
@@ -103,7 +103,7 @@ pub fn build_batch<'a>(
         let (uid, files) = &infos[p.msg];
         let f = &files[p.file];
         match p.need {
-            Need::Whole => reqs.push(range(*uid, &f.section, 0, WHOLE)),
+            Need::Whole => reqs.push(range(*uid, &f.section, 0, whole_request(f))),
             Need::HeadTail => {
                 let n = LAYOUT_SAMPLE.min(f.encoded_size);
                 reqs.push(range(*uid, &f.section, 0, n));
@@ -127,7 +127,8 @@ pub fn build_batch<'a>(
         let file_no = p.file as u32;
         let locator = match p.need {
             Need::Whole if f.encoding == Encoding::Identity => {
-                let bytes = answers.next().unwrap_or_default();
+                let first = answers.next().unwrap_or_default();
+                let bytes = ctx.complete(&f.section, first, whole_request(f))?;
                 ctx.cache_decoded(file_no, 0, &bytes, bytes.len() as u64);
                 f.encoded_size = bytes.len() as u64;
                 Locator::Identity {
@@ -135,7 +136,8 @@ pub fn build_batch<'a>(
                 }
             }
             Need::Whole => {
-                let bytes = answers.next().unwrap_or_default();
+                let first = answers.next().unwrap_or_default();
+                let bytes = ctx.complete(&f.section, first, whole_request(f))?;
                 let mut out = Vec::new();
                 let mut builder = IndexBuilder::new(f.encoding, bytes.len() as u64, CHUNK);
                 builder.feed(&bytes, &mut out);
@@ -161,6 +163,15 @@ pub fn build_batch<'a>(
         .into_iter()
         .map(|(uid, files)| (uid, Arc::new(MessageInfo { files })))
         .collect())
+}
+
+/// Bytes to ask for to get a file's whole section in one go (nested headers have no size in
+/// BODYSTRUCTURE).
+fn whole_request(f: &FileInfo) -> u64 {
+    match f.encoded_size {
+        0 => UNKNOWN_SIZE_GUESS,
+        n => whole_len(n),
+    }
 }
 
 fn range(uid: u32, section: &str, offset: u64, len: u64) -> RangeRequest {
