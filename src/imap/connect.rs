@@ -43,15 +43,15 @@ impl ConnectFailure {
     }
 }
 
-/// Connect, secure and log in one session.
-pub fn open(cfg: &ServerConfig) -> Result<ImapSession, ConnectFailure> {
+/// Connect, secure (with `tls`, from [`connector`]) and log in one session.
+pub fn open(cfg: &ServerConfig, tls: &TlsConnector) -> Result<ImapSession, ConnectFailure> {
     let tcp = tcp_connect(cfg)?;
     let tls = match cfg.security {
-        Security::ImplicitTls => tls_wrap(cfg, tcp)?,
+        Security::ImplicitTls => tls_wrap(cfg, tls, tcp)?,
         Security::StartTls => {
             let mut tcp = tcp;
             starttls(cfg, &mut tcp)?;
-            tls_wrap(cfg, tcp)?
+            tls_wrap(cfg, tls, tcp)?
         }
     };
     let mut client = imap::Client::new(tls);
@@ -308,7 +308,9 @@ fn starttls(cfg: &ServerConfig, s: &mut TcpStream) -> Result<(), ConnectFailure>
     Ok(())
 }
 
-fn connector(cfg: &ServerConfig) -> Result<TlsConnector, ConnectFailure> {
+/// The TLS settings for every connection: the system's roots plus `ca_file`, or no checks with
+/// `insecure`. Building one loads the system roots (~100 ms): build it once.
+pub fn connector(cfg: &ServerConfig) -> Result<TlsConnector, ConnectFailure> {
     let mut b = TlsConnector::builder();
     if let Some(path) = &cfg.ca_file {
         let pem = std::fs::read(path).map_err(|e| {
@@ -341,8 +343,11 @@ fn connector(cfg: &ServerConfig) -> Result<TlsConnector, ConnectFailure> {
         .map_err(|e| ConnectFailure::new(FailKind::Setup, format!("cannot set up TLS: {e}")))
 }
 
-fn tls_wrap(cfg: &ServerConfig, tcp: TcpStream) -> Result<Stream, ConnectFailure> {
-    let conn = connector(cfg)?;
+fn tls_wrap(
+    cfg: &ServerConfig,
+    conn: &TlsConnector,
+    tcp: TcpStream,
+) -> Result<Stream, ConnectFailure> {
     match conn.connect(&cfg.host, tcp) {
         Ok(s) => Ok(s),
         Err(HandshakeError::WouldBlock(_)) => Err(ConnectFailure::new(

@@ -28,6 +28,7 @@ struct State {
 
 pub struct Pool {
     cfg: ServerConfig,
+    tls: native_tls::TlsConnector,
     state: Mutex<State>,
     cv: Condvar,
     next_id: AtomicU64,
@@ -68,8 +69,10 @@ impl Pool {
     /// Open and log in the first connection (errors as [`connect::ConnectFailure`]).
     pub fn connect(cfg: ServerConfig) -> Result<Pool, connect::ConnectFailure> {
         let limit = cfg.connections.max(1);
+        let tls = connect::connector(&cfg)?;
         let pool = Pool {
             cfg,
+            tls,
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
@@ -93,7 +96,7 @@ impl Pool {
 
     fn open_conn(&self) -> Result<Conn, connect::ConnectFailure> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let sess = connect::open(&self.cfg)?;
+        let sess = connect::open(&self.cfg, &self.tls)?;
         log::debug!(
             "[imap {id}] connected to {}:{} as {}",
             self.cfg.host,

@@ -276,3 +276,45 @@ fn real_parallel_use() {
     });
     eprintln!("60 fetches on 12 threads in {:?}", t.elapsed());
 }
+
+/// More connections than the server allows per user and IP (Dovecot: 10 by default, the test
+/// server 20): the pool shrinks and keeps serving.
+#[test]
+fn real_connection_limit() {
+    let s = server_or_skip!();
+    let mut cfg = s.cfg.clone();
+    cfg.connections = 40;
+    let store = ImapStore::connect(cfg).expect("connect");
+    let l = store.list_messages("INBOX").unwrap();
+    let uid = l.messages[0].uid;
+    let t = Instant::now();
+    std::thread::scope(|sc| {
+        for _ in 0..40 {
+            let store = &store;
+            sc.spawn(move || {
+                for _ in 0..3 {
+                    let r = store
+                        .fetch_ranges(
+                            "INBOX",
+                            l.uidvalidity,
+                            &[RangeRequest {
+                                uid,
+                                section: "HEADER".into(),
+                                offset: 0,
+                                len: 100,
+                            }],
+                        )
+                        .unwrap();
+                    assert_eq!(r[0].len(), 100);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+        }
+    });
+    eprintln!(
+        "120 fetches on 40 threads in {:?}; pool limit now {}",
+        t.elapsed(),
+        store.connection_limit()
+    );
+    assert!(store.connection_limit() < 40);
+}
