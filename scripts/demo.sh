@@ -182,7 +182,8 @@ echo "\$ sha256sum $TMP/samples/invoice.pdf $TMP/invoice-copy.pdf"
 sha256sum "$TMP/samples/invoice.pdf" "$TMP/invoice-copy.pdf"
 if cmp -s "$TMP/samples/invoice.pdf" "$TMP/invoice-copy.pdf"; then echo "(identical)"; else echo "(DIFFERENT!)"; exit 1; fi
 show cat INBOX/4/2.HEADER
-show grep -l tulips INBOX/*/1 INBOX/*/2.1
+echo; echo '$ grep -l tulips INBOX/*/1 INBOX/*/2.1'
+grep -l tulips INBOX/*/1 INBOX/*/2.1
 show ls Entwürfe
 show cat Entwürfe/1/1
 show ls Archive

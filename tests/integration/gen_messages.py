@@ -331,6 +331,11 @@ FOLDERS = [
     # (folder name, dir, generator)
     ("INBOX", "inbox", gen_inbox),
     ("Archive/2024/Q1", "archive-2024-q1", lambda r: gen_small_folder(r, "q1", 3, "Quarterly")),
+    ("Archive/2023", "archive-2023", lambda r: gen_small_folder(r, "y23", 2, "Yearly")),  # all-digit leaf
+    # a selectable parent with numeric subfolders: "2" collides with the UID of a message in Projects
+    ("Projects", "projects", lambda r: gen_small_folder(r, "pr", 2, "Project")),
+    ("Projects/2", "projects-2", lambda r: gen_small_folder(r, "p2", 1, "Project two")),
+    ("Projects/2025", "projects-2025", lambda r: gen_small_folder(r, "p25", 1, "Project 2025")),
     ("Entwürfe", "entwuerfe", lambda r: [(
         "entwurf-1", message(std_headers(901, "Entwurf: Grüße"), leaf("text/plain; charset=utf-8",
                                                                     "Liebe Grüße,\r\nJürgen\r\n".encode(), "8bit")),

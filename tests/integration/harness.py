@@ -56,12 +56,16 @@ def run(cmd, timeout=30, **kw):
 # ---------------------------------------------------------------- names / paths
 
 
-def escape_component(name):
-    """A folder-name component as imapfs shows it (see the product contract)."""
+def escape_component(name, beside_uids=()):
+    """A folder-name level as imapfs shows it (README, "Folder names"): % / control characters . ..
+    escaped; a level made only of digits keeps its name unless its parent folder holds a message with
+    that UID (beside_uids), in which case its first digit is escaped (2024 -> %32024)."""
     if name == ".":
         return "%2E"
     if name == "..":
         return "%2E%2E"
+    if name == "":
+        return "%"
     out = []
     for ch in name:
         if ch == "%":
@@ -73,15 +77,23 @@ def escape_component(name):
         else:
             out.append(ch)
     s = "".join(out)
-    if re.fullmatch(r"[0-9]+", name):
+    if re.fullmatch(r"[1-9][0-9]*", name) and int(name) in beside_uids:
         s = "%%%02X" % ord(name[0]) + s[1:]
     return s
 
 
+_uids_by_folder = {}  # folder name -> set of UIDs (filled by World.setup from the reference)
+
+
 def folder_path(folder):
-    """Relative path of a folder (Unicode name, "/"-delimited as on the test server) in the mount."""
-    return "/".join(escape_component(c) for c in folder.name.split(folder.delim or "/")) if hasattr(folder, "name") \
-        else "/".join(escape_component(c) for c in folder.split("/"))
+    """Relative path of a folder (a reference Folder, or a Unicode "/"-delimited name) in the mount."""
+    name, delim = (folder.name, folder.delim or "/") if hasattr(folder, "name") else (folder, "/")
+    levels = name.split(delim)
+    out = []
+    for i, level in enumerate(levels):
+        parent = delim.join(levels[:i])
+        out.append(escape_component(level, _uids_by_folder.get(parent, ()) if parent else ()))
+    return "/".join(out)
 
 
 def is_mounted(path):
@@ -307,6 +319,8 @@ class World:
             for f in self.folders:
                 if not f.noselect:
                     self.messages[f.name] = ref.folder_messages(f.name)
+            for fname, ms in self.messages.items():
+                _uids_by_folder[fname] = set(ms)
             self.flags_before = {f: {u: m.flags - {"\\Recent"} for u, m in ms.items()}
                                  for f, ms in self.messages.items()}
             self.reference_reconnects = ref.reconnects

@@ -51,9 +51,8 @@ class A_Content(unittest.TestCase):
             got = set()
             for dirpath, dirnames, filenames in os.walk(self.root):
                 rel = os.path.relpath(dirpath, self.root)
-                # message dirs are all-digit (folder names that are all digits are escaped)
-                sub = [d for d in dirnames if not d.isdigit()]
-                dirnames[:] = sub
+                # a message dir holds files (at least HEADER); a folder dir holds only directories
+                dirnames[:] = [d for d in dirnames if not os.path.isfile(os.path.join(dirpath, d, "HEADER"))]
                 if rel != ".":
                     got.add(rel)
             self.assertEqual(sorted(got), sorted(want), "folder tree vs LIST")
@@ -65,8 +64,10 @@ class A_Content(unittest.TestCase):
                     self.assertEqual(entries, children, "\\Noselect %s must hold only its children" % f.name)
                 elif not self.w.messages.get(f.name):
                     self.assertEqual(entries, children, "empty folder %s must be empty" % f.name)
-            # the names this suite relies on, spelled out ("2024" -> "%32024": its first digit, 0x32, escaped)
-            for p in ["INBOX", "Archive/%32024/Q1", "Entwürfe", "50%25 off & more", "Empty", "Broken"]:
+            # the names this suite relies on, spelled out: a numeric folder keeps its name unless its parent
+            # holds a message of that UID ("Projects/2" -> "Projects/%32": the digit 2 is 0x32)
+            for p in ["INBOX", "Archive/2024/Q1", "Archive/2023", "Projects/%32", "Projects/2025", "Projects/1",
+                      "Entwürfe", "50%25 off & more", "Empty", "Broken"]:
                 self.assertTrue(os.path.isdir(os.path.join(self.root, p)), "missing folder dir %s" % p)
 
     def test_02_modes(self):
@@ -95,7 +96,7 @@ class A_Content(unittest.TestCase):
                 if f.noselect:
                     continue
                 d = os.path.join(self.root, folder_path(f))
-                got = sorted(int(n) for n in os.listdir(d) if n.isdigit())
+                got = sorted(int(n) for n in os.listdir(d) if os.path.isfile(os.path.join(d, n, "HEADER")))
                 want = sorted(self.w.messages[f.name])
                 if got != want:
                     problems.append("%s: message dirs %s, UIDs %s" % (f.name, got, want))
