@@ -11,6 +11,8 @@ use std::time::Duration;
 use crate::secret::Secret;
 
 mod connect;
+#[cfg(test)]
+mod fake;
 mod items;
 mod pool;
 mod response;
