@@ -342,6 +342,8 @@ FOLDERS = [
         False, False)]),
     ("50% off & more", "percent-amp", lambda r: gen_small_folder(r, "pa", 2, "Percent")),
     ("Broken", "broken", gen_broken),
+    # changed while mounted by the live-update test (excluded from the flags check)
+    ("Live", "live", lambda r: gen_small_folder(r, "live", 2, "Live")),
 ]
 EMPTY_FOLDERS = ["Empty"]
 NOSELECT = ["Archive", "Archive/2024"]

@@ -332,7 +332,9 @@ class Reference:
         return {uid: frozenset(bytes(f).decode() for f in d["FLAGS"]) for uid, d in parse_fetch(data).items()}
 
     def _fetch_one(self, folder, uid, item, key):
-        """Fetch one item; returns bytes, or None when the server refuses (NO) or drops the connection."""
+        """Fetch one item; returns bytes, or None when the server refuses (NO) or drops the connection.
+        A BINARY fetch refused with [UNKNOWN-CTE] gives the raw part (BODY.PEEK): imapfs serves a part
+        whose encoding is unknown as it is stored."""
         try:
             c = self.examine(folder)
             typ, data = c.uid("FETCH", str(uid), "(UID %s)" % item)
@@ -340,6 +342,9 @@ class Reference:
             self._drop()
             return None
         if typ != "OK":
+            if item.startswith("BINARY.PEEK[") and b"UNKNOWN-CTE" in b" ".join(d for d in data if isinstance(d, bytes)):
+                sec = item[len("BINARY.PEEK["):-1]
+                return self._fetch_one(folder, uid, "BODY.PEEK[%s]" % sec, "BODY[%s]" % sec)
             return None
         d = parse_fetch(data).get(uid, {})
         for k, v in d.items():

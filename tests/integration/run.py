@@ -43,7 +43,8 @@ def main():
     if pattern:
         loader.testNamePatterns = ["*%s*" % pattern]
     # explicit order: content first, the flags check last
-    classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.C_Errors, test_mount.D_Lifecycle,
+    classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
+               test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
                test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in classes)
     t0 = time.time()

@@ -229,6 +229,136 @@ class B_PartialRead(unittest.TestCase):
         self.assertLess(session_total, 1 << 20, "the mount's sessions received %d bytes in all" % session_total)
 
 
+# ================================================================ random access and concurrency
+
+
+class BB_Reads(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.w = world()
+        cls.m = Mount(cls.w, name="reads")
+        cls.m.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.m.stop()
+
+    def test_random_preads_of_big_attachment(self):
+        import random
+        w = self.w
+        big = w.manifest["big"]
+        ref = w.messages[big["folder"]][big["uid"]].files[big["section"]]
+        size = len(ref)
+        p = os.path.join(self.m.path, folder_path(big["folder"]), str(big["uid"]), big["section"])
+        rng = random.Random(4711)
+        cases = [(0, 1), (1, 2), (131071, 2), (131072, 1), (3 * 131072 - 5, 10), (size - 1, 1), (size - 10, 100),
+                 (size, 10), (size + 100, 10), (size // 2, 1 << 20)]
+        cases += [(rng.randrange(size), rng.choice([1, 3, 57, 4096, 65536, 200000])) for _ in range(40)]
+        problems = []
+        with Watchdog(w, 180, "random preads"):
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                for off, n in cases:
+                    got = os.pread(fd, n, off)
+                    want = ref[off : off + n]
+                    if got != want:
+                        problems.append(describe_mismatch("pread(%d, %d) of %s" % (off, n, p), want, got))
+            finally:
+                os.close(fd)
+        self.assertFalse(problems, fmt(problems))
+
+    def test_parallel_readers(self):
+        import random
+        import threading
+        w = self.w
+        jobs = []
+        for folder in ("INBOX", "Projects", "Entwürfe", "Archive/2024/Q1"):
+            for uid, m in w.messages[folder].items():
+                for name, ref in m.files.items():
+                    if ref is not None:
+                        jobs.append((os.path.join(self.m.path, folder_path(folder), str(uid), name), ref))
+        big = w.manifest["big"]
+        jobs.append((os.path.join(self.m.path, folder_path(big["folder"]), str(big["uid"]), big["section"]),
+                     w.messages[big["folder"]][big["uid"]].files[big["section"]]))
+        problems = []
+        lock = threading.Lock()
+
+        def worker(seed):
+            mine = list(jobs)
+            random.Random(seed).shuffle(mine)
+            for path, ref in mine:
+                try:
+                    got = read_file(path)
+                except OSError as e:
+                    got = None
+                    with lock:
+                        problems.append("%s: %s" % (path, e))
+                if got is not None and got != ref:
+                    with lock:
+                        problems.append(describe_mismatch(path, ref, got))
+
+        with Watchdog(w, 240, "parallel readers"):
+            threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(8)]
+            t0 = time.time()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=250)
+            log("8 parallel readers x %d files in %.2fs" % (len(jobs), time.time() - t0))
+        self.assertFalse(any(t.is_alive() for t in threads), "a reader hung")
+        self.assertFalse(problems, fmt(sorted(set(problems))))
+
+
+# ================================================================ the mailbox changes while mounted
+
+
+class BC_Live(unittest.TestCase):
+    def test_new_and_expunged_messages_show_up(self):
+        import gen_messages
+        from imapcommon import connect, imap_quote
+        w = world()
+        folder = "Live"
+        uids = sorted(w.messages[folder])
+        with Mount(w, args=["--poll-interval", "1"], name="live") as m:
+            d = os.path.join(m.path, folder_path(folder))
+
+            def listing():
+                with Watchdog(w, 30, "ls Live"):
+                    return sorted(int(n) for n in os.listdir(d))
+
+            self.assertEqual(listing(), uids)
+            raw = gen_messages.message(gen_messages.std_headers(999, "Arrived while mounted"),
+                                       gen_messages.leaf("text/plain", b"fresh mail\r\n", "7bit"))
+            c = connect(w.env)
+            try:
+                c.append(imap_quote(folder), None, None, raw)
+                new_uid = max(uids) + 1
+                t0, seen = time.time(), None
+                while time.time() - t0 < 20:
+                    if new_uid in listing():
+                        seen = time.time() - t0
+                        break
+                    time.sleep(0.2)
+                self.assertIsNotNone(seen, "UID %d did not appear within 20 s (--poll-interval 1)" % new_uid)
+                log("new message visible after %.2fs" % seen)
+                with Watchdog(w, 30, "read new message"):
+                    self.assertEqual(read_file(os.path.join(d, str(new_uid), "1")), b"fresh mail\r\n")
+                # expunge the first message
+                c.select(imap_quote(folder))
+                c.uid("STORE", str(uids[0]), "+FLAGS.SILENT", "(\\Deleted)")
+                c.expunge()
+                t0, gone = time.time(), None
+                while time.time() - t0 < 20:
+                    if uids[0] not in listing():
+                        gone = time.time() - t0
+                        break
+                    time.sleep(0.2)
+                self.assertIsNotNone(gone, "expunged UID %d still listed after 20 s" % uids[0])
+                log("expunged message gone after %.2fs" % gone)
+            finally:
+                c.logout()
+
+
 # ================================================================ errors
 
 
@@ -454,6 +584,8 @@ class Z_FlagsUnchanged(unittest.TestCase):
         try:
             problems = []
             for folder, before in w.flags_before.items():
+                if folder == "Live":  # changed on purpose by BC_Live
+                    continue
                 after = {u: f - {"\\Recent"} for u, f in ref.flags(folder).items()}
                 for uid in sorted(set(before) | set(after)):
                     if before.get(uid) != after.get(uid):
