@@ -358,6 +358,8 @@ fn tls_wrap(
             let text = e.to_string();
             let hint = if text.contains("certificate") || text.contains("verify") {
                 " (trust the server's CA with --ca-file, or skip verification with --insecure)"
+            } else if text.contains("wrong version number") {
+                " (is this a plain IMAP port? use STARTTLS there)"
             } else {
                 ""
             };
