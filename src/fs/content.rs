@@ -68,9 +68,16 @@ impl MsgCtx<'_> {
     }
 
     /// Cache the decoded bytes starting at chunk-aligned `start`: every whole chunk, and the last
-    /// one when it ends the file.
-    pub fn cache_decoded(&self, file: u32, start: u64, bytes: &[u8], file_size: u64) {
+    /// one when it ends the file. Returns the cached chunks in order.
+    pub fn cache_decoded(
+        &self,
+        file: u32,
+        start: u64,
+        bytes: &[u8],
+        file_size: u64,
+    ) -> Vec<Arc<Vec<u8>>> {
         debug_assert_eq!(start % CHUNK, 0);
+        let mut out = Vec::new();
         let mut off = 0u64;
         while off < bytes.len() as u64 {
             let abs = start + off;
@@ -79,10 +86,12 @@ impl MsgCtx<'_> {
             if want == 0 || have < want {
                 break;
             }
-            let piece = bytes[off as usize..(off + want) as usize].to_vec();
-            self.cache.put(self.key(file, abs / CHUNK), Arc::new(piece));
+            let piece = Arc::new(bytes[off as usize..(off + want) as usize].to_vec());
+            self.cache.put(self.key(file, abs / CHUNK), piece.clone());
+            out.push(piece);
             off += want;
         }
+        out
     }
 
     /// Fetch encoded bytes of a section.
@@ -158,13 +167,24 @@ impl MsgCtx<'_> {
     /// Decoded bytes `[start, end)` of a file (end ≤ size), from the cache where possible.
     /// Missing chunks are fetched once even when several readers want them at the same time,
     /// and a long run of them is fetched in pieces over several connections at once.
-    pub fn read(&self, file: u32, info: &FileInfo, start: u64, end: u64) -> FsResult<Vec<u8>> {
+    ///
+    /// Chunks up to `prefetch_end` are fetched along (read-ahead) but not copied out.
+    pub fn read(
+        &self,
+        file: u32,
+        info: &FileInfo,
+        start: u64,
+        end: u64,
+        prefetch_end: u64,
+    ) -> FsResult<Vec<u8>> {
         let end = end.min(info.size);
         if start >= end {
             return Ok(Vec::new());
         }
         let first = start / CHUNK;
-        let last = (end - 1) / CHUNK;
+        let last = (prefetch_end.max(end).min(info.size) - 1) / CHUNK;
+        // Chunks [0, wanted) hold the bytes asked for; the rest is read-ahead.
+        let wanted = ((end - 1) / CHUNK - first + 1) as usize;
         let keys: Vec<ChunkKey> = (first..=last).map(|c| self.key(file, c)).collect();
         let mut chunks: Vec<Option<Arc<Vec<u8>>>> =
             keys.iter().map(|k| self.cache.get(k)).collect();
@@ -187,7 +207,8 @@ impl MsgCtx<'_> {
             // Chunks another reader was fetching: wait for it, then use the cache (or fetch
             // them ourselves if that fetch failed or the cache already let them go).
             for &i in &missing {
-                if chunks[i].is_some() {
+                // Read-ahead chunks someone else is fetching are theirs to finish.
+                if chunks[i].is_some() || i >= wanted {
                     continue;
                 }
                 self.inflight.wait(&keys[i], INFLIGHT_WAIT);
@@ -201,7 +222,7 @@ impl MsgCtx<'_> {
             }
         }
         let mut out = Vec::with_capacity((end - start) as usize);
-        for (k, chunk) in chunks.iter().enumerate() {
+        for (k, chunk) in chunks.iter().enumerate().take(wanted) {
             let chunk = chunk
                 .as_ref()
                 .ok_or_else(|| FsError::Io("chunk missing after fetch".into()))?;
@@ -242,12 +263,14 @@ impl MsgCtx<'_> {
             let piece_start = (first + lo as u64) * CHUNK;
             let piece_end = ((first + hi as u64 + 1) * CHUNK).min(info.size);
             let bytes = self.fetch_decoded(file, info, piece_start, piece_end)?;
-            self.cache_decoded(file, piece_start, &bytes, info.size);
-            Ok(bytes
-                .chunks(CHUNK as usize)
-                .enumerate()
-                .map(|(k, c)| (lo + k, Arc::new(c.to_vec())))
-                .collect())
+            let chunks = self.cache_decoded(file, piece_start, &bytes, info.size);
+            if chunks.len() != hi - lo + 1 {
+                return Err(FsError::Io(format!(
+                    "section {} of UID {}: short read at {piece_start}",
+                    info.section, self.uid
+                )));
+            }
+            Ok((lo..).zip(chunks).collect())
         };
         let mut out = Vec::new();
         for group in pieces.chunks(self.parallel.max(1)) {

@@ -754,9 +754,7 @@ impl MailFs {
         }
         let readahead = self.readahead(fh, offset, end);
         let ctx = self.ctx(&fs, uidvalidity, uid);
-        let mut data = ctx.read(file, f, offset, end.saturating_add(readahead))?;
-        data.truncate((end - offset) as usize);
-        Ok(data)
+        ctx.read(file, f, offset, end, end.saturating_add(readahead))
     }
 
     /// Bytes to fetch beyond a read: nothing for random access; for sequential reads a window

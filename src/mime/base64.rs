@@ -4,20 +4,58 @@
 //! quantum, emitting its complete bytes, and decoding continues with a fresh quantum; at the end
 //! a pending 2- or 3-char quantum yields 1 or 2 bytes and a lone char yields nothing.
 
+/// Marks a byte outside the alphabet in [`SEXTETS`].
+const INVALID: u8 = 0xFF;
+
+/// Sextet value of every byte, INVALID outside the alphabet: one lookup per byte on the hot path.
+static SEXTETS: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 26 {
+        t[b'A' as usize + i] = i as u8;
+        t[b'a' as usize + i] = 26 + i as u8;
+        i += 1;
+    }
+    let mut d = 0;
+    while d < 10 {
+        t[b'0' as usize + d] = 52 + d as u8;
+        d += 1;
+    }
+    t[b'+' as usize] = 62;
+    t[b'/' as usize] = 63;
+    t
+};
+
 /// The sextet value of a base64 alphabet byte.
 pub(crate) fn sextet(b: u8) -> Option<u8> {
-    match b {
-        b'A'..=b'Z' => Some(b - b'A'),
-        b'a'..=b'z' => Some(b - b'a' + 26),
-        b'0'..=b'9' => Some(b - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
+    match SEXTETS[b as usize] {
+        INVALID => None,
+        s => Some(s),
     }
 }
 
 pub(crate) fn is_alphabet(b: u8) -> bool {
-    sextet(b).is_some()
+    SEXTETS[b as usize] != INVALID
+}
+
+/// Decode leading whole quanta of four alphabet bytes; returns how many input bytes were used.
+/// Stops at the first quantum holding anything else (whitespace, padding, garbage).
+fn decode_clean_quanta(input: &[u8], out: &mut Vec<u8>) -> usize {
+    let mut used = 0;
+    for q in input.chunks_exact(4) {
+        let (a, b, c, d) = (
+            SEXTETS[q[0] as usize],
+            SEXTETS[q[1] as usize],
+            SEXTETS[q[2] as usize],
+            SEXTETS[q[3] as usize],
+        );
+        if (a | b | c | d) & 0xC0 != 0 {
+            break;
+        }
+        out.extend_from_slice(&[(a << 2) | (b >> 4), (b << 4) | (c >> 2), (c << 6) | d]);
+        used += 4;
+    }
+    used
 }
 
 /// Decoder state: the sextets of the quantum in progress.
@@ -53,8 +91,17 @@ impl Base64Decoder {
 
     pub(crate) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.reserve(input.len() / 4 * 3 + 3);
-        for &b in input {
-            self.push(b, out);
+        let mut i = 0;
+        while i < input.len() {
+            // Between quanta, runs of clean quanta (the bulk of any line) go four at a time.
+            if self.pending == 0 {
+                i += decode_clean_quanta(&input[i..], out);
+                if i >= input.len() {
+                    break;
+                }
+            }
+            self.push(input[i], out);
+            i += 1;
         }
     }
 

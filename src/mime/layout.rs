@@ -133,7 +133,36 @@ impl Base64Layout {
     }
 
     fn admits(&self, start: u64, bytes: &[u8]) -> bool {
-        (start..).zip(bytes).all(|(o, &b)| self.expect(o).admits(b))
+        // Whole runs of base64 symbols inside full lines are checked in bulk; everything else
+        // (terminators, the last line, padding) byte by byte.
+        let period = self.period();
+        let last_start = self.last_start();
+        let mut i = 0usize;
+        while i < bytes.len() {
+            let o = start + i as u64;
+            if o < last_start {
+                let col = o % period;
+                if col < self.line_syms {
+                    let line = o / period;
+                    let run_end = (self.line_syms - col) as usize;
+                    let n = run_end.min(bytes.len() - i);
+                    // A run is all alphabet unless padding starts inside it.
+                    let first_sym = line * self.line_syms + col;
+                    if first_sym + n as u64 <= self.total_chars() {
+                        if !bytes[i..i + n].iter().all(|&b| is_alphabet(b)) {
+                            return false;
+                        }
+                        i += n;
+                        continue;
+                    }
+                }
+            }
+            if !self.expect(o).admits(bytes[i]) {
+                return false;
+            }
+            i += 1;
+        }
+        true
     }
 
     /// Base64 characters before byte `offset`.
