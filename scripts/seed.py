@@ -14,7 +14,8 @@ message i (0-based, per folder) gets () if i%3==0, (\\Seen) if i%3==1, (\\Flagge
 
 \\Noselect parents: with LAYOUT=fs, creating "Parent/Child" without creating "Parent" leaves "Parent" a
 plain directory, which Dovecot LISTs as (\\Noselect \\HasChildren). So to get a \\Noselect parent, just
-seed a nested folder and never seed its parent.
+seed a nested folder and never seed its parent. (Also measured: CREATE Parent, CREATE Parent/Child,
+DELETE Parent leaves Parent listed as \\Noselect \\HasChildren.)
 
 imaplib's APPEND turns every line end into CRLF, as IMAP requires (the server would anyway).
 """

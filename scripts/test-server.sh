@@ -281,13 +281,24 @@ cmd_stop() {
     [ -d "$dir" ] || return 0
     dir=$(cd "$dir" && pwd)
     pid=$(master_pid "$dir") || return 0
+    # the master runs in its own session (sid == its pid): those processes are this instance, and only it
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 10); do
+        kill -0 "$pid" 2>/dev/null || break
+        # its stats process lingers ~2 s on shutdown; nothing of value is lost by not waiting for it
+        [ "$i" -ge 4 ] && break
         sleep 0.05
     done
-    kill -KILL "$pid" 2>/dev/null || true
-    # its children (imap, auth, ...) carry the same config in no argv; they exit when the master dies
+    for i in $(seq 1 40); do
+        local left
+        # zombies (waiting for init to reap them) do not count
+        left=$(ps -o pid=,stat= -s "$pid" 2>/dev/null | awk '$2 !~ /^Z/ {printf "%s ", $1}')
+        [ -z "${left// /}" ] && return 0
+        [ "$i" -ge 4 ] && kill -KILL $left 2>/dev/null || true
+        sleep 0.05
+    done
+    echo "test-server.sh: dovecot processes of $dir still there: $left" >&2
+    return 1
 }
 
 cmd_status() {
