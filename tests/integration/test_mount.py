@@ -538,6 +538,14 @@ class D_Lifecycle(unittest.TestCase):
                 ref = w.messages["INBOX"][1]
                 self.assertEqual(read_file(os.path.join(m.path, "INBOX", "1", "1")), ref.files["1"])
 
+    def test_insecure_skips_verification(self):
+        w = world()
+        # a CA that does not match, and a host the certificate does not name: --insecure mounts anyway
+        with Mount(w, args=["--insecure"], ca_file=w.env["OTHER_CA_FILE"],
+                   url=w.url(host=w.env["WRONG_NAME_HOST"]), name="insecure") as m:
+            with Watchdog(w, 30, "ls"):
+                self.assertIn("INBOX", os.listdir(m.path))
+
     def test_password_file_and_command(self):
         w = world()
         pf = os.path.join(w.tmp, "pw-0600")
