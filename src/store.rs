@@ -119,7 +119,10 @@ pub trait MailStore: Send + Sync {
         if l.uidvalidity != uidvalidity {
             return Err(StoreError::UidValidityChanged(folder.into()));
         }
-        Ok(l.messages.into_iter().filter(|m| m.uid >= from_uid).collect())
+        Ok(l.messages
+            .into_iter()
+            .filter(|m| m.uid >= from_uid)
+            .collect())
     }
 
     /// Every UID in the folder, ascending (`UID SEARCH ALL`).

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use super::connect::ImapSession;
 use super::response::{parse_fetches, FetchResponse};
-use crate::store::{FolderEntry, StoreError};
+
+use crate::store::{FolderEntry, FolderStatus, StoreError};
 
 /// What EXAMINE reports about a folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +145,52 @@ impl Conn {
             Err(imap::Error::Validate(_)) => Err(StoreError::NoSuchFolder(folder.to_string())),
             Err(e) => Err(self.fail(e, &format!("EXAMINE {folder}"))),
         }
+    }
+
+    /// STATUS `folder` (UIDVALIDITY UIDNEXT MESSAGES): whether it changed, without listing it.
+    pub fn status(&mut self, folder: &str) -> Result<FolderStatus, StoreError> {
+        self.last_used = Instant::now();
+        if self
+            .examined
+            .as_ref()
+            .is_some_and(|(name, _)| name == folder)
+        {
+            // Dovecot answers STATUS on the folder this session has open from the session's
+            // view, which only catches up on other clients' changes at a command that syncs.
+            log::debug!("[imap {}] NOOP", self.id);
+            let r = self.sess.noop();
+            self.sess.take_all_unsolicited().for_each(drop);
+            r.map_err(|e| self.fail(e, "NOOP"))?;
+        }
+        log::debug!("[imap {}] STATUS {:?}", self.id, folder);
+        let r = self.sess.status(folder, "(UIDVALIDITY UIDNEXT MESSAGES)");
+        self.sess.take_all_unsolicited().for_each(drop);
+        match r {
+            Ok(mb) => Ok(FolderStatus {
+                uidvalidity: mb.uid_validity.unwrap_or(0),
+                uidnext: mb.uid_next.unwrap_or(0),
+                messages: mb.exists,
+            }),
+            Err(imap::Error::No(n)) if no_means_missing(&n.information) => {
+                Err(StoreError::NoSuchFolder(folder.to_string()))
+            }
+            Err(imap::Error::Validate(_)) => Err(StoreError::NoSuchFolder(folder.to_string())),
+            Err(e) => Err(self.fail(e, &format!("STATUS {folder}"))),
+        }
+    }
+
+    /// `UID SEARCH ALL` in the EXAMINEd folder, ascending.
+    pub fn all_uids(&mut self) -> Result<Vec<u32>, StoreError> {
+        self.last_used = Instant::now();
+        log::debug!("[imap {}] UID SEARCH ALL", self.id);
+        let r = self.sess.uid_search("ALL");
+        self.sess.take_all_unsolicited().for_each(drop);
+        let mut uids: Vec<u32> = r
+            .map_err(|e| self.fail(e, "UID SEARCH ALL"))?
+            .into_iter()
+            .collect();
+        uids.sort_unstable();
+        Ok(uids)
     }
 
     /// LIST "" "*".

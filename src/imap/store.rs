@@ -12,8 +12,8 @@ use super::uidset;
 use super::{ConnectError, ServerConfig};
 use crate::sexp::Value;
 use crate::store::{
-    FolderEntry, FolderListing, MailStore, MessageSummary, RangeRequest, Result, StoreError,
-    StructureData,
+    FolderEntry, FolderListing, FolderStatus, MailStore, MessageSummary, RangeRequest, Result,
+    StoreError, StructureData,
 };
 
 /// Waits before each attempt of an idempotent command after a transient failure.
@@ -198,6 +198,40 @@ impl MailStore for ImapStore {
             let resps = c.fetch("UID FETCH 1:* (UID INTERNALDATE RFC822.SIZE)")?;
             listing.messages = summaries(&resps);
             Ok(listing)
+        })
+    }
+
+    fn folder_status(&self, folder: &str) -> Result<FolderStatus> {
+        self.with_conn(None, None, |c| c.status(folder))
+    }
+
+    fn list_messages_from(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        from_uid: u32,
+    ) -> Result<Vec<MessageSummary>> {
+        let cmd = format!(
+            "UID FETCH {}:* (UID INTERNALDATE RFC822.SIZE)",
+            from_uid.max(1)
+        );
+        let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(&cmd))?;
+        // `n:*` always includes the highest UID, even below n.
+        Ok(summaries(&resps)
+            .into_iter()
+            .filter(|m| m.uid >= from_uid)
+            .collect())
+    }
+
+    fn list_uids(&self, folder: &str, uidvalidity: u32) -> Result<Vec<u32>> {
+        self.with_conn(Some(folder), None, |c| {
+            // A fresh EXAMINE: a session that already had the folder open would still count
+            // messages expunged since, until told (no EXPUNGE is sent during SEARCH).
+            let ex = c.examine(folder)?;
+            if ex.uidvalidity != uidvalidity {
+                return Err(StoreError::UidValidityChanged(folder.to_string()));
+            }
+            c.all_uids()
         })
     }
 
