@@ -320,16 +320,16 @@ fn fake_errors_map_precisely() {
 }
 
 #[test]
-fn fake_hanging_command_times_out_and_retries() {
+fn fake_hanging_command_gives_up_within_the_timeout() {
     let f = start(Mode::Normal);
     let store = ImapStore::connect(cfg(&f, "right")).unwrap();
     let t = Instant::now();
     let e = store.fetch_ranges("F", 42, &[range(7)]).unwrap_err();
     let took = t.elapsed();
     assert!(matches!(e, StoreError::Connection(_)), "{e:?}");
-    // 3 attempts of 0.5 s plus 0.2 s and 1 s of backoff.
-    assert!(took < Duration::from_secs(4), "{took:?}");
-    assert!(f.stats.connections.load(Ordering::SeqCst) >= 3);
+    // One stalled attempt spends the whole 0.5 s budget: no retries stack up behind it.
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert!(took >= Duration::from_millis(400), "{took:?}");
     assert_eq!(
         store.fetch_ranges("F", 42, &[range(1)]).unwrap()[0],
         b"hello"

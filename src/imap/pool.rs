@@ -106,6 +106,11 @@ impl Pool {
         Ok(Conn::new(id, sess))
     }
 
+    /// The configured timeout: also the time budget of one operation with its retries.
+    pub fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
     /// The effective most connections (after any `[LIMIT]`).
     pub fn limit(&self) -> usize {
         self.lock().limit

@@ -2,7 +2,7 @@
 //! only LIST, EXAMINE and `UID FETCH` with `BODY.PEEK` are ever sent.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::items::{body_key, parse_internal_date, valid_section};
 use super::pool::{Lease, Pool};
@@ -16,12 +16,11 @@ use crate::store::{
     StoreError, StructureData,
 };
 
-/// Waits before each attempt of an idempotent command after a transient failure.
-const BACKOFF: [Duration; 3] = [
-    Duration::ZERO,
-    Duration::from_millis(200),
-    Duration::from_secs(1),
-];
+/// Wait before the first retry of an idempotent command after a transient failure; each later
+/// retry waits twice as long, up to MAX_BACKOFF, while the operation's time budget (the
+/// `--timeout`) lasts.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Most body bytes asked for in one command (the `imap` crate buffers whole responses).
 pub const MAX_COMMAND_BYTES: u64 = 16 << 20;
@@ -61,30 +60,34 @@ impl ImapStore {
         uidvalidity: Option<u32>,
         mut op: impl FnMut(&mut Conn) -> Result<T>,
     ) -> Result<T> {
-        let mut last = None;
-        for (attempt, wait) in BACKOFF.iter().enumerate() {
-            if attempt > 0 {
-                std::thread::sleep(*wait);
-            }
+        // Retry fast failures (a reset, a refused connect while the server restarts) until the
+        // time budget is spent; a stalled attempt spends it alone, so a dead server gives EIO
+        // after about one timeout, not several.
+        let start = Instant::now();
+        let budget = self.pool.timeout();
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
             let r = self
                 .pool
                 .checkout(folder)
                 .and_then(|mut lease| run_on(&mut lease, folder, uidvalidity, &mut op));
             match r {
                 Err(StoreError::Connection(msg)) => {
-                    if attempt + 1 < BACKOFF.len() {
-                        log::warn!("IMAP: {msg}; reconnecting (attempt {})", attempt + 2);
-                    } else {
-                        log::warn!("IMAP: {msg}; giving up after {} attempts", BACKOFF.len());
-                    }
                     // Other idle connections from the same era are suspect too.
                     self.pool.flush_idle();
-                    last = Some(StoreError::Connection(msg));
+                    if start.elapsed() + backoff >= budget {
+                        log::warn!("IMAP: {msg}; giving up after {attempt} attempts");
+                        return Err(StoreError::Connection(msg));
+                    }
+                    log::warn!("IMAP: {msg}; reconnecting (attempt {})", attempt + 1);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    attempt += 1;
                 }
                 other => return other,
             }
         }
-        Err(last.unwrap_or_else(|| StoreError::Connection("no attempt made".into())))
     }
 
     /// One `UID FETCH` of structures for `uids`; per-UID results.
