@@ -166,10 +166,12 @@ pub fn build_batch<'a>(
 }
 
 /// Bytes to ask for to get a file's whole section in one go (nested headers have no size in
-/// BODYSTRUCTURE).
+/// BODYSTRUCTURE). The same length for every small part, so that messages wanting the same
+/// sections share one command (the store groups UIDs with identical item lists).
 fn whole_request(f: &FileInfo) -> u64 {
     match f.encoded_size {
         0 => UNKNOWN_SIZE_GUESS,
+        n if n <= SMALL_PART => whole_len(SMALL_PART),
         n => whole_len(n),
     }
 }

@@ -2,6 +2,8 @@
 //! only LIST, EXAMINE and `UID FETCH` with `BODY.PEEK` are ever sent.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::items::{body_key, parse_internal_date, valid_section};
@@ -292,11 +294,45 @@ impl MailStore for ImapStore {
         reqs: &[RangeRequest],
     ) -> Result<Vec<Vec<u8>>> {
         let plan = RangePlan::new(reqs)?;
-        let mut got: HashMap<(u32, String, Option<u64>), Vec<u8>> = HashMap::new();
-        for cmd in &plan.commands {
+        let got: Mutex<HashMap<(u32, String, Option<u64>), Vec<u8>>> = Mutex::new(HashMap::new());
+        let run = |cmd: &String| -> Result<()> {
             let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(cmd))?;
+            let mut got = got.lock().unwrap_or_else(|e| e.into_inner());
             collect_bodies(&resps, &plan.uids_of(cmd), &mut got);
+            Ok(())
+        };
+        // The crate cannot pipeline, so several commands go out over several connections at
+        // once: round trips overlap instead of adding up.
+        let workers = plan.commands.len().min(self.pool.limit());
+        if workers <= 1 {
+            plan.commands.iter().try_for_each(run)?;
+        } else {
+            let next = AtomicUsize::new(0);
+            let failure: Mutex<Option<StoreError>> = Mutex::new(None);
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|| loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(cmd) = plan.commands.get(i) else {
+                            return;
+                        };
+                        if let Err(e) = run(cmd) {
+                            failure
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            // Let the other workers stop at their next command.
+                            next.store(plan.commands.len(), Ordering::Relaxed);
+                            return;
+                        }
+                    });
+                }
+            });
+            if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                return Err(e);
+            }
         }
+        let got = got.into_inner().unwrap_or_else(|e| e.into_inner());
         Ok(plan.answers(reqs, &got))
     }
 }
