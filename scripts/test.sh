@@ -53,9 +53,11 @@ step() { # name command...   (output is shown and kept in $LOGDIR/<n>.log)
 
 step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
-step "cargo test" cargo test
+# Release mode throughout: one dependency build serves the tests, the binary and the benchmarks.
+step "cargo test" cargo test --release
 step "cargo build --release" cargo build --release
 if [ -z "${SKIP_INTEGRATION:-}" ]; then
+    step "imap vs Dovecot" timeout --kill-after=30 600 scripts/imap-server-tests.sh
     if [ -x target/release/imapfs ]; then
         step "integration" timeout --kill-after=30 1800 python3 tests/integration/run.py
     else
