@@ -1,0 +1,757 @@
+#!/usr/bin/env python3
+"""imapfs benchmarks: imapfs against curl / Python imaplib on the same throwaway Dovecot, over
+loopback and through scripts/netproxy.py (added latency); medians, a Markdown table, docs/benchmarks.md.
+Python stdlib only; started by scripts/bench.sh, which builds the release binary and cleans up."""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+import gen  # noqa: E402
+
+MiB = 1 << 20
+ALL_SCENARIOS = ["cat", "head", "ls", "find", "grep", "par", "warm", "rss", "huge"]
+
+# full and --quick sizes
+FULL = dict(big_mib=50, par_n=8, par_mib=20, ls_msgs=10000, msgs=2000, gig_mib=1024, huge_msgs=100000)
+QUICK = dict(big_mib=8, par_n=8, par_mib=2, ls_msgs=1000, msgs=200, gig_mib=128, huge_msgs=5000)
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def is_mounted(path):
+    path = os.path.abspath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if line.split()[4].encode().decode("unicode_escape") == path:
+                return True
+    return False
+
+
+def proc_status(pid, key):
+    """kB value of a /proc/PID/status line (VmRSS, VmHWM), in bytes."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def run(cmd, timeout=1800, **kw):
+    return subprocess.run(cmd, timeout=timeout, check=True, **kw)
+
+
+def sh_timed(cmd, timeout=1800):
+    """Wall time of `sh -c cmd` (raises on failure)."""
+    t0 = time.perf_counter()
+    run(["sh", "-c", cmd], timeout=timeout, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.work = os.path.abspath(a.work)
+        self.srv = os.path.join(self.work, "srv")
+        self.pidsdir = os.path.join(self.work, "pids")
+        os.makedirs(self.pidsdir, exist_ok=True)
+        self.bin = os.path.join(REPO, "target", "release", "imapfs")
+        self.rows = []
+        self.notes = []
+        self.proxies = {}  # link name -> (Popen, port)
+        self.mount_n = 0
+        self.can_drop = os.geteuid() == 0 and os.access("/proc/sys/vm/drop_caches", os.W_OK)
+        self.expected = {}  # misc expectations computed while generating
+
+    # ------------------------------------------------------------ processes
+
+    def track(self, pid):
+        open(os.path.join(self.pidsdir, str(pid)), "w").close()
+
+    def untrack(self, pid):
+        try:
+            os.unlink(os.path.join(self.pidsdir, str(pid)))
+        except OSError:
+            pass
+
+    def drop_caches(self):
+        if self.a.no_drop_caches:
+            return
+        if not self.can_drop:
+            if not getattr(self, "_warned_drop", False):
+                self.notes.append("page cache NOT dropped (not root): cold runs are server-side warm")
+                self._warned_drop = True
+            return
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+
+    # ------------------------------------------------------------ server
+
+    def start_server(self):
+        log("starting Dovecot in %s" % self.srv)
+        os.makedirs(self.srv, exist_ok=True)
+        run([os.path.join(REPO, "scripts", "test-server.sh"), "start", self.srv])
+        self.env = {}
+        with open(os.path.join(self.srv, "env")) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.strip().split("=", 1)
+                    self.env[k] = v.strip("'")
+        self.port = int(self.env["IMAPS_PORT"])
+        self.maildir = os.path.join(self.srv, "home", self.env["IMAP_USER"], "Maildir")
+        os.makedirs(self.maildir, exist_ok=True)
+        st = os.stat(os.path.join(self.srv, "home"))
+        self.md = gen.Maildir(self.maildir, st.st_uid, st.st_gid)
+        self.md._own(os.path.join(self.srv, "home", self.env["IMAP_USER"]))
+        self.md._own(self.maildir)
+
+    def stats(self):
+        """{"bytes": server bytes out, "cmds": commands, "fetch": FETCH commands} so far."""
+        out = subprocess.run(["doveadm", "-c", self.env["DOVECOT_CONF"], "stats", "dump"], timeout=30,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True).stdout
+        s = {"bytes": 0, "cmds": 0, "fetch": 0}
+        for line in out.splitlines()[1:]:
+            f = line.split("\t")
+            if len(f) < 4 or f[1] != "bytes_out":
+                continue
+            if f[0] == "imap_bytes":
+                s["cmds"], s["bytes"] = int(f[2]), int(f[3])
+            elif f[0].startswith("imap_bytes_by_cmd_") and "FETCH" in f[0].upper():
+                s["fetch"] += int(f[2])
+        return s
+
+    @staticmethod
+    def delta(s0, s1):
+        return {k: s1[k] - s0[k] for k in s0}
+
+    # ------------------------------------------------------------ data
+
+    def generated(self, folder, params):
+        """True when `folder` already holds messages made with `params` (a reused --work dir)."""
+        mark = os.path.join(self.work, "gen", folder)
+        try:
+            with open(mark) as f:
+                return f.read() == params
+        except OSError:
+            return False
+
+    def mark(self, folder, params):
+        os.makedirs(os.path.join(self.work, "gen"), exist_ok=True)
+        with open(os.path.join(self.work, "gen", folder), "w") as f:
+            f.write(params)
+
+    def make_folder(self, folder, specs, warm="warm"):
+        """specs: list of (text_size, [attachment sizes]) for messages 0..n-1 (UIDs 1..n)."""
+        params = json.dumps(specs)
+        if self.generated(folder, params):
+            log("%s: reusing %d messages" % (folder, len(specs)))
+            return
+        d = os.path.join(self.maildir, folder)
+        if os.path.exists(d):
+            shutil.rmtree(d)
+        t0, total = time.time(), 0
+        self.md.folder(folder)
+        for i, (text, atts) in enumerate(specs):
+            total += self.md.write(folder, i, gen.message(i, text, atts))
+        log("%s: wrote %d messages, %.1f MiB, in %.1fs" % (folder, len(specs), total / MiB, time.time() - t0))
+        t0 = time.time()
+        r = self.peer(warm, None, folder)  # Dovecot indexes the folder and caches fields (untimed)
+        log("%s: server indexed in %.1fs (%d items)" % (folder, time.time() - t0, r["items"]))
+        self.mark(folder, params)
+
+    def generate(self, sc):
+        a = self.a
+        if {"cat", "head", "warm"} & sc:
+            self.make_folder("Big", [(3000, [a.big_mib * MiB])])
+            self.big_local = os.path.join(self.work, "big-attachment.bin")
+            if not os.path.exists(self.big_local) or os.path.getsize(self.big_local) != a.big_mib * MiB:
+                with open(self.big_local, "wb") as f:
+                    f.write(gen.attachment_bytes(0, 0, a.big_mib * MiB))
+        if "par" in sc:
+            self.make_folder("Par", [(2000, [a.par_mib * MiB])] * a.par_n)
+        if "ls" in sc:
+            self.make_folder("Ten", [(1000 + (i * 37) % 3000, gen.realistic_attachments(i, 16))
+                                     for i in range(a.ls_msgs)], warm="warm-listing")
+        if {"find", "grep"} & sc:
+            self.two = [(1000 + (i * 37) % 5000, gen.realistic_attachments(i)) for i in range(a.msgs)]
+            self.make_folder("Two", self.two)
+        if "rss" in sc:
+            cyc = [4, 12, 8, 8]
+            sizes, tot, i = [], 0, 0
+            while tot < a.gig_mib:
+                s = min(cyc[i % 4], a.gig_mib - tot)
+                sizes.append(s)
+                tot += s
+                i += 1
+            self.make_folder("Gig", [(2000, [s * MiB]) for s in sizes])
+        if "huge" in sc:
+            self.make_folder("Huge", [(800 + (i * 37) % 2000, gen.realistic_attachments(i, 8))
+                                      for i in range(a.huge_msgs)], warm="warm-listing")
+
+    # ------------------------------------------------------------ links
+
+    def links(self):
+        out = []
+        if "loopback" in self.a.links:
+            out.append(("loopback", self.port))
+        if "proxy" in self.a.links:
+            port = self.start_proxy()
+            if port:
+                out.append(("+%d ms each way" % self.a.delay_ms, port))
+        return out
+
+    def start_proxy(self):
+        script = os.path.join(REPO, "scripts", "netproxy.py")
+        if not os.path.exists(script):
+            self.notes.append("scripts/netproxy.py missing: latency runs skipped")
+            log("scripts/netproxy.py not found: skipping the latency runs")
+            return None
+        pf = os.path.join(self.work, "proxy.port")
+        errf = open(os.path.join(self.work, "proxy.log"), "ab")
+        p = subprocess.Popen([sys.executable, script, "--listen", "127.0.0.1:0", "--target",
+                              "127.0.0.1:%d" % self.port, "--delay-ms", str(self.a.delay_ms), "--port-file", pf],
+                             stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL, text=True)
+        self.track(p.pid)
+        line = p.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            p.kill()
+            raise SystemExit("netproxy.py did not print PORT n (got %r)" % line)
+        port = int(line[1])
+        self.proxies[port] = p
+        log("latency proxy on 127.0.0.1:%d (+%d ms each way)" % (port, self.a.delay_ms))
+        return port
+
+    def stop_proxies(self):
+        for p in self.proxies.values():
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            self.untrack(p.pid)
+
+    # ------------------------------------------------------------ imapfs
+
+    def mount(self, port, args=()):
+        self.mount_n += 1
+        mnt = os.path.join(self.work, "mnt%d" % self.mount_n)
+        os.makedirs(mnt, exist_ok=True)
+        logf = open(mnt + ".log", "ab")
+        argv = [self.bin, "--ca-file", self.env["CA_FILE"], "-f"] + (["-d"] if self.a.debug else []) + \
+            a_split(self.a.imapfs_args) + list(args) + ["imaps://%s@127.0.0.1:%d" % (self.env["IMAP_USER"], port), mnt]
+        env = dict(os.environ, IMAPFS_PASSWORD=self.env["IMAP_PASS"])
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
+        self.track(p.pid)
+        while not is_mounted(mnt):
+            if p.poll() is not None or time.perf_counter() - t0 > 60:
+                raise SystemExit("imapfs did not mount (see %s.log)" % mnt)
+            time.sleep(0.005)
+        m = argparse.Namespace(path=mnt, proc=p, pid=p.pid, mount_s=time.perf_counter() - t0, log=mnt + ".log")
+        return m
+
+    def unmount(self, m):
+        subprocess.run(["fusermount3", "-u", m.path], timeout=30)
+        try:
+            m.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            m.proc.kill()
+            m.proc.wait(5)
+            subprocess.run(["fusermount3", "-uz", m.path], timeout=30)
+            self.notes.append("imapfs pid %d did not exit after fusermount3 -u (killed)" % m.pid)
+        self.untrack(m.pid)
+        if m.proc.returncode not in (0, None):
+            self.notes.append("imapfs exited with status %s (log %s)" % (m.proc.returncode, m.log))
+        if not self.a.keep:
+            try:
+                os.rmdir(m.path)
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------ peers
+
+    def peer(self, mode, port, folder):
+        port = port or self.port
+        out = subprocess.run([sys.executable, os.path.join(HERE, "peer.py"), mode, "127.0.0.1", str(port),
+                              self.env["CA_FILE"], self.env["IMAP_USER"], folder],
+                             env=dict(os.environ, IMAP_PASS=self.env["IMAP_PASS"]), timeout=3600,
+                             stdout=subprocess.PIPE, check=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    def curl_cmd(self, port, folder, uid, section, out="/dev/null"):
+        return ("curl -sS --fail --cacert '%s' -u '%s:%s' 'imaps://127.0.0.1:%d/%s;UID=%d;SECTION=%s' -o %s "
+                "-w '%%{size_download}\\n'" % (self.env["CA_FILE"], self.env["IMAP_USER"], self.env["IMAP_PASS"],
+                                                port, folder, uid, section, out))
+
+    # ------------------------------------------------------------ measuring
+
+    def measure(self, fn, settle=0.3):
+        """(result of fn, server-stats delta). fn returns seconds or a dict with "seconds"."""
+        time.sleep(settle)
+        s0 = self.stats()
+        r = fn()
+        time.sleep(settle)
+        return r, self.delta(s0, self.stats())
+
+    def add(self, scenario, link, imapfs=None, peer=None, target="", ok=None, ist=None, pst=None, extra=""):
+        """imapfs/peer: lists of seconds; ist/pst: lists of stats deltas (median per field)."""
+        def med_stats(lst):
+            if not lst:
+                return None
+            return {k: median([d[k] for d in lst]) for k in lst[0]}
+        row = dict(scenario=scenario, link=link, imapfs=imapfs or [], peer=peer or [], target=target,
+                   ist=med_stats(ist), pst=med_stats(pst), extra=extra)
+        ti, tp = median(row["imapfs"]), median(row["peer"])
+        row["ratio"] = ti / tp if ti is not None and tp else None
+        try:
+            row["ok"] = bool(ok(row)) if ok else None
+        except TypeError:  # a number is missing
+            row["ok"] = None
+        self.rows.append(row)
+        log("%s [%s]: imapfs %s, peer %s, ratio %s, %s -> %s %s" % (
+            scenario, link, fmt_s(ti), fmt_s(tp), fmt_r(row["ratio"]), target,
+            {None: "-", True: "met", False: "MISSED"}[row["ok"]], extra))
+
+    # ------------------------------------------------------------ scenarios
+
+    def sc_cat_warm(self, link, port, sc):
+        a, N = self.a, self.a.repeat
+        cold, warm, curl, local, ist, pst, wst = [], [], [], [], [], [], []
+        path_in = "Big/1/2"
+        curl_bytes = None
+        for r in range(N):
+            m = self.mount(port)
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("cat %s/%s >/dev/null" % (m.path, path_in)))
+            cold.append(t)
+            ist.append(d)
+            t, d = self.measure(lambda: sh_timed("cat %s/%s >/dev/null" % (m.path, path_in)))
+            warm.append(t)
+            wst.append(d)
+            if r == 0:
+                h = hashlib.sha256()
+                with open(os.path.join(m.path, path_in), "rb") as f:
+                    while True:
+                        b = f.read(MiB)
+                        if not b:
+                            break
+                        h.update(b)
+                want = hashlib.sha256(gen.attachment_bytes(0, 0, a.big_mib * MiB)).hexdigest()
+                if h.hexdigest() != want:
+                    self.notes.append("MISMATCH: %s read through imapfs differs from the generated bytes" % path_in)
+            self.unmount(m)
+            self.drop_caches()
+
+            def do_curl():
+                nonlocal curl_bytes
+                t0 = time.perf_counter()
+                out = run(["sh", "-c", self.curl_cmd(port, "Big", 1, "2")], stdout=subprocess.PIPE,
+                          text=True).stdout
+                curl_bytes = int(out.split()[-1])
+                return time.perf_counter() - t0
+            t, d = self.measure(do_curl)
+            curl.append(t)
+            pst.append(d)
+            sh_timed("cat %s >/dev/null" % self.big_local)  # warm the local copy
+            local.append(sh_timed("cat %s >/dev/null" % self.big_local))
+        size = a.big_mib * MiB
+        if "cat" in sc:
+            self.add("cold `cat` of a %d MiB base64 attachment" % a.big_mib, link, cold, curl,
+                     "≤ 1.2× curl", lambda r: r["ratio"] <= 1.2, ist, pst,
+                     "imapfs %.0f MB/s decoded (%d B); curl %.0f MB/s, %d B encoded" % (
+                         size / median(cold) / 1e6, size, curl_bytes / median(curl) / 1e6, curl_bytes))
+        if "warm" in sc:
+            self.add("warm re-read of the %d MiB attachment (peer: `cat` of a local file)" % a.big_mib, link,
+                     warm, local, "≤ 1.5× local cat", lambda r: r["ratio"] <= 1.5, wst, None,
+                     "%.0f MB/s vs %.0f MB/s" % (size / median(warm) / 1e6, size / median(local) / 1e6))
+
+    def sc_head(self, link, port):
+        times, st = [], []
+        for r in range(self.a.repeat):
+            m = self.mount(port)
+            run(["ls", "-l", os.path.join(m.path, "Big", "1")], stdout=subprocess.DEVNULL)
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("head -c 4096 %s/Big/1/2 >/dev/null" % m.path), settle=1.0)
+            times.append(t)
+            st.append(d)
+            self.unmount(m)
+        self.add("`head -c 4096` of the %d MiB attachment (message dir already looked up)" % self.a.big_mib,
+                 link, times, None, "server sends ≤ 256 KiB, ≤ 2 FETCHes",
+                 lambda r: r["ist"]["bytes"] <= 256 * 1024 and r["ist"]["fetch"] <= 2, st, None)
+
+    def sc_ls(self, link, port):
+        cold, warm, peer, ist, wst, pst, mnt = [], [], [], [], [], [], []
+        n = self.a.ls_msgs
+        for r in range(self.a.repeat):
+            m = self.mount(port)
+            mnt.append(m.mount_s)
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("ls -l %s/Ten >/dev/null" % m.path))
+            cold.append(t)
+            ist.append(d)
+            t, d = self.measure(lambda: sh_timed("ls -l %s/Ten >/dev/null" % m.path), settle=0.05)
+            warm.append(t)
+            wst.append(d)
+            cnt = len(os.listdir(os.path.join(m.path, "Ten")))
+            if cnt != n:
+                self.notes.append("ls Ten: %d entries, expected %d" % (cnt, n))
+            self.unmount(m)
+            self.drop_caches()
+            res, d = self.measure(lambda: self.peer("listing", port, "Ten"))
+            peer.append(res["seconds"])
+            pst.append(d)
+        self.add("`ls -l` of a %d-message folder, cold" % n, link, cold, peer, "≤ 1.5× peer",
+                 lambda r: r["ratio"] <= 1.5, ist, pst, "imapfs mount itself took %s" % fmt_s(median(mnt)))
+        self.add("`ls -l` of a %d-message folder, warm" % n, link, warm, None, "≤ 100 ms",
+                 lambda r: median(r["imapfs"]) <= 0.1, wst, None)
+
+    def sc_find(self, link, port, proxied):
+        times, peer, ist, pst = [], [], [], []
+        out = os.path.join(self.work, "find.out")
+        for r in range(self.a.repeat):
+            m = self.mount(port)
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("cd %s && find Two -type f -printf '%%P %%s\\n' >%s" % (m.path, out)))
+            times.append(t)
+            ist.append(d)
+            self.unmount(m)
+            if r == 0:
+                self.check_find(out)
+            self.drop_caches()
+            res, d = self.measure(lambda: self.peer("structure", port, "Two"))
+            peer.append(res["seconds"])
+            pst.append(d)
+        self.add("`find -type f -printf '%%s'` over %d messages, cold" % self.a.msgs, link, times, peer,
+                 "≤ 3× peer at 20 ms RTT" if proxied else "(target is at 20 ms RTT)",
+                 (lambda r: r["ratio"] <= 3) if proxied else None, ist, pst)
+
+    def check_find(self, out):
+        sizes = {}
+        with open(out) as f:
+            for line in f:
+                p, s = line.rsplit(" ", 1)
+                sizes[p] = int(s)
+        want_files = sum(2 + len(atts) for _, atts in self.two)
+        bad = 0
+        for i, (_, atts) in enumerate(self.two):
+            for k, sz in enumerate(atts):
+                if sizes.get("%d/%d" % (i + 1, k + 2)) != sz:
+                    bad += 1
+        if len(sizes) != want_files or bad:
+            self.notes.append("find Two: %d files (expected %d), %d attachment sizes wrong" % (
+                len(sizes), want_files, bad))
+
+    def sc_grep(self, link, port, proxied):
+        times, peer, ist, pst = [], [], [], []
+        out = os.path.join(self.work, "grep.out")
+        want = sum(1 for i in range(self.a.msgs) if i % 10 == 3)
+        for r in range(self.a.repeat):
+            m = self.mount(port)
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("cd %s && grep -l needle Two/*/1 >%s; [ $? -le 1 ]" % (m.path, out)))
+            times.append(t)
+            ist.append(d)
+            self.unmount(m)
+            got = sum(1 for _ in open(out))
+            if got != want:
+                self.notes.append("grep: imapfs found %d messages, expected %d" % (got, want))
+            self.drop_caches()
+            res, d = self.measure(lambda: self.peer("grep", port, "Two"))
+            if res["items"] != want:
+                self.notes.append("grep: peer found %d messages, expected %d" % (res["items"], want))
+            peer.append(res["seconds"])
+            pst.append(d)
+        self.add("`grep -l needle Folder/*/1` over %d messages, cold" % self.a.msgs, link, times, peer,
+                 "≥ 5× faster than peer at 20 ms RTT" if proxied else "(target is at 20 ms RTT)",
+                 (lambda r: r["ratio"] <= 0.2) if proxied else None, ist, pst)
+
+    def sc_par(self, link, port):
+        a = self.a
+        times, peer, ist, pst = [], [], [], []
+        for r in range(a.repeat):
+            m = self.mount(port)
+            self.drop_caches()
+            cmd = " ".join("cat %s/Par/%d/2 >/dev/null &" % (m.path, u) for u in range(1, a.par_n + 1)) + " wait"
+            t, d = self.measure(lambda: sh_timed(cmd))
+            times.append(t)
+            ist.append(d)
+            self.unmount(m)
+            self.drop_caches()
+            cmd = " ".join("%s >/dev/null &" % self.curl_cmd(port, "Par", u, "2") for u in range(1, a.par_n + 1)) + " wait"
+            t, d = self.measure(lambda: sh_timed(cmd))
+            peer.append(t)
+            pst.append(d)
+        tot = a.par_n * a.par_mib * MiB
+        self.add("%d parallel `cat`s of different %d MiB attachments" % (a.par_n, a.par_mib), link, times, peer,
+                 "≥ 0.7× curls' throughput (ratio ≤ 1.43)", lambda r: r["ratio"] <= 1 / 0.7, ist, pst,
+                 "imapfs %.0f MB/s decoded; curls %.0f MB/s decoded-equivalent" % (
+                     tot / median(times) / 1e6, tot / median(peer) / 1e6))
+
+    def sc_rss(self, link, port):
+        times, hwm, ist = [], [], []
+        for r in range(self.a.repeat):
+            m = self.mount(port, ["--cache-size", "64M"])
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("find %s/Gig -type f -exec cat {} + >/dev/null" % m.path))
+            times.append(t)
+            ist.append(d)
+            hwm.append(proc_status(m.pid, "VmHWM"))
+            self.unmount(m)
+        peak = median(hwm)
+        self.add("read every file of a %d MiB folder, `--cache-size 64M`: peak RSS" % self.a.gig_mib, link, times,
+                 None, "VmHWM ≤ 104 MiB", lambda r: peak <= 104 * MiB, ist, None,
+                 "VmHWM %.1f MiB (runs: %s); %.0f MB/s" % (peak / MiB, ", ".join("%.1f" % (h / MiB) for h in hwm),
+                                                          self.a.gig_mib * MiB / median(times) / 1e6))
+
+    def sc_huge(self, link, port):
+        n = self.a.huge_msgs
+        times, peer, ist, pst, per, rss = [], [], [], [], [], []
+        for r in range(self.a.repeat):
+            m = self.mount(port)
+            time.sleep(0.2)
+            r0 = proc_status(m.pid, "VmRSS")
+            self.drop_caches()
+            cnt = []
+
+            def do():
+                t0 = time.perf_counter()
+                out = run(["sh", "-c", "ls %s/Huge | wc -l" % m.path], stdout=subprocess.PIPE, text=True).stdout
+                cnt.append(int(out))
+                return time.perf_counter() - t0
+            t, d = self.measure(do)
+            times.append(t)
+            ist.append(d)
+            r1 = proc_status(m.pid, "VmRSS")
+            rss.append(r1)
+            per.append((r1 - r0) / n)
+            if cnt[0] != n:
+                self.notes.append("ls Huge: %d entries, expected %d" % (cnt[0], n))
+            self.unmount(m)
+            self.drop_caches()
+            res, d = self.measure(lambda: self.peer("listing", port, "Huge"))
+            peer.append(res["seconds"])
+            pst.append(d)
+        self.add("`ls \\| wc -l` of a %d-message folder, cold (peer: imaplib listing FETCH)" % n, link, times, peer,
+                 "≤ 300 B metadata/message (RSS delta)", lambda r: median(per) <= 300, ist, pst,
+                 "RSS after %.1f MiB; %.0f B/message" % (median(rss) / MiB, median(per)))
+
+    # ------------------------------------------------------------ report
+
+    def report(self, t_start, load_start):
+        a = self.a
+        head = ("| scenario | link | imapfs | peer | ratio | target | met | imapfs: server bytes / cmds (FETCH) | "
+                "peer: server bytes / cmds (FETCH) | notes |\n|---|---|---|---|---|---|---|---|---|---|\n")
+        lines = []
+        order = []
+        for r in self.rows:
+            key = r["scenario"].split(",")[0]
+            if key not in order:
+                order.append(key)
+        self.rows.sort(key=lambda r: order.index(r["scenario"].split(",")[0]))
+        for r in self.rows:
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["scenario"], r["link"], fmt_s(median(r["imapfs"])), fmt_s(median(r["peer"])), fmt_r(r["ratio"]),
+                r["target"], {None: "–", True: "yes", False: "**no**"}[r["ok"]], fmt_st(r["ist"]), fmt_st(r["pst"]),
+                r["extra"]))
+        table = head + "\n".join(lines) + "\n"
+        samples = "\n".join("- %s [%s]: imapfs %s; peer %s" % (
+            r["scenario"], r["link"], " ".join("%.3f" % x for x in r["imapfs"]) or "–",
+            " ".join("%.3f" % x for x in r["peer"]) or "–") for r in self.rows)
+        try:
+            commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
+                                    text=True, timeout=10).stdout.strip()
+        except Exception:
+            commit = "?"
+        cpu = "?"
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+        except Exception:
+            pass
+        dv = subprocess.run(["dovecot", "--version"], stdout=subprocess.PIPE, text=True).stdout.strip()
+        cv = subprocess.run(["curl", "--version"], stdout=subprocess.PIPE, text=True).stdout.split("\n")[0]
+        cmdline = "scripts/bench.sh " + " ".join(a.orig_args)
+        facts = (
+            "- command: `%s` (%s, repeat %d, medians shown)\n"
+            "- date: %s; duration %.1f min\n"
+            "- machine: %s, nproc %d, %s; load average at start %s, at end %s (shared with other builds)\n"
+            "- imapfs %s (release build); %s; %s; Python %s\n"
+            "- sizes: big %d MiB, parallel %d × %d MiB, ls %d messages, find/grep %d messages, RSS folder %d MiB, "
+            "huge %d messages; latency link: scripts/netproxy.py --delay-ms %d (RTT +%d ms)\n" % (
+                cmdline, "quick" if a.quick else "full", a.repeat,
+                datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), (time.time() - t_start) / 60,
+                cpu, os.cpu_count(), platform.release(), load_start, loadavg(), commit, dv.split()[0] and
+                "Dovecot " + dv, cv, platform.python_version(), a.big_mib, a.par_n, a.par_mib, a.ls_msgs, a.msgs,
+                a.gig_mib, a.huge_msgs, a.delay_ms, 2 * a.delay_ms))
+        notes = "".join("- %s\n" % n for n in self.notes) or "- none\n"
+        doc = DOC_TEMPLATE.format(facts=facts, table=table, samples=samples, notes=notes)
+        print("\n" + table)
+        if self.notes:
+            print("notes:\n" + notes)
+        if a.out != "-":
+            out = a.out if os.path.isabs(a.out) else os.path.join(REPO, a.out)
+            with open(out, "w") as f:
+                f.write(doc)
+            log("wrote %s" % out)
+
+
+DOC_TEMPLATE = """# imapfs benchmarks
+
+Produced by `scripts/bench.sh` (rerun it to refresh this file). Every run uses a throwaway Dovecot
+(`scripts/test-server.sh`) on 127.0.0.1 filled with deterministic generated messages, once directly
+and once through `scripts/netproxy.py` adding latency in each direction. Times are wall-clock
+medians of the repeats; "ratio" is imapfs time / peer time (lower is better for imapfs).
+
+{facts}
+{table}
+What is timed:
+
+- **imapfs**: the shell command alone (`cat`, `ls -l`, `find`, `grep`, ...) on a mount made for that
+  repeat (a fresh imapfs process, so nothing of it is cached; it has already logged in, which the
+  mount does). "Cold" runs also drop the page cache first (`echo 3 > /proc/sys/vm/drop_caches`),
+  which makes the server read its maildir from disk too. The warm `ls -l` and the warm re-read follow
+  the cold run on the same mount.
+- **curl**: the whole `curl` process: connect, TLS, LOGIN, SELECT and `UID FETCH n BODY[2]`; it
+  downloads the *encoded* (base64) section, about 1.35× the decoded bytes imapfs delivers.
+- **imaplib peers** (`scripts/bench/peer.py`): from before the TCP connect to the last answer:
+  connect, TLS, LOGIN, EXAMINE and the FETCH(es); Python start-up and LOGOUT are not included.
+- **server bytes / cmds (FETCH)**: deltas of `doveadm stats dump` (metric `imap_bytes`: bytes the
+  server sent for finished IMAP commands, number of commands; FETCH = `FETCH`/`UID FETCH` commands),
+  medians over the repeats. LOGIN and the TLS handshake are not IMAP commands there.
+- Peak RSS is `VmHWM` of the imapfs process after the run; metadata per message is the growth of
+  `VmRSS` across the `ls` divided by the number of messages.
+
+Messages: multipart/mixed with a text part (1–6 KB, every 4th quoted-printable, "needle" in every
+10th) and 0–2 base64 attachments (76-character lines, CRLF; 1 KiB–1 MiB in the find/grep folder,
+≤ 16 KiB in the listing folders), generated by `scripts/bench/gen.py` straight into the maildir.
+
+All samples (seconds):
+
+{samples}
+
+Notes from the run:
+
+{notes}"""
+
+
+def a_split(s):
+    import shlex
+    return shlex.split(s)
+
+
+def fmt_s(x):
+    if x is None:
+        return "–"
+    return "%.0f ms" % (x * 1000) if x < 1 else "%.2f s" % x
+
+
+def fmt_r(x):
+    return "–" if x is None else "%.2f×" % x
+
+
+def fmt_b(n):
+    if n >= 10 * MiB:
+        return "%.1f MiB" % (n / MiB)
+    if n >= 10 * 1024:
+        return "%.0f KiB" % (n / 1024)
+    return "%d B" % n
+
+
+def fmt_st(s):
+    if not s:
+        return "–"
+    return "%s / %d (%d)" % (fmt_b(s["bytes"]), s["cmds"], s["fetch"])
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run of a few minutes")
+    ap.add_argument("--scenarios", default=",".join(ALL_SCENARIOS),
+                    help="comma-separated subset of %s (default: all)" % ",".join(ALL_SCENARIOS))
+    ap.add_argument("--links", default="loopback,proxy", help="loopback,proxy (default both)")
+    ap.add_argument("--delay-ms", type=int, default=10, help="latency added each way by the proxy (default 10)")
+    ap.add_argument("--repeat", type=int, default=3, help="repeats per measurement; medians reported (default 3)")
+    ap.add_argument("--out", default="docs/benchmarks.md", help="report file ('-': only print)")
+    ap.add_argument("--no-drop-caches", action="store_true", help="do not drop the page cache before cold runs")
+    ap.add_argument("--imapfs-args", default="", help="extra imapfs options for every mount, e.g. "
+                    "'--connections 8' (the RSS scenario adds --cache-size 64M after them)")
+    ap.add_argument("--debug", action="store_true", help="mount with -d (logs in the work dir; use with --keep)")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (server, data, imapfs logs); "
+                    "with BENCH_WORK=DIR set, a later run reuses the generated messages")
+    for k, v in FULL.items():
+        ap.add_argument("--" + k.replace("_", "-"), type=int, default=None,
+                        help="default %d (--quick: %d)" % (v, QUICK[k]))
+    a = ap.parse_args()
+    a.orig_args = sys.argv[1:]
+    a.work = os.environ.get("BENCH_WORK")
+    if not a.work:
+        ap.error("run me through scripts/bench.sh (BENCH_WORK unset)")
+    a.keep = a.keep or os.environ.get("BENCH_KEEP") == "1"
+    sizes = QUICK if a.quick else FULL
+    for k, v in sizes.items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+    sc = set(s.strip() for s in a.scenarios.split(",") if s.strip())
+    bad = sc - set(ALL_SCENARIOS)
+    if bad:
+        ap.error("unknown scenario(s): %s" % ", ".join(sorted(bad)))
+    t_start, load_start = time.time(), loadavg()
+    b = Bench(a)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        b.start_server()
+        b.generate(sc)
+        for link, port in b.links():
+            proxied = port != b.port
+            log("=== link: %s (port %d), load %s" % (link, port, loadavg()))
+            if {"cat", "warm"} & sc:
+                b.sc_cat_warm(link, port, sc)
+            if "head" in sc:
+                b.sc_head(link, port)
+            if "ls" in sc:
+                b.sc_ls(link, port)
+            if "find" in sc:
+                b.sc_find(link, port, proxied)
+            if "grep" in sc:
+                b.sc_grep(link, port, proxied)
+            if "par" in sc:
+                b.sc_par(link, port)
+            if "rss" in sc:
+                b.sc_rss(link, port)
+            if "huge" in sc:
+                b.sc_huge(link, port)
+        b.report(t_start, load_start)
+    finally:
+        b.stop_proxies()
+
+
+if __name__ == "__main__":
+    main()
