@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Run the imapfs integration tests; the last line is `integration: N passed, M failed[, K skipped]`.
 
-usage: tests/integration/run.py [-k PATTERN]   (env: IMAPFS_BIN, IMAPFS_CORPUS, KEEP_TMP=1)
+usage: tests/integration/run.py [--long] [-k PATTERN]   (env: IMAPFS_BIN, IMAPFS_CORPUS, KEEP_TMP=1,
+                                                          IMAPFS_SOAK_SECONDS)
+  --long   a several-minute load test (IMAPFS_SOAK_SECONDS=300 unless set)
 """
 import os
 import signal
@@ -12,6 +14,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import test_corpus  # noqa: E402
+import test_faults  # noqa: E402
 import test_mount  # noqa: E402
 
 
@@ -29,9 +32,13 @@ class TimedResult(unittest.TextTestResult):
 
 def main():
     pattern = None
-    if len(sys.argv) == 3 and sys.argv[1] == "-k":
-        pattern = sys.argv[2]
-    elif len(sys.argv) != 1:
+    args = sys.argv[1:]
+    if args[:1] == ["--long"]:
+        args = args[1:]
+        os.environ.setdefault("IMAPFS_SOAK_SECONDS", "300")
+    if len(args) == 2 and args[0] == "-k":
+        pattern = args[1]
+    elif len(args) != 0:
         print(__doc__, file=sys.stderr)
         return 2
 
@@ -45,7 +52,7 @@ def main():
     # explicit order: content first, the flags check last
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
                test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
-               test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
+               test_faults.E_Faults, test_faults.F_Load, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in classes)
     t0 = time.time()
     result = None
