@@ -14,6 +14,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -262,6 +263,8 @@ class Bench:
 
     def mount(self, port, args=()):
         self.mount_n += 1
+        while os.path.exists(os.path.join(self.work, "mnt%d.log" % self.mount_n)):  # a reused work dir
+            self.mount_n += 1
         mnt = os.path.join(self.work, "mnt%d" % self.mount_n)
         os.makedirs(mnt, exist_ok=True)
         logf = open(mnt + ".log", "ab")
@@ -269,14 +272,33 @@ class Bench:
             a_split(self.a.imapfs_args) + list(args) + ["imaps://%s@127.0.0.1:%d" % (self.env["IMAP_USER"], port), mnt]
         env = dict(os.environ, IMAPFS_PASSWORD=self.env["IMAP_PASS"])
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
+        if self.a.debug:  # prefix every log line with the seconds since the mount started
+            p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+
+            def stamp(src=p.stdout, dst=logf, t0=t0):
+                for line in src:
+                    dst.write(b"%9.3f %s" % (time.perf_counter() - t0, line))
+                    dst.flush()
+            threading.Thread(target=stamp, daemon=True).start()
+        else:
+            p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
         self.track(p.pid)
         while not is_mounted(mnt):
             if p.poll() is not None or time.perf_counter() - t0 > 60:
                 raise SystemExit("imapfs did not mount (see %s.log)" % mnt)
             time.sleep(0.005)
-        m = argparse.Namespace(path=mnt, proc=p, pid=p.pid, mount_s=time.perf_counter() - t0, log=mnt + ".log")
+        m = argparse.Namespace(path=mnt, proc=p, pid=p.pid, mount_s=time.perf_counter() - t0, log=mnt + ".log",
+                               logf=logf, t0=t0)
+        self.cur_mount = m
         return m
+
+    def mark_log(self, what):
+        """With --debug: a line in the current mount's log, on its clock, around every timed command."""
+        m = getattr(self, "cur_mount", None)
+        if self.a.debug and m and m.proc.poll() is None:
+            m.logf.write(b"%9.3f ----- bench: %s\n" % (time.perf_counter() - m.t0, what.encode()))
+            m.logf.flush()
 
     def unmount(self, m):
         subprocess.run(["fusermount3", "-u", m.path], timeout=30)
@@ -288,6 +310,7 @@ class Bench:
             subprocess.run(["fusermount3", "-uz", m.path], timeout=30)
             self.notes.append("imapfs pid %d did not exit after fusermount3 -u (killed)" % m.pid)
         self.untrack(m.pid)
+        self.cur_mount = None
         if m.proc.returncode not in (0, None):
             self.notes.append("imapfs exited with status %s (log %s)" % (m.proc.returncode, m.log))
         if not self.a.keep:
@@ -317,7 +340,9 @@ class Bench:
         """(result of fn, server-stats delta). fn returns seconds or a dict with "seconds"."""
         time.sleep(settle)
         s0 = self.stats()
+        self.mark_log("timed command starts")
         r = fn()
+        self.mark_log("timed command done")
         time.sleep(settle)
         return r, self.delta(s0, self.stats())
 
@@ -586,7 +611,7 @@ class Bench:
             r["scenario"], r["link"], " ".join("%.3f" % x for x in r["imapfs"]) or "–",
             " ".join("%.3f" % x for x in r["peer"]) or "–") for r in self.rows)
         try:
-            commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
+            commit = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"], stdout=subprocess.PIPE,
                                     text=True, timeout=10).stdout.strip()
         except Exception:
             commit = "?"
