@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::ChunkCache;
+use crate::mime::{Locator, RangePlan};
 use crate::names::{component_beside_uid, folder_level};
-use crate::store::{FolderListing, MailStore, MessageSummary, StoreError};
+use crate::store::{FolderListing, MailStore, MessageSummary, RangeRequest, StoreError};
 
 use super::Invalidation;
 
@@ -19,6 +20,7 @@ use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
 use super::inflight::InFlight;
 use super::inodes::{InodeTable, Node, ROOT_INO};
 use super::message::{build_batch, MessageInfo};
+use super::walk::Walk;
 use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
 
 /// Messages whose structure is fetched together when one of them is first needed.
@@ -73,14 +75,26 @@ struct FolderState {
     stale: AtomicBool,
     /// When a request last touched the folder: the poller keeps folders in use fresh.
     last_access: Mutex<Instant>,
+    /// One file name read across many messages (`grep x Folder/*/1`).
+    walk: Mutex<Walk>,
 }
 
 struct Listing {
     data: FolderListing,
+    /// The UIDs of `data.messages`, for walk detection.
+    uids: Vec<u32>,
     fetched: Instant,
 }
 
 impl Listing {
+    fn new(data: FolderListing) -> Listing {
+        Listing {
+            uids: data.messages.iter().map(|m| m.uid).collect(),
+            data,
+            fetched: Instant::now(),
+        }
+    }
+
     fn message(&self, uid: u32) -> Option<&MessageSummary> {
         let msgs = &self.data.messages;
         msgs.binary_search_by_key(&uid, |m| m.uid)
@@ -225,6 +239,7 @@ impl MailFs {
                 structure_lock: Mutex::new(()),
                 stale: AtomicBool::new(false),
                 last_access: Mutex::new(Instant::now()),
+                walk: Mutex::new(Walk::default()),
             })
         });
         *lock(&state.last_access) = Instant::now();
@@ -242,10 +257,7 @@ impl MailFs {
         match self.fetch_listing(fs, guard.as_deref()) {
             Ok(None) => {
                 let old = guard.as_ref().expect("unchanged implies an old listing");
-                let listing = Arc::new(Listing {
-                    data: old.data.clone(),
-                    fetched: Instant::now(),
-                });
+                let listing = Arc::new(Listing::new(old.data.clone()));
                 *guard = Some(listing.clone());
                 Ok(listing)
             }
@@ -253,10 +265,7 @@ impl MailFs {
                 if let Some(old) = guard.as_ref() {
                     self.forget_changed(fs, &old.data, &data);
                 }
-                let listing = Arc::new(Listing {
-                    data,
-                    fetched: Instant::now(),
-                });
+                let listing = Arc::new(Listing::new(data));
                 *guard = Some(listing.clone());
                 Ok(listing)
             }
@@ -752,9 +761,107 @@ impl MailFs {
         if offset >= end {
             return Ok(Vec::new());
         }
+        if offset == 0 {
+            let listing = self.listing(&fs)?;
+            let targets = lock(&fs.walk).note(&f.name, uid, &listing.uids);
+            if !targets.is_empty() {
+                self.prefetch_starts(&fs, uidvalidity, &f.name, &targets);
+            }
+        }
         let readahead = self.readahead(fh, offset, end);
         let ctx = self.ctx(&fs, uidvalidity, uid);
         ctx.read(file, f, offset, end, end.saturating_add(readahead))
+    }
+
+    /// Fetch the first chunk of file `name` of each of `uids` (where not cached yet) in one
+    /// batch. Best effort: a failure only means the reads fetch for themselves.
+    fn prefetch_starts(&self, fs: &FolderState, uidvalidity: u32, name: &str, uids: &[u32]) {
+        struct Job {
+            uid: u32,
+            info: Arc<MessageInfo>,
+            file: usize,
+            len: u64,
+            plan: Option<(Locator, RangePlan)>,
+        }
+        let mut jobs = Vec::new();
+        let mut reqs = Vec::new();
+        let mut keys = Vec::new();
+        for &uid in uids {
+            let Ok(info) = self.message_info(fs, uidvalidity, uid) else {
+                continue;
+            };
+            let Some(file) = info.file_index(name) else {
+                continue;
+            };
+            let f = &info.files[file];
+            let ctx = self.ctx(fs, uidvalidity, uid);
+            let key = ctx.key(file as u32, 0);
+            let len = f.size.min(CHUNK);
+            if len == 0 || self.cache.get(&key).is_some() {
+                continue;
+            }
+            let locator = f.locator.read().unwrap_or_else(|e| e.into_inner()).clone();
+            // Parts served as stored all ask for the same length, so one command covers them.
+            let (offset, fetch_len, plan) = match locator {
+                Locator::Identity { .. } => (0, CHUNK, None),
+                other => {
+                    let plan = other.plan(0, len);
+                    (
+                        plan.enc_start,
+                        plan.enc_end - plan.enc_start,
+                        Some((other, plan)),
+                    )
+                }
+            };
+            reqs.push(RangeRequest {
+                uid,
+                section: f.section.clone(),
+                offset,
+                len: fetch_len,
+            });
+            keys.push(key);
+            jobs.push(Job {
+                uid,
+                info: info.clone(),
+                file,
+                len,
+                plan,
+            });
+        }
+        if reqs.is_empty() {
+            return;
+        }
+        let claimed = self.inflight.claim(&keys);
+        let (mut reqs_mine, mut jobs_mine, mut keys_mine) = (Vec::new(), Vec::new(), Vec::new());
+        for (((r, j), k), c) in reqs.into_iter().zip(jobs).zip(keys).zip(claimed) {
+            if c {
+                reqs_mine.push(r);
+                jobs_mine.push(j);
+                keys_mine.push(k);
+            }
+        }
+        match self.store.fetch_ranges(&fs.raw, uidvalidity, &reqs_mine) {
+            Ok(answers) => {
+                for (job, bytes) in jobs_mine.iter().zip(answers) {
+                    let decoded = match &job.plan {
+                        None => Some(bytes),
+                        Some((locator, plan)) => locator.decode(plan, &bytes),
+                    };
+                    let Some(decoded) = decoded.filter(|d| d.len() as u64 >= job.len) else {
+                        continue;
+                    };
+                    let f = &job.info.files[job.file];
+                    self.ctx(fs, uidvalidity, job.uid).cache_decoded(
+                        job.file as u32,
+                        0,
+                        &decoded[..job.len as usize],
+                        f.size,
+                    );
+                }
+            }
+            Err(e) => log::debug!("{}: read-ahead across messages failed: {e}", fs.raw),
+        }
+        self.inflight.release(&keys_mine);
     }
 
     /// Bytes to fetch beyond a read: nothing for random access; for sequential reads a window

@@ -10,6 +10,7 @@ mod folders;
 mod inflight;
 mod inodes;
 mod message;
+mod walk;
 
 pub use self::core::{FsOptions, MailFs};
 

@@ -367,3 +367,38 @@ fn numeric_subfolder_beside_a_message_of_that_uid_is_escaped() {
     assert_eq!(names(&f.fs, "INBOX/2024"), Vec::<String>::new());
     assert_eq!(path_ino(&f.fs, "INBOX/%32024"), Err(FsError::NotFound));
 }
+
+#[test]
+fn walking_one_file_through_many_messages_fetches_in_batches() {
+    let f = fixture(Duration::from_secs(60));
+    let template = f.store.folders.lock().unwrap()["INBOX"].messages[&5].clone();
+    for uid in 10..300 {
+        let mut m = template.clone();
+        let text = format!("message {uid}\r\n").into_bytes();
+        m.bodystructure = multipart(
+            vec![
+                leaf("text", "plain", "7bit", text.len()),
+                leaf("image", "png", "BASE64", m.sections["4"].len()),
+            ],
+            "mixed",
+        );
+        m.sections.insert("1".into(), text);
+        m.sections.insert("2".into(), m.sections["4"].clone());
+        f.store.add_message("INBOX", uid, m);
+    }
+    // The shell's glob order: names sorted as strings.
+    let mut names: Vec<String> = (10..300).map(|u| u.to_string()).collect();
+    names.sort();
+    for name in &names {
+        path_ino(&f.fs, &format!("INBOX/{name}/1")).unwrap();
+    }
+    let before = f.store.counters().fetch_ranges;
+    for name in &names {
+        assert_eq!(
+            read_all(&f.fs, &format!("INBOX/{name}/1")),
+            format!("message {name}\r\n").into_bytes()
+        );
+    }
+    let calls = f.store.counters().fetch_ranges - before;
+    assert!(calls <= 12, "{calls} fetch calls for 290 messages");
+}

@@ -294,7 +294,7 @@ impl MailStore for ImapStore {
         reqs: &[RangeRequest],
     ) -> Result<Vec<Vec<u8>>> {
         let plan = RangePlan::new(reqs)?;
-        let got: Mutex<HashMap<(u32, String, Option<u64>), Vec<u8>>> = Mutex::new(HashMap::new());
+        let got: Mutex<Bodies> = Mutex::new(HashMap::new());
         let run = |cmd: &String| -> Result<()> {
             let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(cmd))?;
             let mut got = got.lock().unwrap_or_else(|e| e.into_inner());
@@ -363,6 +363,9 @@ fn summaries(resps: &[FetchResponse]) -> Vec<MessageSummary> {
     }
     by_uid.into_values().collect()
 }
+
+/// Body sections received, by (UID, section, origin).
+type Bodies = HashMap<(u32, String, Option<u64>), Vec<u8>>;
 
 /// One FETCH item: section, origin, length.
 type Item = (String, u64, u64);
@@ -474,11 +477,7 @@ impl RangePlan {
             .unwrap_or_default()
     }
 
-    fn answers(
-        &self,
-        reqs: &[RangeRequest],
-        got: &HashMap<(u32, String, Option<u64>), Vec<u8>>,
-    ) -> Vec<Vec<u8>> {
+    fn answers(&self, reqs: &[RangeRequest], got: &Bodies) -> Vec<Vec<u8>> {
         let mut out = Vec::with_capacity(reqs.len());
         for ps in &self.pieces {
             let mut bytes = Vec::new();
@@ -506,7 +505,7 @@ fn reparse_cost(lens: &[u64]) -> u64 {
 
 /// The bytes answering one piece: the item with its origin, or (for servers that drop the
 /// origin) an un-ranged item, cut to the range if it is the whole section.
-fn piece_bytes<'g>(p: &Piece, got: &'g HashMap<(u32, String, Option<u64>), Vec<u8>>) -> &'g [u8] {
+fn piece_bytes<'g>(p: &Piece, got: &'g Bodies) -> &'g [u8] {
     let cut = |d: &'g [u8], from: u64| -> &'g [u8] {
         let start = (from as usize).min(d.len());
         let end = (start as u64).saturating_add(p.len).min(d.len() as u64) as usize;
@@ -525,11 +524,7 @@ fn piece_bytes<'g>(p: &Piece, got: &'g HashMap<(u32, String, Option<u64>), Vec<u
     &[]
 }
 
-fn collect_bodies(
-    resps: &[FetchResponse],
-    uids: &HashSet<u32>,
-    got: &mut HashMap<(u32, String, Option<u64>), Vec<u8>>,
-) {
+fn collect_bodies(resps: &[FetchResponse], uids: &HashSet<u32>, got: &mut Bodies) {
     for f in resps {
         let Some(uid) = f.uid() else { continue };
         if !uids.contains(&uid) {
