@@ -113,6 +113,27 @@ struct ReadState {
     window: u64,
 }
 
+/// Up to `want` positions around `pos` (itself first, then alternately after and before it,
+/// nearest first) for which `wanted` holds, looking at most a few windows away: tools walk a
+/// folder in either direction, and the next batch should hold what they ask for next.
+fn neighbours(pos: usize, len: usize, want: usize, wanted: impl Fn(usize) -> bool) -> Vec<usize> {
+    let mut out = vec![pos];
+    let reach = want * 4;
+    let mut d = 1;
+    while out.len() < want && d <= reach && (pos + d < len || d <= pos) {
+        for i in [pos.checked_add(d).filter(|&i| i < len), pos.checked_sub(d)]
+            .into_iter()
+            .flatten()
+        {
+            if out.len() < want && wanted(i) {
+                out.push(i);
+            }
+        }
+        d += 1;
+    }
+    out
+}
+
 /// A message directory name: a UID in canonical decimal (no sign, no leading zero).
 fn parse_uid(name: &str) -> Option<u32> {
     if name.is_empty() || name.starts_with('0') || !name.bytes().all(|b| b.is_ascii_digit()) {
@@ -452,12 +473,12 @@ impl MailFs {
             .map_err(|_| FsError::NotFound)?;
         let batch: Vec<u32> = {
             let infos = lock(&fs.infos);
-            msgs[pos..]
-                .iter()
-                .map(|m| m.uid)
-                .filter(|u| *u == uid || !infos.contains_key(u))
-                .take(STRUCTURE_BATCH)
-                .collect()
+            neighbours(pos, msgs.len(), STRUCTURE_BATCH, |i| {
+                !infos.contains_key(&msgs[i].uid)
+            })
+            .into_iter()
+            .map(|i| msgs[i].uid)
+            .collect()
         };
         let results = self.store.fetch_structures(&fs.raw, uidvalidity, &batch)?;
         let mut good = Vec::with_capacity(results.len());

@@ -402,3 +402,21 @@ fn walking_one_file_through_many_messages_fetches_in_batches() {
     let calls = f.store.counters().fetch_ranges - before;
     assert!(calls <= 12, "{calls} fetch calls for 290 messages");
 }
+
+#[test]
+fn structure_batches_follow_a_walk_in_either_direction() {
+    let f = fixture(Duration::from_secs(60));
+    let template = f.store.folders.lock().unwrap()["INBOX"].messages[&5].clone();
+    for uid in 10..400 {
+        f.store.add_message("INBOX", uid, template.clone());
+    }
+    for uid in (10..400).rev() {
+        path_ino(&f.fs, &format!("INBOX/{uid}/1")).unwrap();
+    }
+    let c = f.store.counters();
+    assert!(
+        c.fetch_structures <= 8,
+        "{} structure fetches",
+        c.fetch_structures
+    );
+}
