@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
 
 use crate::fs::{Attr, DirEntry, FsError, Kind, MailFs, Ttl, CHUNK};
@@ -88,6 +88,14 @@ fn file_attr(a: &Attr) -> FileAttr {
 }
 
 impl Filesystem for FuseAdapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Listing a folder hands the kernel every entry's attributes at once (`ls -l` of a big
+        // folder then needs no lookup per message).
+        let _ = config
+            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let Some(name) = name.to_str() else {
             return reply.error(Errno::ENOENT);
@@ -134,6 +142,42 @@ impl Filesystem for FuseAdapter {
         };
         for (i, e) in entries.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(e.ino), i as u64 + 1, kind(e.kind), &e.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = match self.dirs().get(&fh.0).cloned() {
+            Some(e) => e,
+            None => match self.core.readdir(ino.0) {
+                Ok(e) => Arc::new(e),
+                Err(e) => return reply.error(errno(&e)),
+            },
+        };
+        for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+            let looked_up = match e.name.as_str() {
+                "." | ".." => self.core.getattr(e.ino),
+                name => self.core.lookup(ino.0, name),
+            };
+            // An entry that vanished meanwhile is left out rather than failing the listing.
+            let Ok((attr, t)) = looked_up else { continue };
+            if reply.add(
+                INodeNo(e.ino),
+                i as u64 + 1,
+                &e.name,
+                &ttl(t),
+                &file_attr(&attr),
+                Generation(0),
+            ) {
                 break;
             }
         }

@@ -13,6 +13,9 @@ use super::session::Conn;
 use super::ServerConfig;
 use crate::store::StoreError;
 
+/// How long not to try new connections after one failed to open while others live.
+const NO_NEW_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
 /// Idle connections unused for this long are closed instead of reused: servers log out idle
 /// clients (Dovecot after 30 minutes), and a NAT may forget them sooner.
 const MAX_IDLE: Duration = Duration::from_secs(5 * 60);
@@ -24,6 +27,9 @@ struct State {
     /// Current most connections (lowered on `[LIMIT]`).
     limit: usize,
     limit_logged: bool,
+    /// After a failed connect while other connections live, new ones are not tried before this:
+    /// requests wait for the live ones instead of failing.
+    no_new_until: Option<Instant>,
 }
 
 pub struct Pool {
@@ -78,6 +84,7 @@ impl Pool {
                 open: 0,
                 limit,
                 limit_logged: false,
+                no_new_until: None,
             }),
             cv: Condvar::new(),
             next_id: AtomicU64::new(1),
@@ -156,7 +163,8 @@ impl Pool {
             if let Some(c) = st.idle.pop() {
                 return Ok(self.lease(c));
             }
-            if st.open < st.limit {
+            let may_open = st.open == 0 || st.no_new_until.is_none_or(|t| Instant::now() >= t);
+            if st.open < st.limit && may_open {
                 st.open += 1;
                 drop(st);
                 match self.open_conn() {
@@ -180,6 +188,16 @@ impl Pool {
                                 continue;
                             }
                             FailKind::Auth => return Err(StoreError::Auth(f.msg)),
+                            // Others still work: wait for one of them rather than fail.
+                            _ if st.open > 0 => {
+                                log::warn!(
+                                    "cannot open another IMAP connection ({}); \
+                                     using the {} open",
+                                    f.msg,
+                                    st.open
+                                );
+                                st.no_new_until = Some(Instant::now() + NO_NEW_AFTER_FAILURE);
+                            }
                             _ => return Err(StoreError::Connection(f.msg)),
                         }
                     }
@@ -193,9 +211,14 @@ impl Pool {
                     self.cfg.timeout.as_secs_f64()
                 )));
             }
+            // Wake up by the deadline, or when new connections may be tried again.
+            let wake = match st.no_new_until {
+                Some(t) if t > now => t.min(deadline),
+                _ => deadline,
+            };
             st = self
                 .cv
-                .wait_timeout(st, deadline - now)
+                .wait_timeout(st, wake - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }

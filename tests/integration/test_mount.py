@@ -359,6 +359,56 @@ class BC_Live(unittest.TestCase):
                 c.logout()
 
 
+    def test_burst_of_appends_and_folder_changes(self):
+        """1,000 messages appended by another client all appear, exact; a new folder appears and
+        a deleted one disappears; all with --poll-interval 1 and bounded waits."""
+        import gen_messages
+        from imapcommon import connect, imap_quote
+        w = world()
+        c = connect(w.env)
+        folder, extra = "Burst", "Burst-new"
+        try:
+            c.create(imap_quote(folder))
+            with Mount(w, args=["--poll-interval", "1"], name="burst") as m:
+                d = os.path.join(m.path, folder)
+
+                def wait_for(pred, what, limit=60):
+                    t0 = time.time()
+                    while time.time() - t0 < limit:
+                        with Watchdog(w, 30, what):
+                            if pred():
+                                return time.time() - t0
+                        time.sleep(0.2)
+                    self.fail("%s: not within %ss" % (what, limit))
+
+                wait_for(lambda: os.path.isdir(d), "folder Burst listed")
+                t_append = time.time()
+                for i in range(1000):
+                    raw = gen_messages.message(gen_messages.std_headers(5000 + i, "burst %d" % i),
+                                               gen_messages.leaf("text/plain", b"burst body %d\r\n" % i, "7bit"))
+                    c.append(imap_quote(folder), None, None, raw)
+                log("appended 1000 messages in %.2fs" % (time.time() - t_append))
+                took = wait_for(lambda: len(os.listdir(d)) == 1000, "1000 appended messages listed")
+                log("all 1000 visible %.2fs after the last APPEND" % took)
+                names = sorted(os.listdir(d), key=int)
+                self.assertEqual(names, [str(u) for u in range(1, 1001)])
+                for i in (0, 499, 999):
+                    with Watchdog(w, 30, "read burst message"):
+                        self.assertEqual(read_file(os.path.join(d, names[i], "1")), b"burst body %d\r\n" % i)
+                c.create(imap_quote(extra))
+                took = wait_for(lambda: extra in os.listdir(m.path), "new folder listed")
+                log("new folder visible after %.2fs" % took)
+                c.delete(imap_quote(extra))
+                took = wait_for(lambda: extra not in os.listdir(m.path), "deleted folder gone")
+                log("deleted folder gone after %.2fs" % took)
+        finally:
+            try:
+                c.delete(imap_quote(folder))
+            except Exception:
+                pass
+            c.logout()
+
+
 # ================================================================ errors
 
 
