@@ -310,6 +310,10 @@ impl MsgCtx<'_> {
             let plan = locator.plan(start, end);
             let fetched =
                 self.fetch(&info.section, plan.enc_start, plan.enc_end - plan.enc_start)?;
+            if fetched.is_empty() && plan.enc_end > plan.enc_start {
+                // Servers answer an empty body for a message expunged meanwhile.
+                return Err(FsError::NotFound);
+            }
             match locator.decode(&plan, &fetched) {
                 Some(decoded) => {
                     let lo = (start - plan.dec_start) as usize;

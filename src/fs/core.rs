@@ -197,7 +197,10 @@ impl MailFs {
                     state.fetched = Some(Instant::now());
                 }
                 Err(e) if state.fetched.is_some() => {
+                    // Trust the old list for another interval rather than make every lookup
+                    // wait for the server again.
                     log::warn!("cannot refresh the folder list, keeping the old one: {e}");
+                    state.fetched = Some(Instant::now());
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -296,8 +299,11 @@ impl MailFs {
             }
             Err(e) => match guard.as_ref() {
                 Some(old) => {
+                    // Trust it for another interval, so lookups do not each wait on the server.
                     log::warn!("{}: cannot refresh, keeping the old listing: {e}", fs.raw);
-                    Ok(old.clone())
+                    let listing = Arc::new(Listing::new(old.data.clone()));
+                    *guard = Some(listing.clone());
+                    Ok(listing)
                 }
                 None => Err(e.into()),
             },
@@ -791,7 +797,12 @@ impl MailFs {
         }
         let readahead = self.readahead(fh, offset, end);
         let ctx = self.ctx(&fs, uidvalidity, uid);
-        ctx.read(file, f, offset, end, end.saturating_add(readahead))
+        let result = ctx.read(file, f, offset, end, end.saturating_add(readahead));
+        if result == Err(FsError::NotFound) {
+            // The server no longer has it: look again at the folder on the next access.
+            fs.stale.store(true, Ordering::Relaxed);
+        }
+        result
     }
 
     /// Fetch the first chunk of file `name` of each of `uids` (where not cached yet) in one

@@ -420,3 +420,19 @@ fn structure_batches_follow_a_walk_in_either_direction() {
         c.fetch_structures
     );
 }
+
+#[test]
+fn reading_a_message_expunged_meanwhile_gives_enoent() {
+    let f = fixture(Duration::from_secs(60));
+    let ino = path_ino(&f.fs, "INBOX/5/2").unwrap();
+    let fh = f.fs.open(ino).unwrap();
+    f.store
+        .folders
+        .lock()
+        .unwrap()
+        .get_mut("INBOX")
+        .unwrap()
+        .messages
+        .clear();
+    assert_eq!(f.fs.read(ino, fh, 200_000, 4096), Err(FsError::NotFound));
+}

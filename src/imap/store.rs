@@ -37,14 +37,24 @@ const MAX_NARROWING_FAILURES: usize = 32;
 
 pub struct ImapStore {
     pool: Pool,
+    /// When an operation last gave up on the server (all retries spent).
+    gave_up: Mutex<Option<(Instant, String)>>,
 }
+
+/// After an operation gave up on the server, others fail at once for this long instead of each
+/// spending a whole timeout (the kernel re-asks a failed read straight away, and a lookup path
+/// asks several times).
+const FAIL_FAST: Duration = Duration::from_secs(2);
 
 impl ImapStore {
     /// Connect and log in once, so that a wrong password, an unreachable host or a bad
     /// certificate is reported before mounting; the connection is kept in the pool.
     pub fn connect(cfg: ServerConfig) -> std::result::Result<ImapStore, ConnectError> {
         Pool::connect(cfg)
-            .map(|pool| ImapStore { pool })
+            .map(|pool| ImapStore {
+                pool,
+                gave_up: Mutex::new(None),
+            })
             .map_err(|f| ConnectError(f.msg))
     }
 
@@ -65,6 +75,11 @@ impl ImapStore {
         // Retry fast failures (a reset, a refused connect while the server restarts) until the
         // time budget is spent; a stalled attempt spends it alone, so a dead server gives EIO
         // after about one timeout, not several.
+        if let Some((at, msg)) = &*self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) {
+            if at.elapsed() < FAIL_FAST.min(self.pool.timeout()) {
+                return Err(StoreError::Connection(format!("{msg} (failing fast)")));
+            }
+        }
         let start = Instant::now();
         let budget = self.pool.timeout();
         let mut backoff = FIRST_BACKOFF;
@@ -80,6 +95,12 @@ impl ImapStore {
                     self.pool.flush_idle();
                     if start.elapsed() + backoff >= budget {
                         log::warn!("IMAP: {msg}; giving up after {attempt} attempts");
+                        // Only a server that made us wait (a stall, a timeout) is worth
+                        // failing fast for; refusals are quick to retry anyway.
+                        if start.elapsed() >= budget / 2 {
+                            *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some((Instant::now(), msg.clone()));
+                        }
                         return Err(StoreError::Connection(msg));
                     }
                     log::warn!("IMAP: {msg}; reconnecting (attempt {})", attempt + 1);
@@ -87,7 +108,12 @@ impl ImapStore {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     attempt += 1;
                 }
-                other => return other,
+                other => {
+                    if other.is_ok() {
+                        *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    }
+                    return other;
+                }
             }
         }
     }

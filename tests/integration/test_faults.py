@@ -340,14 +340,12 @@ class E_Faults(unittest.TestCase):
             self.assertTrue(ok, "mount unusable 20 s after the stall ended: %s" % last)
             self.assert_alive()
 
-    @unittest.expectedFailure
     def test_03b_stall_eio_within_one_timeout(self):
         """The promise of store.rs ("a dead server gives EIO after about one timeout, not several"), as the
-        user sees it. Fails today (measured with --timeout 3): a cold `cat` of a part costs two FUSE READs (the
-        kernel's read-ahead of 256 KiB, then, after its EIO, a synchronous read of the first page), each spending
-        a whole --timeout (6.1 s); a cold `cat INBOX/5/1` whose path needs lookups spends a timeout on every
-        failed folder-list refresh, retried by each lookup and by the poller (18.4 s). Remove expectedFailure
-        once imapfs fails those fast."""
+        user sees it. A cold `cat` of a part costs two FUSE READs (the
+        kernel's read-ahead, then, after its EIO, a synchronous read of the first page), and a path may need
+        lookups that refresh the folder list: after one operation gave up, the others fail fast, and a failed
+        refresh keeps the old listing for another interval."""
         secs = getattr(E_Faults, "stall_eio_seconds", None)
         if secs is None:
             self.skipTest("test_03 did not measure an EIO")
@@ -466,12 +464,9 @@ class E_Faults(unittest.TestCase):
             E_Faults.refuse_problems += par
             self.assert_alive()
 
-    @unittest.expectedFailure
     def test_05b_refuse_existing_connection_keeps_serving(self):
-        """Reads keep working on the connection already open while the server refuses new ones. Fails today:
-        the first refused connect makes with_conn() call pool.flush_idle(), which closes the healthy idle
-        connection, and from then on every read needs a new connection and gets EIO (after ~9 s each with
-        --timeout 3). Remove expectedFailure once a connect failure no longer drops idle connections."""
+        """Reads keep working on the connection already open while the server refuses new ones. A connect
+        failure while other connections live makes the pool wait for those instead of failing the read."""
         problems = getattr(E_Faults, "refuse_problems", None)
         if problems is None:
             self.skipTest("test_05 did not run")
