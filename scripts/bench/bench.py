@@ -622,7 +622,7 @@ class Bench:
         except Exception:
             pass
         dv = subprocess.run(["dovecot", "--version"], stdout=subprocess.PIPE, text=True).stdout.strip()
-        cv = subprocess.run(["curl", "--version"], stdout=subprocess.PIPE, text=True).stdout.split("\n")[0]
+        cv = " ".join(subprocess.run(["curl", "--version"], stdout=subprocess.PIPE, text=True).stdout.split()[:2])
         cmdline = "scripts/bench.sh " + " ".join(a.orig_args)
         facts = (
             "- command: `%s` (%s, repeat %d, medians shown)\n"
@@ -633,8 +633,7 @@ class Bench:
             "huge %d messages; latency link: scripts/netproxy.py --delay-ms %d (RTT +%d ms)\n" % (
                 cmdline, "quick" if a.quick else "full", a.repeat,
                 datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), (time.time() - t_start) / 60,
-                cpu, os.cpu_count(), platform.release(), load_start, loadavg(), commit, dv.split()[0] and
-                "Dovecot " + dv, cv, platform.python_version(), a.big_mib, a.par_n, a.par_mib, a.ls_msgs, a.msgs,
+                cpu, os.cpu_count(), platform.release(), load_start, loadavg(), commit, "Dovecot " + dv.split()[0], cv, platform.python_version(), a.big_mib, a.par_n, a.par_mib, a.ls_msgs, a.msgs,
                 a.gig_mib, a.huge_msgs, a.delay_ms, 2 * a.delay_ms))
         notes = "".join("- %s\n" % n for n in self.notes) or "- none\n"
         doc = DOC_TEMPLATE.format(facts=facts, table=table, samples=samples, notes=notes)
