@@ -134,6 +134,7 @@ fn mount_and_serve(
             uid,
             gid,
             parallel_fetches: args.connections as usize,
+            max_message_infos: imapfs::fs::MAX_MESSAGE_INFOS,
         },
     ));
     let _ = core_cell.set(core.clone());

@@ -25,6 +25,9 @@ use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
 
 /// Messages whose structure is fetched together when one of them is first needed.
 const STRUCTURE_BATCH: usize = 64;
+/// Message directories whose structure is kept in memory by default (a few hundred bytes each);
+/// beyond this the least recently used are forgotten and fetched again when needed.
+pub const MAX_MESSAGE_INFOS: usize = 20_000;
 /// Sequential read-ahead grows up to this many bytes.
 const MAX_READAHEAD: u64 = 8 * 1024 * 1024;
 
@@ -39,6 +42,8 @@ pub struct FsOptions {
     pub gid: u32,
     /// Most fetches one read runs at once (no more than the store's connections).
     pub parallel_fetches: usize,
+    /// Message structures kept in memory (see MAX_MESSAGE_INFOS).
+    pub max_message_infos: usize,
 }
 
 pub struct MailFs {
@@ -54,6 +59,8 @@ pub struct MailFs {
     mount_time: i64,
     /// Where to tell the kernel to forget entries (a thread outside request handlers does it).
     invalidations: Mutex<Option<Sender<Invalidation>>>,
+    /// (folder, UID) of every message whose structure is in memory, least recently used first.
+    known: Mutex<lru::LruCache<(u32, u32), ()>>,
 }
 
 #[derive(Default)]
@@ -164,7 +171,13 @@ impl MailFs {
             next_handle: AtomicU64::new(1),
             mount_time,
             invalidations: Mutex::new(None),
+            known: Mutex::new(lru::LruCache::unbounded()),
         }
+    }
+
+    /// How many message structures are in memory.
+    pub fn message_infos(&self) -> usize {
+        lock(&self.known).len()
     }
 
     pub fn cache(&self) -> &ChunkCache {
@@ -466,8 +479,9 @@ impl MailFs {
         if listing.data.uidvalidity != uidvalidity {
             return Err(FsError::Stale);
         }
-        if let Some(info) = lock(&fs.infos).get(&uid) {
-            return Ok(info.clone());
+        if let Some(info) = lock(&fs.infos).get(&uid).cloned() {
+            lock(&self.known).promote(&(fs.id, uid));
+            return Ok(info);
         }
         let _one_fetch_at_a_time = lock(&fs.structure_lock);
         if let Some(info) = lock(&fs.infos).get(&uid) {
@@ -504,11 +518,12 @@ impl MailFs {
             infos.insert(u, info);
         }
         drop(infos);
-        for u in broken {
+        for &u in &broken {
             if let Some(info) = self.header_only(fs, uidvalidity, u) {
                 lock(&fs.infos).insert(u, info);
             }
         }
+        self.remember(fs.id, &batch);
         lock(&fs.infos)
             .get(&uid)
             .cloned()
@@ -536,6 +551,33 @@ impl MailFs {
             .ok()?
             .pop()
             .map(|(_, info)| info)
+    }
+
+    /// Note that these messages' structures are in memory; forget the least recently used
+    /// beyond `max_message_infos`.
+    fn remember(&self, folder: u32, uids: &[u32]) {
+        let mut evicted = Vec::new();
+        {
+            let mut known = lock(&self.known);
+            for &uid in uids.iter().rev() {
+                known.put((folder, uid), ());
+            }
+            while known.len() > self.opts.max_message_infos.max(STRUCTURE_BATCH) {
+                match known.pop_lru() {
+                    Some((key, ())) => evicted.push(key),
+                    None => break,
+                }
+            }
+        }
+        if evicted.is_empty() {
+            return;
+        }
+        let folders: HashMap<u32, Arc<FolderState>> = lock(&self.folders).clone();
+        for (f, uid) in evicted {
+            if let Some(state) = folders.get(&f) {
+                lock(&state.infos).remove(&uid);
+            }
+        }
     }
 
     // ---- attributes ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ mod inodes;
 mod message;
 mod walk;
 
-pub use self::core::{FsOptions, MailFs};
+pub use self::core::{FsOptions, MailFs, MAX_MESSAGE_INFOS};
 
 use crate::store::StoreError;
 

@@ -154,6 +154,7 @@ fn fixture(poll: Duration) -> Fixture {
             uid: 1000,
             gid: 1000,
             parallel_fetches: 4,
+            max_message_infos: 100_000,
         },
     );
     Fixture {
@@ -435,4 +436,32 @@ fn reading_a_message_expunged_meanwhile_gives_enoent() {
         .messages
         .clear();
     assert_eq!(f.fs.read(ino, fh, 200_000, 4096), Err(FsError::NotFound));
+}
+
+#[test]
+fn message_structures_in_memory_are_bounded() {
+    let f = fixture(Duration::from_secs(60));
+    let mut small = f.store.folders.lock().unwrap()["INBOX"].messages[&5].clone();
+    small.bodystructure = leaf("text", "plain", "7bit", 6);
+    small.sections = HashMap::from([("1".to_string(), b"hello\n".to_vec())]);
+    for uid in 10..1000 {
+        f.store.add_message("INBOX", uid, small.clone());
+    }
+    let fs = MailFs::new(
+        f.store.clone(),
+        FsOptions {
+            poll_interval: Duration::from_secs(60),
+            cache_size: 1 << 20,
+            uid: 0,
+            gid: 0,
+            parallel_fetches: 2,
+            max_message_infos: 100,
+        },
+    );
+    for uid in 10..1000 {
+        assert_eq!(read_all(&fs, &format!("INBOX/{uid}/1")), b"hello\n");
+    }
+    assert!(fs.message_infos() <= 100, "{} kept", fs.message_infos());
+    // A forgotten one comes back on demand, the same.
+    assert_eq!(read_all(&fs, "INBOX/10/1"), b"hello\n");
 }
