@@ -120,6 +120,15 @@ struct ReadState {
     window: u64,
 }
 
+/// Return freed heap memory to the system (glibc keeps it otherwise).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; safe at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Up to `want` positions around `pos` (itself first, then alternately after and before it,
 /// nearest first) for which `wanted` holds, looking at most a few windows away: tools walk a
 /// folder in either direction, and the next batch should hold what they ask for next.
@@ -302,8 +311,14 @@ impl MailFs {
                 if let Some(old) = guard.as_ref() {
                     self.forget_changed(fs, &old.data, &data);
                 }
+                let big = data.messages.len() >= 10_000;
                 let listing = Arc::new(Listing::new(data));
                 *guard = Some(listing.clone());
+                if big {
+                    // Parsing a big listing leaves megabytes of freed buffers behind: hand
+                    // them back to the system.
+                    release_free_memory();
+                }
                 Ok(listing)
             }
             Err(e @ (StoreError::NoSuchFolder(_) | StoreError::UidValidityChanged(_))) => {
