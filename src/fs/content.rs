@@ -1,13 +1,14 @@
 //! Reading decoded content: chunk-aligned cache lookups, partial fetches mapped through each
 //! file's [`Locator`], and the full-scan fallback that builds an exact index.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::cache::{ChunkCache, ChunkKey};
 use crate::mime::{Encoding, IndexBuilder, Locator};
 use crate::store::{MailStore, RangeRequest};
 
 use super::inflight::InFlight;
+use super::message::Need;
 use super::{FsError, FsResult, CHUNK};
 
 /// Encoded bytes fetched per command while scanning a whole part.
@@ -52,8 +53,18 @@ pub struct FileInfo {
     pub encoding: Encoding,
     /// Size as stored on the server (for a full scan).
     pub encoded_size: u64,
-    pub size: u64,
+    /// What must be fetched to learn the decoded size (`None`: it is the encoded size).
+    pub need: Option<Need>,
+    /// The decoded size, once settled (see `message::settle`).
+    pub size: OnceLock<u64>,
     pub locator: RwLock<Locator>,
+}
+
+impl FileInfo {
+    /// The decoded size; callers settle it first (0 if they did not).
+    pub fn size(&self) -> u64 {
+        self.size.get().copied().unwrap_or(0)
+    }
 }
 
 impl MsgCtx<'_> {
@@ -177,12 +188,12 @@ impl MsgCtx<'_> {
         end: u64,
         prefetch_end: u64,
     ) -> FsResult<Vec<u8>> {
-        let end = end.min(info.size);
+        let end = end.min(info.size());
         if start >= end {
             return Ok(Vec::new());
         }
         let first = start / CHUNK;
-        let last = (prefetch_end.max(end).min(info.size) - 1) / CHUNK;
+        let last = (prefetch_end.max(end).min(info.size()) - 1) / CHUNK;
         // Chunks [0, wanted) hold the bytes asked for; the rest is read-ahead.
         let wanted = ((end - 1) / CHUNK - first + 1) as usize;
         let keys: Vec<ChunkKey> = (first..=last).map(|c| self.key(file, c)).collect();
@@ -261,9 +272,9 @@ impl MsgCtx<'_> {
         }
         let fetch_piece = |(lo, hi): (usize, usize)| -> FsResult<Vec<(usize, Arc<Vec<u8>>)>> {
             let piece_start = (first + lo as u64) * CHUNK;
-            let piece_end = ((first + hi as u64 + 1) * CHUNK).min(info.size);
+            let piece_end = ((first + hi as u64 + 1) * CHUNK).min(info.size());
             let bytes = self.fetch_decoded(file, info, piece_start, piece_end)?;
-            let chunks = self.cache_decoded(file, piece_start, &bytes, info.size);
+            let chunks = self.cache_decoded(file, piece_start, &bytes, info.size());
             if chunks.len() != hi - lo + 1 {
                 return Err(FsError::Io(format!(
                     "section {} of UID {}: short read at {piece_start}",
@@ -321,7 +332,9 @@ impl MsgCtx<'_> {
                     return decoded.get(lo..hi).map(<[u8]>::to_vec).ok_or_else(|| {
                         FsError::Io(format!(
                             "section {} of UID {} is shorter than its size {}",
-                            info.section, self.uid, info.size
+                            info.section,
+                            self.uid,
+                            info.size()
                         ))
                     });
                 }
@@ -333,13 +346,13 @@ impl MsgCtx<'_> {
                     );
                     let scanned =
                         self.scan(file, &info.section, info.encoding, info.encoded_size)?;
-                    if scanned.decoded_size() != info.size {
+                    if scanned.decoded_size() != info.size() {
                         log::error!(
                             "UID {} section {}: decoded size is {}, not the {} reported earlier",
                             self.uid,
                             info.section,
                             scanned.decoded_size(),
-                            info.size
+                            info.size()
                         );
                     }
                     *info.locator.write().unwrap_or_else(|e| e.into_inner()) = scanned;

@@ -19,7 +19,7 @@ use super::content::{MsgCtx, UNKNOWN_SIZE_GUESS};
 use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
 use super::inflight::InFlight;
 use super::inodes::{InodeTable, Node, ROOT_INO};
-use super::message::{build_batch, MessageInfo};
+use super::message::{build_batch, settle, MessageInfo};
 use super::walk::Walk;
 use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
 
@@ -527,7 +527,7 @@ impl MailFs {
                 }
             }
         }
-        let built = build_batch(good, |u| self.ctx(fs, uidvalidity, u))?;
+        let built = build_batch(good, |u| self.ctx(fs, uidvalidity, u));
         let mut infos = lock(&fs.infos);
         for (u, info) in built {
             infos.insert(u, info);
@@ -563,9 +563,57 @@ impl MailFs {
             header,
         };
         build_batch(vec![(uid, data)], |u| self.ctx(fs, uidvalidity, u))
-            .ok()?
             .pop()
             .map(|(_, info)| info)
+    }
+
+    /// The decoded size of file `idx` of a message, settling it (for the same file of the
+    /// neighbouring messages too, in one batch) if nobody asked before.
+    fn file_size(
+        &self,
+        fs: &FolderState,
+        uidvalidity: u32,
+        uid: u32,
+        info: &Arc<MessageInfo>,
+        idx: usize,
+    ) -> FsResult<u64> {
+        let f = info.files.get(idx).ok_or(FsError::NotFound)?;
+        if let Some(&size) = f.size.get() {
+            return Ok(size);
+        }
+        let _one_fetch_at_a_time = lock(&fs.structure_lock);
+        if let Some(&size) = f.size.get() {
+            return Ok(size);
+        }
+        let listing = self.listing(fs)?;
+        let msgs = &listing.data.messages;
+        let batch: Vec<(u32, Arc<MessageInfo>)> = match msgs.binary_search_by_key(&uid, |m| m.uid) {
+            Ok(pos) => {
+                let infos = lock(&fs.infos);
+                let unsettled = |i: usize| {
+                    infos.get(&msgs[i].uid).is_some_and(|m| {
+                        m.file_index(&f.name)
+                            .is_some_and(|k| m.files[k].size.get().is_none())
+                    })
+                };
+                let mut batch = vec![(uid, info.clone())];
+                for i in neighbours(pos, msgs.len(), STRUCTURE_BATCH, unsettled)
+                    .into_iter()
+                    .skip(1)
+                {
+                    if let Some(m) = infos.get(&msgs[i].uid) {
+                        batch.push((msgs[i].uid, m.clone()));
+                    }
+                }
+                batch
+            }
+            Err(_) => vec![(uid, info.clone())],
+        };
+        settle(&batch, &f.name, |u| self.ctx(fs, uidvalidity, u))?;
+        f.size
+            .get()
+            .copied()
+            .ok_or_else(|| FsError::Io(format!("size of {} of UID {uid} unknown", f.name)))
     }
 
     /// Note that these messages' structures are in memory; forget the least recently used
@@ -662,11 +710,8 @@ impl MailFs {
             } => {
                 let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
                 let info = self.message_info(&fs, uidvalidity, uid)?;
-                let f = info.files.get(file as usize).ok_or(FsError::NotFound)?;
-                Ok((
-                    self.file_attr(ino, f.size, summary.internal_date),
-                    Ttl::Long,
-                ))
+                let size = self.file_size(&fs, uidvalidity, uid, &info, file as usize)?;
+                Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
         }
     }
@@ -689,7 +734,7 @@ impl MailFs {
                     uid,
                     file: file as u32,
                 });
-                let size = info.files[file].size;
+                let size = self.file_size(&fs, uidvalidity, uid, &info, file)?;
                 Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
             Node::File { .. } => Err(FsError::NotDir),
@@ -841,7 +886,8 @@ impl MailFs {
         let fs = self.folder_state(folder)?.ok_or(FsError::NotFound)?;
         let info = self.message_info(&fs, uidvalidity, uid)?;
         let f = info.files.get(file as usize).ok_or(FsError::NotFound)?;
-        let end = offset.saturating_add(size as u64).min(f.size);
+        let file_size = self.file_size(&fs, uidvalidity, uid, &info, file as usize)?;
+        let end = offset.saturating_add(size as u64).min(file_size);
         if offset >= end {
             return Ok(Vec::new());
         }
@@ -885,7 +931,10 @@ impl MailFs {
             let f = &info.files[file];
             let ctx = self.ctx(fs, uidvalidity, uid);
             let key = ctx.key(file as u32, 0);
-            let len = f.size.min(CHUNK);
+            let Ok(size) = self.file_size(fs, uidvalidity, uid, &info, file) else {
+                continue;
+            };
+            let len = size.min(CHUNK);
             if len == 0 || self.cache.get(&key).is_some() {
                 continue;
             }
@@ -944,7 +993,7 @@ impl MailFs {
                         job.file as u32,
                         0,
                         &decoded[..job.len as usize],
-                        f.size,
+                        f.size(),
                     );
                 }
             }

@@ -1,11 +1,13 @@
-//! A message directory's files and their exact sizes, resolved for a batch of messages at once.
+//! A message directory's files and their exact sizes.
 //!
 //! Sizes come from BODYSTRUCTURE where the bytes are served as stored; a decoded part's size is
 //! computed: small parts are fetched whole and decoded (they are likely to be read anyway), big
 //! base64 parts from the line layout seen at their head and tail, anything else by a full scan.
-//! All whole/head/tail fetches of a batch go out as one request to the store.
+//! That work is done only when a file's size is first wanted, and then for the same file of a
+//! batch of neighbouring messages at once (`grep x Folder/*/1` needs part 1 of every message,
+//! never the attachments' sizes), with all whole/head/tail fetches in one request to the store.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::mime::{
     files_of, infer_base64_layout, parse_bodystructure, Encoding, FileKind, IndexBuilder, Locator,
@@ -32,38 +34,36 @@ impl MessageInfo {
 }
 
 /// What must be fetched to settle one file's size.
-enum Need {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
     Whole,
     HeadTail,
     Scan,
 }
 
-struct Pending {
-    msg: usize,
-    file: usize,
-    need: Need,
+fn ready_file(name: &str, section: &str, size: u64) -> FileInfo {
+    FileInfo {
+        name: name.into(),
+        section: section.into(),
+        encoding: Encoding::Identity,
+        encoded_size: size,
+        need: None,
+        size: OnceLock::from(size),
+        locator: RwLock::new(Locator::Identity { size }),
+    }
 }
 
-/// Build the directories of a batch of messages. `ctx_of(uid)` gives the fetch context of a
-/// message. A message whose structure cannot be read gets a directory with HEADER only.
+/// Build the directories of a batch of messages; sizes that need fetching are left unsettled
+/// (see [`settle`]). A message whose structure cannot be read gets a directory with HEADER only.
 pub fn build_batch<'a>(
     items: Vec<(u32, StructureData)>,
     ctx_of: impl Fn(u32) -> MsgCtx<'a>,
-) -> FsResult<Vec<(u32, Arc<MessageInfo>)>> {
-    let mut infos: Vec<(u32, Vec<FileInfo>)> = Vec::with_capacity(items.len());
-    let mut pending: Vec<Pending> = Vec::new();
-    for (m, (uid, data)) in items.into_iter().enumerate() {
-        let ctx = ctx_of(uid);
+) -> Vec<(u32, Arc<MessageInfo>)> {
+    let mut out = Vec::with_capacity(items.len());
+    for (uid, data) in items {
         let header_size = data.header.len() as u64;
-        ctx.cache_decoded(0, 0, &data.header, header_size);
-        let mut files = vec![FileInfo {
-            name: "HEADER".into(),
-            section: "HEADER".into(),
-            encoding: Encoding::Identity,
-            encoded_size: header_size,
-            size: header_size,
-            locator: RwLock::new(Locator::Identity { size: header_size }),
-        }];
+        ctx_of(uid).cache_decoded(0, 0, &data.header, header_size);
+        let mut files = vec![ready_file("HEADER", "HEADER", header_size)];
         match parse_bodystructure(&data.bodystructure) {
             Ok(root) => {
                 for part in files_of(&root) {
@@ -74,35 +74,47 @@ pub fn build_batch<'a>(
                         (_, Encoding::Base64) => Some(Need::HeadTail),
                         (_, Encoding::QuotedPrintable) => Some(Need::Scan),
                     };
-                    if let Some(need) = need {
-                        pending.push(Pending {
-                            msg: m,
-                            file: files.len(),
-                            need,
-                        });
-                    }
                     let size = part.encoded_size;
                     files.push(FileInfo {
                         name: part.file_name(),
                         section: part.fetch_section(),
                         encoding: part.encoding,
                         encoded_size: size,
-                        size,
+                        need,
+                        size: match need {
+                            None => OnceLock::from(size),
+                            Some(_) => OnceLock::new(),
+                        },
                         locator: RwLock::new(Locator::Identity { size }),
                     });
                 }
             }
             Err(e) => log::warn!("UID {uid}: {e}; showing its HEADER only"),
         }
-        infos.push((uid, files));
+        out.push((uid, Arc::new(MessageInfo { files })));
     }
+    out
+}
 
-    // One round trip for every whole part and every head/tail sample of the batch.
+/// Settle the size of file `name` in each of these messages (one folder) where it is not
+/// settled yet: one round trip for every whole part and head/tail sample, then any full scans.
+pub fn settle<'a>(
+    messages: &[(u32, Arc<MessageInfo>)],
+    name: &str,
+    ctx_of: impl Fn(u32) -> MsgCtx<'a>,
+) -> FsResult<()> {
+    let pending: Vec<(u32, &FileInfo, usize, Need)> = messages
+        .iter()
+        .filter_map(|(uid, info)| {
+            let idx = info.file_index(name)?;
+            let f = &info.files[idx];
+            let need = f.need.filter(|_| f.size.get().is_none())?;
+            Some((*uid, f, idx, need))
+        })
+        .collect();
     let mut reqs = Vec::new();
-    for p in &pending {
-        let (uid, files) = &infos[p.msg];
-        let f = &files[p.file];
-        match p.need {
+    for (uid, f, _, need) in &pending {
+        match need {
             Need::Whole => reqs.push(range(*uid, &f.section, 0, whole_request(f))),
             Need::HeadTail => {
                 let n = LAYOUT_SAMPLE.min(f.encoded_size);
@@ -112,39 +124,38 @@ pub fn build_batch<'a>(
             Need::Scan => {}
         }
     }
-    let mut answers = if reqs.is_empty() {
-        Vec::new()
-    } else {
-        let ctx = ctx_of(infos[pending[0].msg].0);
-        ctx.store.fetch_ranges(ctx.raw, ctx.uidvalidity, &reqs)?
+    let mut answers = match pending.first() {
+        Some((uid, ..)) if !reqs.is_empty() => {
+            let ctx = ctx_of(*uid);
+            ctx.store.fetch_ranges(ctx.raw, ctx.uidvalidity, &reqs)?
+        }
+        _ => Vec::new(),
     }
     .into_iter();
 
-    for p in pending {
-        let (uid, files) = &mut infos[p.msg];
-        let ctx = ctx_of(*uid);
-        let f = &mut files[p.file];
-        let file_no = p.file as u32;
-        let locator = match p.need {
-            Need::Whole if f.encoding == Encoding::Identity => {
-                let first = answers.next().unwrap_or_default();
-                let bytes = ctx.complete(&f.section, first, whole_request(f))?;
-                ctx.cache_decoded(file_no, 0, &bytes, bytes.len() as u64);
-                f.encoded_size = bytes.len() as u64;
-                Locator::Identity {
-                    size: bytes.len() as u64,
-                }
-            }
+    for (uid, f, idx, need) in pending {
+        let ctx = ctx_of(uid);
+        let file_no = idx as u32;
+        let locator = match need {
             Need::Whole => {
                 let first = answers.next().unwrap_or_default();
                 let bytes = ctx.complete(&f.section, first, whole_request(f))?;
-                let mut out = Vec::new();
-                let mut builder = IndexBuilder::new(f.encoding, bytes.len() as u64, CHUNK);
-                builder.feed(&bytes, &mut out);
-                let index = builder.finish(&mut out);
-                ctx.cache_decoded(file_no, 0, &out, out.len() as u64);
-                f.encoded_size = bytes.len() as u64;
-                Locator::Index(index)
+                match f.encoding {
+                    Encoding::Identity => {
+                        ctx.cache_decoded(file_no, 0, &bytes, bytes.len() as u64);
+                        Locator::Identity {
+                            size: bytes.len() as u64,
+                        }
+                    }
+                    enc => {
+                        let mut out = Vec::new();
+                        let mut builder = IndexBuilder::new(enc, bytes.len() as u64, CHUNK);
+                        builder.feed(&bytes, &mut out);
+                        let index = builder.finish(&mut out);
+                        ctx.cache_decoded(file_no, 0, &out, out.len() as u64);
+                        Locator::Index(index)
+                    }
+                }
             }
             Need::HeadTail => {
                 let head = answers.next().unwrap_or_default();
@@ -156,13 +167,11 @@ pub fn build_batch<'a>(
             }
             Need::Scan => ctx.scan(file_no, &f.section, f.encoding, f.encoded_size)?,
         };
-        f.size = locator.decoded_size();
-        f.locator = RwLock::new(locator);
+        // Whoever settled it first wins; the answers are the same.
+        *f.locator.write().unwrap_or_else(|e| e.into_inner()) = locator.clone();
+        let _ = f.size.set(locator.decoded_size());
     }
-    Ok(infos
-        .into_iter()
-        .map(|(uid, files)| (uid, Arc::new(MessageInfo { files })))
-        .collect())
+    Ok(())
 }
 
 /// Bytes to ask for to get a file's whole section in one go (nested headers have no size in

@@ -330,6 +330,12 @@ fn fake_hanging_command_gives_up_within_the_timeout() {
     // One stalled attempt spends the whole 0.5 s budget: no retries stack up behind it.
     assert!(took < Duration::from_millis(1500), "{took:?}");
     assert!(took >= Duration::from_millis(400), "{took:?}");
+    // Right after giving up on a stalled server, other operations fail at once...
+    let t = Instant::now();
+    assert!(store.fetch_ranges("F", 42, &[range(1)]).is_err());
+    assert!(t.elapsed() < Duration::from_millis(100));
+    // ...and once the fail-fast window (capped by the timeout) is over, they work again.
+    std::thread::sleep(Duration::from_millis(600));
     assert_eq!(
         store.fetch_ranges("F", 42, &[range(1)]).unwrap()[0],
         b"hello"
