@@ -163,23 +163,27 @@ impl Filesystem for FuseAdapter {
                 Err(e) => return reply.error(errno(&e)),
             },
         };
-        for (i, e) in entries.iter().enumerate().skip(offset as usize) {
-            let looked_up = match e.name.as_str() {
-                "." | ".." => self.core.getattr(e.ino),
-                name => self.core.lookup(ino.0, name),
-            };
-            // An entry that vanished meanwhile is left out rather than failing the listing.
-            let Ok((attr, t)) = looked_up else { continue };
-            if reply.add(
-                INodeNo(e.ino),
-                i as u64 + 1,
-                &e.name,
-                &ttl(t),
-                &file_attr(&attr),
-                Generation(0),
-            ) {
-                break;
+        // Attributes for a window of entries at a time: the buffer holds a few hundred.
+        let mut start = offset as usize;
+        'fill: while start < entries.len() {
+            let window = &entries[start..(start + 512).min(entries.len())];
+            let attrs = self.core.attrs_of(ino.0, window);
+            for (k, (e, a)) in window.iter().zip(attrs).enumerate() {
+                // An entry that vanished meanwhile is left out rather than failing the listing.
+                let Some((attr, t)) = a else { continue };
+                let next_offset = (start + k) as u64 + 1;
+                if reply.add(
+                    INodeNo(e.ino),
+                    next_offset,
+                    &e.name,
+                    &ttl(t),
+                    &file_attr(&attr),
+                    Generation(0),
+                ) {
+                    break 'fill;
+                }
             }
+            start += window.len();
         }
         reply.ok();
     }

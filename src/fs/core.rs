@@ -773,6 +773,39 @@ impl MailFs {
         Ok((self.dir_attr(ino, self.mount_time), Ttl::Short))
     }
 
+    /// Attributes of directory entries (from [`readdir`](Self::readdir) of `parent`), for
+    /// READDIRPLUS: one look at the folder's listing serves all its message directories. `None`
+    /// for an entry that is gone.
+    pub fn attrs_of(&self, parent: u64, entries: &[DirEntry]) -> Vec<Option<(Attr, Ttl)>> {
+        let folder = match self.node(parent) {
+            Ok(Node::Root) => Some(ROOT_FOLDER),
+            Ok(Node::Folder(id)) => Some(id),
+            _ => None,
+        };
+        let listing = folder
+            .and_then(|id| self.folder_state(id).ok().flatten())
+            .and_then(|fs| self.listing(&fs).ok());
+        entries
+            .iter()
+            .map(|e| {
+                if folder.is_none() || e.name == "." || e.name == ".." {
+                    return match e.name.as_str() {
+                        "." | ".." => self.getattr(e.ino).ok(),
+                        name => self.lookup(parent, name).ok(),
+                    };
+                }
+                match self.node(e.ino).ok()? {
+                    Node::Message { uid, .. } => {
+                        let summary = listing.as_ref()?.message(uid)?;
+                        Some((self.dir_attr(e.ino, summary.internal_date), Ttl::Long))
+                    }
+                    Node::Folder(_) => Some((self.dir_attr(e.ino, self.mount_time), Ttl::Short)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
     /// Every entry of a directory, `.` and `..` first.
     pub fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
         let node = self.node(ino)?;
