@@ -16,6 +16,9 @@ use imapfs::imap::{ImapStore, ServerConfig};
 use imapfs::mount::{self, Daemon};
 use imapfs::password;
 
+/// How long one IDLE lasts before it is renewed (and retargeted to the folder in use).
+const IDLE_CYCLE: Duration = Duration::from_secs(20);
+
 /// A folder counts as in use (and is polled) this long after its last access.
 const IN_USE: Duration = Duration::from_secs(600);
 
@@ -162,6 +165,7 @@ fn mount_and_serve(
     let _ = unmounter.set(Mutex::new(session.unmount_callable()));
     start_invalidator(&core, session.notifier());
     start_poller(&core, Duration::from_secs(args.poll_interval));
+    start_watcher(&core);
     log::info!("mounted on {}", args.mountpoint.display());
     daemon.report(Ok(()));
     session
@@ -186,6 +190,20 @@ fn start_invalidator(core: &MailFs, notifier: fuser::Notifier) {
             if let Err(e) = result {
                 log::debug!("invalidate {inv:?}: {e}");
             }
+        }
+    });
+}
+
+/// Let the server push changes to the folder in use (IMAP IDLE), re-issued every IDLE_CYCLE so
+/// a switch to another folder is followed soon (and well before servers' 29-minute limit).
+fn start_watcher(core: &Arc<MailFs>) {
+    let core = Arc::downgrade(core);
+    std::thread::spawn(move || loop {
+        match core.upgrade() {
+            Some(core) => {
+                core.watch_once(IDLE_CYCLE);
+            }
+            None => return,
         }
     });
 }

@@ -134,6 +134,17 @@ pub trait MailStore: Send + Sync {
         Ok(l.messages.iter().map(|m| m.uid).collect())
     }
 
+    /// Wait up to `max` for the server to report a change in `folder` (IMAP IDLE, on a
+    /// connection of its own): `Ok(true)` when something changed, `Ok(false)` when nothing did
+    /// within `max` (or "look now": the first wait on a folder answers `true` at once, since
+    /// changes made before the wait began are not reported). A store that cannot be told just
+    /// waits.
+    fn wait_for_change(&self, folder: &str, max: std::time::Duration) -> Result<bool> {
+        let _ = folder;
+        std::thread::sleep(max);
+        Ok(false)
+    }
+
     /// BODYSTRUCTURE and header of each UID, batched. UIDs that no longer exist are absent from
     /// the answer; a message whose response cannot be parsed gets an `Err` of its own without
     /// failing the others. Fails with `UidValidityChanged` if the folder's UIDVALIDITY is not

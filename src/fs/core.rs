@@ -452,6 +452,37 @@ impl MailFs {
         }
     }
 
+    /// Wait up to `max` for the server to push a change in the folder used last (IMAP IDLE),
+    /// and refresh that folder when it does, so new mail shows up in about a round trip.
+    /// Returns whether something changed. Run it in a loop on a thread of its own.
+    pub fn watch_once(&self, max: Duration) -> bool {
+        let latest = lock(&self.folders)
+            .values()
+            .filter(|fs| lock(&fs.listing).is_some())
+            .max_by_key(|fs| *lock(&fs.last_access))
+            .cloned();
+        let Some(fs) = latest else {
+            std::thread::sleep(max.min(Duration::from_millis(250)));
+            return false;
+        };
+        match self.store.wait_for_change(&fs.raw, max) {
+            Ok(true) => {
+                log::debug!("{}: the server reports a change", fs.raw);
+                fs.stale.store(true, Ordering::Relaxed);
+                if let Err(e) = self.listing(&fs) {
+                    log::debug!("{}: refresh failed: {e}", fs.raw);
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                log::debug!("{}: waiting for changes failed: {e}", fs.raw);
+                std::thread::sleep(self.opts.poll_interval);
+                false
+            }
+        }
+    }
+
     /// Refresh the folder list and every folder used in the last `in_use`, so changes made by
     /// other clients reach the kernel without anybody looking. Run it from a timer thread.
     pub fn poll(&self, in_use: Duration) {

@@ -113,6 +113,14 @@ impl Pool {
         Ok(Conn::new(id, sess))
     }
 
+    /// A connection outside the pool (for IDLE), not counted against its size.
+    pub fn open_dedicated(&self) -> Result<Conn, StoreError> {
+        self.open_conn().map_err(|f| match f.kind {
+            FailKind::Auth => StoreError::Auth(f.msg),
+            _ => StoreError::Connection(f.msg),
+        })
+    }
+
     /// The configured timeout: also the time budget of one operation with its retries.
     pub fn timeout(&self) -> Duration {
         self.cfg.timeout

@@ -1,7 +1,7 @@
 //! Commands on one authenticated connection, with the `imap` crate's errors mapped onto
 //! [`StoreError`] and a `dead` flag for connections that must not be reused.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::connect::ImapSession;
 use super::response::{parse_fetches, FetchResponse};
@@ -191,6 +191,22 @@ impl Conn {
             .collect();
         uids.sort_unstable();
         Ok(uids)
+    }
+
+    /// IDLE in the EXAMINEd folder for up to `max`: true when the server reported a change.
+    pub fn idle(&mut self, max: Duration) -> Result<bool, StoreError> {
+        self.last_used = Instant::now();
+        log::debug!("[imap {}] IDLE up to {:?}", self.id, max);
+        let mut handle = self.sess.idle();
+        handle.timeout(max).keepalive(false);
+        let r = handle.wait_while(imap::extensions::idle::stop_on_any);
+        drop(handle); // sends DONE
+        self.sess.take_all_unsolicited().for_each(drop);
+        match r {
+            Ok(imap::extensions::idle::WaitOutcome::MailboxChanged) => Ok(true),
+            Ok(imap::extensions::idle::WaitOutcome::TimedOut) => Ok(false),
+            Err(e) => Err(self.fail(e, "IDLE")),
+        }
     }
 
     /// LIST "" "*".

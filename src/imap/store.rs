@@ -39,6 +39,8 @@ pub struct ImapStore {
     pool: Pool,
     /// When an operation last gave up on the server (all retries spent).
     gave_up: Mutex<Option<(Instant, String)>>,
+    /// The connection that IDLEs, outside the pool; `Err` once the server refused IDLE.
+    idler: Mutex<std::result::Result<Option<Conn>, ()>>,
 }
 
 /// After an operation gave up on the server, others fail at once for this long instead of each
@@ -54,6 +56,7 @@ impl ImapStore {
             .map(|pool| ImapStore {
                 pool,
                 gave_up: Mutex::new(None),
+                idler: Mutex::new(Ok(None)),
             })
             .map_err(|f| ConnectError(f.msg))
     }
@@ -208,6 +211,39 @@ fn add_implied_parents(mut folders: Vec<FolderEntry>) -> Vec<FolderEntry> {
 }
 
 impl MailStore for ImapStore {
+    fn wait_for_change(&self, folder: &str, max: Duration) -> Result<bool> {
+        let mut idler = self.idler.lock().unwrap_or_else(|e| e.into_inner());
+        let Ok(slot) = &mut *idler else {
+            // No IDLE here: just wait (the poller notices changes).
+            drop(idler);
+            std::thread::sleep(max);
+            return Ok(false);
+        };
+        if slot.is_none() {
+            *slot = Some(self.pool.open_dedicated()?);
+        }
+        let conn = slot.as_mut().expect("set above");
+        let result = match &conn.examined {
+            Some((name, _)) if name == folder => conn.idle(max),
+            // Changes made before this EXAMINE would never be reported by IDLE: have the
+            // caller look once now.
+            _ => conn.examine(folder).map(|_| true),
+        };
+        match result {
+            Ok(changed) => Ok(changed),
+            Err(StoreError::Server(msg)) => {
+                log::info!("IMAP IDLE not available ({msg}); polling only");
+                *idler = Err(());
+                Err(StoreError::Server(msg))
+            }
+            Err(e) => {
+                // Reconnect next time.
+                *slot = None;
+                Err(e)
+            }
+        }
+    }
+
     fn list_folders(&self) -> Result<Vec<FolderEntry>> {
         let folders = self.with_conn(None, None, |c| c.list())?;
         Ok(add_implied_parents(folders))

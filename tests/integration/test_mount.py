@@ -359,6 +359,45 @@ class BC_Live(unittest.TestCase):
                 c.logout()
 
 
+    def test_idle_pushes_new_mail_long_before_the_poll_interval(self):
+        """With --poll-interval 60, new mail in the folder in use still shows up within seconds:
+        the server pushes it (IMAP IDLE on a connection of its own)."""
+        import gen_messages
+        from imapcommon import connect, imap_quote
+        w = world()
+        folder = "Pushed"
+        c = connect(w.env)
+        c.create(imap_quote(folder))
+        c.logout()
+        with Mount(w, args=["--poll-interval", "60"], name="idle") as m:
+            d = os.path.join(m.path, folder_path(folder))
+
+            def listing():
+                with Watchdog(w, 30, "ls Pushed"):
+                    return sorted(int(n) for n in os.listdir(d))
+
+            before = listing()
+            c = connect(w.env)
+            try:
+                raw = gen_messages.message(gen_messages.std_headers(998, "Pushed"),
+                                           gen_messages.leaf("text/plain", b"pushed mail\r\n", "7bit"))
+                c.append(imap_quote(folder), None, None, raw)
+                t0, seen = time.time(), None
+                while time.time() - t0 < 10:
+                    now = listing()
+                    if len(now) > len(before):
+                        seen = time.time() - t0
+                        break
+                    time.sleep(0.1)
+                self.assertIsNotNone(seen, "new mail not listed within 10 s although --poll-interval is 60")
+                log("pushed message visible after %.2fs (poll interval 60 s)" % seen)
+                new_uid = max(now)
+                with Watchdog(w, 30, "read pushed message"):
+                    self.assertEqual(read_file(os.path.join(d, str(new_uid), "1")), b"pushed mail\r\n")
+            finally:
+                c.delete(imap_quote(folder))
+                c.logout()
+
     def test_burst_of_appends_and_folder_changes(self):
         """1,000 messages appended by another client all appear, exact; a new folder appears and
         a deleted one disappears; all with --poll-interval 1 and bounded waits."""
