@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use native_tls::{Certificate, HandshakeError, TlsConnector};
 
+use super::raw::SharedStream;
 use super::{Security, ServerConfig};
 
 /// The one stream type of every session, STARTTLS or implicit TLS.
 pub type Stream = native_tls::TlsStream<TcpStream>;
-pub type ImapSession = imap::Session<Stream>;
+pub type ImapSession = imap::Session<SharedStream>;
 
 /// What kind of connect failure, so the pool can decide to retry, shrink or give up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +44,12 @@ impl ConnectFailure {
     }
 }
 
-/// Connect, secure (with `tls`, from [`connector`]) and log in one session.
-pub fn open(cfg: &ServerConfig, tls: &TlsConnector) -> Result<ImapSession, ConnectFailure> {
+/// Connect, secure (with `tls`, from [`connector`]) and log in one session; also returns a
+/// handle on its stream for the raw FETCH reader.
+pub fn open(
+    cfg: &ServerConfig,
+    tls: &TlsConnector,
+) -> Result<(ImapSession, SharedStream), ConnectFailure> {
     let tcp = tcp_connect(cfg)?;
     let tls = match cfg.security {
         Security::ImplicitTls => tls_wrap(cfg, tls, tcp)?,
@@ -54,7 +59,8 @@ pub fn open(cfg: &ServerConfig, tls: &TlsConnector) -> Result<ImapSession, Conne
             tls_wrap(cfg, tls, tcp)?
         }
     };
-    let mut client = imap::Client::new(tls);
+    let shared = SharedStream::new(tls, cfg.timeout);
+    let mut client = imap::Client::new(shared.clone());
     match cfg.security {
         Security::ImplicitTls => {
             let greeting = client
@@ -67,7 +73,7 @@ pub fn open(cfg: &ServerConfig, tls: &TlsConnector) -> Result<ImapSession, Conne
     }
     log::debug!("LOGIN {} (password not shown) at {}", cfg.user, addr(cfg));
     match client.login(&cfg.user, cfg.password.expose()) {
-        Ok(s) => Ok(s),
+        Ok(s) => Ok((s, shared)),
         Err((e, _client)) => Err(login_failure(cfg, e)),
     }
 }

@@ -15,6 +15,7 @@ mod connect;
 mod fake;
 mod items;
 mod pool;
+mod raw;
 mod response;
 mod session;
 mod store;

@@ -103,14 +103,14 @@ impl Pool {
 
     fn open_conn(&self) -> Result<Conn, connect::ConnectFailure> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let sess = connect::open(&self.cfg, &self.tls)?;
+        let (sess, raw) = connect::open(&self.cfg, &self.tls)?;
         log::debug!(
             "[imap {id}] connected to {}:{} as {}",
             self.cfg.host,
             self.cfg.port,
             self.cfg.user
         );
-        Ok(Conn::new(id, sess))
+        Ok(Conn::new(id, sess, raw))
     }
 
     /// A connection outside the pool (for IDLE), not counted against its size.

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::connect::ImapSession;
+use super::raw::{self, Outcome, SharedStream};
 use super::response::{parse_fetches, FetchResponse};
 
 use crate::store::{FolderEntry, FolderStatus, StoreError};
@@ -20,6 +21,10 @@ pub struct Examined {
 pub struct Conn {
     pub id: u64,
     sess: ImapSession,
+    /// The same stream, for FETCH commands read by [`raw`](super::raw) instead of the crate.
+    raw: SharedStream,
+    /// Tags of our own commands (`F1`, `F2`, ...): distinct from the crate's.
+    raw_tag: u64,
     /// The folder currently EXAMINEd and its UIDVALIDITY.
     pub examined: Option<(String, u32)>,
     /// Set after an IO error, timeout, BYE, tag mismatch or unparsable response: the
@@ -95,10 +100,12 @@ fn no_means_missing(info: &str) -> bool {
 }
 
 impl Conn {
-    pub fn new(id: u64, sess: ImapSession) -> Conn {
+    pub fn new(id: u64, sess: ImapSession, raw: SharedStream) -> Conn {
         Conn {
             id,
             sess,
+            raw,
+            raw_tag: 0,
             examined: None,
             dead: false,
             last_used: Instant::now(),
@@ -234,20 +241,25 @@ impl Conn {
             .collect())
     }
 
-    /// Run a FETCH-like command (without tag) and parse its untagged FETCH responses.
+    /// Run a FETCH-like command (without tag) and parse its untagged FETCH responses. Written
+    /// and read here rather than by the crate: literals are read by length (see `raw`).
     pub fn fetch(&mut self, cmd: &str) -> Result<Vec<FetchResponse>, StoreError> {
         self.last_used = Instant::now();
         log::debug!("[imap {}] {}", self.id, cmd);
         let what = short(cmd);
-        let raw = self
-            .sess
-            .run_command_and_read_response(cmd)
-            .map_err(|e| self.fail(e, &what))?;
+        self.raw_tag += 1;
+        let tag = format!("F{}", self.raw_tag);
+        let raw = match raw::run(&mut self.raw, &tag, cmd) {
+            Ok(Outcome::Ok(data)) => data,
+            Ok(Outcome::Refused(text)) => {
+                return Err(StoreError::Server(format!("{what}: {text}")));
+            }
+            Err(e) => return Err(self.fail(imap::Error::Io(e), &what)),
+        };
         match parse_fetches(&raw) {
             Ok(f) => Ok(f),
             Err(e) => {
-                // The crate accepted it, so the connection is probably in sync; but its state
-                // is doubtful: do not reuse it.
+                // The response was read whole, but its state is doubtful: do not reuse it.
                 self.dead = true;
                 self.examined = None;
                 Err(StoreError::Parse(format!("{what}: {e}")))
