@@ -35,6 +35,18 @@ impl FuseAdapter {
         }
     }
 
+    /// The entries snapshotted at opendir (or read now, for a handle we do not know).
+    fn entries(&self, ino: INodeNo, fh: FileHandle) -> Result<Arc<Vec<DirEntry>>, Errno> {
+        match self.dirs().get(&fh.0).cloned() {
+            Some(e) => Ok(e),
+            None => self
+                .core
+                .readdir(ino.0)
+                .map(Arc::new)
+                .map_err(|e| errno(&e)),
+        }
+    }
+
     fn dirs(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Vec<DirEntry>>>> {
         self.dirs.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -133,12 +145,9 @@ impl Filesystem for FuseAdapter {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let entries = match self.dirs().get(&fh.0).cloned() {
-            Some(e) => e,
-            None => match self.core.readdir(ino.0) {
-                Ok(e) => Arc::new(e),
-                Err(e) => return reply.error(errno(&e)),
-            },
+        let entries = match self.entries(ino, fh) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
         };
         for (i, e) in entries.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(e.ino), i as u64 + 1, kind(e.kind), &e.name) {
@@ -156,12 +165,9 @@ impl Filesystem for FuseAdapter {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let entries = match self.dirs().get(&fh.0).cloned() {
-            Some(e) => e,
-            None => match self.core.readdir(ino.0) {
-                Ok(e) => Arc::new(e),
-                Err(e) => return reply.error(errno(&e)),
-            },
+        let entries = match self.entries(ino, fh) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
         };
         // Attributes for a window of entries at a time: the buffer holds a few hundred.
         let mut start = offset as usize;

@@ -306,22 +306,24 @@ fn unreadable_structure_still_lists_the_message_with_its_header() {
     assert_eq!(read_all(&f.fs, "INBOX/5/2"), f.expected["2"]);
 }
 
+/// Add copies of message 5 under `uids`, look up `1` of each in that order, and check that the
+/// structures came in at most `most` fetches.
+fn assert_structure_fetches(f: &Fixture, uids: Vec<u32>, most: usize) {
+    let template = f.store.folders.lock().unwrap()["INBOX"].messages[&5].clone();
+    for &uid in &uids {
+        f.store.add_message("INBOX", uid, template.clone());
+    }
+    for uid in uids {
+        path_ino(&f.fs, &format!("INBOX/{uid}/1")).unwrap();
+    }
+    let fetches = f.store.counters().fetch_structures;
+    assert!(fetches <= most, "{fetches} structure fetches");
+}
+
 #[test]
 fn structure_is_fetched_in_batches() {
     let f = fixture(Duration::from_secs(60));
-    let template = f.store.folders.lock().unwrap()["INBOX"].messages[&5].clone();
-    for uid in 10..200 {
-        f.store.add_message("INBOX", uid, template.clone());
-    }
-    for uid in 10..200 {
-        path_ino(&f.fs, &format!("INBOX/{uid}/1")).unwrap();
-    }
-    let c = f.store.counters();
-    assert!(
-        c.fetch_structures <= 4,
-        "{} structure fetches",
-        c.fetch_structures
-    );
+    assert_structure_fetches(&f, (10..200).collect(), 4);
 }
 
 #[test]
@@ -407,19 +409,7 @@ fn walking_one_file_through_many_messages_fetches_in_batches() {
 #[test]
 fn structure_batches_follow_a_walk_in_either_direction() {
     let f = fixture(Duration::from_secs(60));
-    let template = f.store.folders.lock().unwrap()["INBOX"].messages[&5].clone();
-    for uid in 10..400 {
-        f.store.add_message("INBOX", uid, template.clone());
-    }
-    for uid in (10..400).rev() {
-        path_ino(&f.fs, &format!("INBOX/{uid}/1")).unwrap();
-    }
-    let c = f.store.counters();
-    assert!(
-        c.fetch_structures <= 8,
-        "{} structure fetches",
-        c.fetch_structures
-    );
+    assert_structure_fetches(&f, (10..400).rev().collect(), 8);
 }
 
 #[test]
