@@ -153,6 +153,7 @@ fn mount_and_serve(
         },
     ));
     let _ = core_cell.set(core.clone());
+    core.start_readahead(args.connections as usize);
     let adapter = FuseAdapter::new(core.clone());
     let mut session = match fuser::Session::new(adapter, &args.mountpoint, &config) {
         Ok(s) => s,

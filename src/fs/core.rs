@@ -61,6 +61,19 @@ pub struct MailFs {
     invalidations: Mutex<Option<Sender<Invalidation>>>,
     /// (folder, UID) of every message whose structure is in memory, least recently used first.
     known: Mutex<lru::LruCache<(u32, u32), ()>>,
+    /// Where reads hand their read-ahead to background workers (see `start_readahead`).
+    readahead_tx: Mutex<Option<Sender<ReadAhead>>>,
+}
+
+/// A window of a file to fetch in the background.
+#[derive(Clone, Copy, Debug)]
+struct ReadAhead {
+    folder: u32,
+    uidvalidity: u32,
+    uid: u32,
+    file: u32,
+    from: u64,
+    to: u64,
 }
 
 #[derive(Default)]
@@ -113,10 +126,10 @@ impl Listing {
 /// Sequential-read detection for one open file.
 #[derive(Clone, Copy, Default)]
 struct ReadState {
-    /// Offset of the previous read.
-    last: u64,
     /// Furthest byte read so far.
     next: u64,
+    /// Where what was fetched ahead ends.
+    ahead: u64,
     window: u64,
 }
 
@@ -181,7 +194,51 @@ impl MailFs {
             mount_time,
             invalidations: Mutex::new(None),
             known: Mutex::new(lru::LruCache::unbounded()),
+            readahead_tx: Mutex::new(None),
         }
+    }
+
+    /// Fetch read-ahead windows on `workers` background threads, so that a sequential reader
+    /// gets its bytes while the next window is on its way.
+    pub fn start_readahead(self: &Arc<Self>, workers: usize) {
+        let (tx, rx) = std::sync::mpsc::channel::<ReadAhead>();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..workers.max(1) {
+            let me = Arc::downgrade(self);
+            let rx = rx.clone();
+            std::thread::spawn(move || loop {
+                let job = match lock(&rx).recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                };
+                let Some(me) = me.upgrade() else { return };
+                if let Err(e) = me.fetch_ahead(job) {
+                    log::debug!("read-ahead of UID {} failed: {e}", job.uid);
+                }
+            });
+        }
+        *lock(&self.readahead_tx) = Some(tx);
+    }
+
+    /// Hand a window to the background workers; false when there are none.
+    fn queue_readahead(&self, job: ReadAhead) -> bool {
+        lock(&self.readahead_tx)
+            .as_ref()
+            .is_some_and(|tx| tx.send(job).is_ok())
+    }
+
+    fn fetch_ahead(&self, job: ReadAhead) -> FsResult<()> {
+        let fs = self.folder_state(job.folder)?.ok_or(FsError::NotFound)?;
+        let info = self.message_info(&fs, job.uidvalidity, job.uid)?;
+        let f = info.files.get(job.file as usize).ok_or(FsError::NotFound)?;
+        let size = self.file_size(&fs, job.uidvalidity, job.uid, &info, job.file as usize)?;
+        if job.from >= size {
+            return Ok(());
+        }
+        let ctx = self.ctx(&fs, job.uidvalidity, job.uid);
+        // Reading its first byte fetches (and caches) the whole window.
+        ctx.read(job.file, f, job.from, job.from + 1, job.to.min(size))
+            .map(drop)
     }
 
     /// How many message structures are in memory.
@@ -962,9 +1019,24 @@ impl MailFs {
                 self.prefetch_starts(&fs, uidvalidity, &f.name, &targets);
             }
         }
-        let readahead = self.readahead(fh, offset, end);
         let ctx = self.ctx(&fs, uidvalidity, uid);
-        let result = ctx.read(file, f, offset, end, end.saturating_add(readahead));
+        let ahead = self.readahead(fh, offset, end);
+        let queued = ahead.is_some_and(|(from, to)| {
+            self.queue_readahead(ReadAhead {
+                folder,
+                uidvalidity,
+                uid,
+                file,
+                from,
+                to,
+            })
+        });
+        // Without background workers (tests), fetch the window along with the read.
+        let prefetch_end = match (ahead, queued) {
+            (Some((_, to)), false) => to,
+            _ => end,
+        };
+        let result = ctx.read(file, f, offset, end, prefetch_end);
         if result == Err(FsError::NotFound) {
             // The server no longer has it: look again at the folder on the next access.
             fs.stale.store(true, Ordering::Relaxed);
@@ -1066,24 +1138,40 @@ impl MailFs {
         self.inflight.release(&keys_mine);
     }
 
-    /// Bytes to fetch beyond a read: nothing for random access; for sequential reads a window
-    /// that starts at one chunk and doubles up to MAX_READAHEAD, so `head` stays cheap and `cat`
-    /// needs few round trips.
-    fn readahead(&self, fh: u64, offset: u64, end: u64) -> u64 {
+    /// What to fetch beyond a read, as `[from, to)`: nothing for random access; for reads that
+    /// push the handle's frontier forward, a window that starts at one chunk and doubles up to
+    /// MAX_READAHEAD, so `head` stays cheap and `cat` needs few round trips. Reads behind the
+    /// frontier (the kernel's own read-ahead arrives out of order) and re-reads neither reset
+    /// nor trigger anything; a jump far away starts over.
+    fn readahead(&self, fh: u64, offset: u64, end: u64) -> Option<(u64, u64)> {
+        const JUMP: u64 = 4 * 1024 * 1024;
         let mut handles = lock(&self.handles);
-        let Some(state) = handles.get_mut(&fh) else {
-            return 0;
+        let state = handles.get_mut(&fh)?;
+        let far =
+            offset > state.next.saturating_add(JUMP) || offset.saturating_add(JUMP) < state.next;
+        let advances = end > state.next;
+        if far {
+            state.window = 0;
+            state.next = end;
+            state.ahead = end;
+            return None;
+        }
+        if !advances {
+            return None;
+        }
+        state.window = match (state.next, state.window) {
+            (0, _) => 0,
+            (_, 0) => CHUNK,
+            (_, w) => (w * 2).min(MAX_READAHEAD),
         };
-        // Forward from the previous read and not beyond what it reached (the kernel's own
-        // read-ahead may deliver reads slightly out of order); a re-read is not sequential.
-        let sequential = state.next > 0 && offset > state.last && offset <= state.next;
-        state.window = match (sequential, state.window) {
-            (false, _) => 0,
-            (true, 0) => CHUNK,
-            (true, w) => (w * 2).min(MAX_READAHEAD),
-        };
-        state.last = offset;
-        state.next = state.next.max(end);
-        state.window
+        state.next = end;
+        let from = state.ahead.max(end);
+        let to = end.saturating_add(state.window);
+        // Ask again only when at least half a window is missing: fewer, bigger fetches.
+        if state.window == 0 || to <= from || to - from < state.window / 2 {
+            return None;
+        }
+        state.ahead = to;
+        Some((from, to))
     }
 }
