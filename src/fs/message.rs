@@ -54,7 +54,8 @@ fn ready_file(name: &str, section: &str, size: u64) -> FileInfo {
 }
 
 /// Build the directories of a batch of messages; sizes that need fetching are left unsettled
-/// (see [`settle`]). A message whose structure cannot be read gets a directory with HEADER only.
+/// (see [`settle`]). A message whose structure cannot be read gets a directory with its HEADER
+/// and its body as stored (`TEXT`).
 pub fn build_batch<'a>(
     items: Vec<(u32, StructureData)>,
     ctx_of: impl Fn(u32) -> MsgCtx<'a>,
@@ -89,7 +90,19 @@ pub fn build_batch<'a>(
                     });
                 }
             }
-            Err(e) => log::warn!("UID {uid}: {e}; showing its HEADER only"),
+            Err(e) => {
+                // Still show what can be shown: the header, and the body as stored.
+                log::warn!("UID {uid}: {e}; showing its HEADER and raw TEXT");
+                files.push(FileInfo {
+                    name: "TEXT".into(),
+                    section: "TEXT".into(),
+                    encoding: Encoding::Identity,
+                    encoded_size: 0,
+                    need: Some(Need::Whole),
+                    size: OnceLock::new(),
+                    locator: RwLock::new(Locator::Identity { size: 0 }),
+                });
+            }
         }
         out.push((uid, Arc::new(MessageInfo { files })));
     }

@@ -298,10 +298,19 @@ fn unreadable_structure_still_lists_the_message_with_its_header() {
     let f = fixture(Duration::from_secs(60));
     let mut broken = f.store.folders.lock().unwrap()["INBOX"].messages[&5].clone();
     broken.unparseable = true;
+    broken
+        .sections
+        .insert("TEXT".into(), b"the raw body\r\n".to_vec());
     f.store.add_message("INBOX", 6, broken);
     assert_eq!(names(&f.fs, "INBOX"), ["5", "6"]);
-    assert_eq!(names(&f.fs, "INBOX/6"), ["HEADER"]);
+    assert_eq!(names(&f.fs, "INBOX/6"), ["HEADER", "TEXT"]);
     assert_eq!(read_all(&f.fs, "INBOX/6/HEADER"), HEADER);
+    let (attr, _) =
+        f.fs.getattr(path_ino(&f.fs, "INBOX/6/TEXT").unwrap())
+            .unwrap();
+    let text = read_all(&f.fs, "INBOX/6/TEXT");
+    assert_eq!(attr.size, text.len() as u64);
+    assert_eq!(text, b"the raw body\r\n");
     // Its neighbour is unaffected.
     assert_eq!(read_all(&f.fs, "INBOX/5/2"), f.expected["2"]);
 }
