@@ -1,0 +1,179 @@
+//! Message directories: their structure fetched in batches, sizes settled on demand, and a
+//! bound on how many are kept in memory.
+
+use super::*;
+
+impl MailFs {
+    pub(super) fn ctx<'a>(&'a self, fs: &'a FolderState, uidvalidity: u32, uid: u32) -> MsgCtx<'a> {
+        MsgCtx {
+            store: self.store.as_ref(),
+            cache: &self.cache,
+            inflight: &self.inflight,
+            parallel: self.opts.parallel_fetches,
+            folder: fs.id,
+            raw: &fs.raw,
+            uidvalidity,
+            uid,
+        }
+    }
+
+    /// The files of a message, fetching the structure of it and its next neighbours if needed.
+    pub(super) fn message_info(
+        &self,
+        fs: &FolderState,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> FsResult<Arc<MessageInfo>> {
+        let listing = self.listing(fs)?;
+        if listing.data.uidvalidity != uidvalidity {
+            return Err(FsError::Stale);
+        }
+        if let Some(info) = lock(&fs.infos).get(&uid).cloned() {
+            lock(&self.known).promote(&(fs.id, uid));
+            return Ok(info);
+        }
+        let _one_fetch_at_a_time = lock(&fs.structure_lock);
+        if let Some(info) = lock(&fs.infos).get(&uid) {
+            return Ok(info.clone());
+        }
+        let msgs = &listing.data.messages;
+        let pos = msgs
+            .binary_search_by_key(&uid, |m| m.uid)
+            .map_err(|_| FsError::NotFound)?;
+        let batch: Vec<u32> = {
+            let infos = lock(&fs.infos);
+            neighbours(pos, msgs.len(), STRUCTURE_BATCH, |i| {
+                !infos.contains_key(&msgs[i].uid)
+            })
+            .into_iter()
+            .map(|i| msgs[i].uid)
+            .collect()
+        };
+        let results = self.store.fetch_structures(&fs.raw, uidvalidity, &batch)?;
+        let mut good = Vec::with_capacity(results.len());
+        let mut broken = Vec::new();
+        for (u, r) in results {
+            match r {
+                Ok(data) => good.push((u, data)),
+                Err(e) => {
+                    log::warn!("{} UID {u}: cannot read its structure: {e}", fs.raw);
+                    broken.push(u);
+                }
+            }
+        }
+        let built = build_batch(good, |u| self.ctx(fs, uidvalidity, u));
+        let mut infos = lock(&fs.infos);
+        for (u, info) in built {
+            infos.insert(u, info);
+        }
+        drop(infos);
+        for &u in &broken {
+            if let Some(info) = self.header_only(fs, uidvalidity, u) {
+                lock(&fs.infos).insert(u, info);
+            }
+        }
+        self.remember(fs.id, &batch);
+        lock(&fs.infos)
+            .get(&uid)
+            .cloned()
+            .ok_or_else(|| match batch.contains(&uid) {
+                true => FsError::NotFound,
+                false => FsError::Io(format!("UID {uid} was not fetched")),
+            })
+    }
+
+    /// A directory with just HEADER, for a message whose structure the server sent unreadably.
+    pub(super) fn header_only(
+        &self,
+        fs: &FolderState,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> Option<Arc<MessageInfo>> {
+        let ctx = self.ctx(fs, uidvalidity, uid);
+        let first = ctx.fetch("HEADER", 0, UNKNOWN_SIZE_GUESS).ok()?;
+        let header = ctx.complete("HEADER", first, UNKNOWN_SIZE_GUESS).ok()?;
+        let data = crate::store::StructureData {
+            bodystructure: crate::sexp::Value::Nil,
+            header,
+        };
+        build_batch(vec![(uid, data)], |u| self.ctx(fs, uidvalidity, u))
+            .pop()
+            .map(|(_, info)| info)
+    }
+
+    /// The decoded size of file `idx` of a message, settling it (for the same file of the
+    /// neighbouring messages too, in one batch) if nobody asked before.
+    pub(super) fn file_size(
+        &self,
+        fs: &FolderState,
+        uidvalidity: u32,
+        uid: u32,
+        info: &Arc<MessageInfo>,
+        idx: usize,
+    ) -> FsResult<u64> {
+        let f = info.files.get(idx).ok_or(FsError::NotFound)?;
+        if let Some(&size) = f.size.get() {
+            return Ok(size);
+        }
+        let _one_fetch_at_a_time = lock(&fs.structure_lock);
+        if let Some(&size) = f.size.get() {
+            return Ok(size);
+        }
+        let listing = self.listing(fs)?;
+        let msgs = &listing.data.messages;
+        let batch: Vec<(u32, Arc<MessageInfo>)> = match msgs.binary_search_by_key(&uid, |m| m.uid) {
+            Ok(pos) => {
+                let infos = lock(&fs.infos);
+                let unsettled = |i: usize| {
+                    infos.get(&msgs[i].uid).is_some_and(|m| {
+                        m.file_index(&f.name)
+                            .is_some_and(|k| m.files[k].size.get().is_none())
+                    })
+                };
+                let mut batch = vec![(uid, info.clone())];
+                for i in neighbours(pos, msgs.len(), STRUCTURE_BATCH, unsettled)
+                    .into_iter()
+                    .skip(1)
+                {
+                    if let Some(m) = infos.get(&msgs[i].uid) {
+                        batch.push((msgs[i].uid, m.clone()));
+                    }
+                }
+                batch
+            }
+            Err(_) => vec![(uid, info.clone())],
+        };
+        settle(&batch, &f.name, |u| self.ctx(fs, uidvalidity, u))?;
+        f.size
+            .get()
+            .copied()
+            .ok_or_else(|| FsError::Io(format!("size of {} of UID {uid} unknown", f.name)))
+    }
+
+    /// Note that these messages' structures are in memory; forget the least recently used
+    /// beyond `max_message_infos`.
+    pub(super) fn remember(&self, folder: u32, uids: &[u32]) {
+        let mut evicted = Vec::new();
+        {
+            let mut known = lock(&self.known);
+            for &uid in uids.iter().rev() {
+                known.put((folder, uid), ());
+            }
+            while known.len() > self.opts.max_message_infos.max(STRUCTURE_BATCH) {
+                match known.pop_lru() {
+                    Some((key, ())) => evicted.push(key),
+                    None => break,
+                }
+            }
+        }
+        if evicted.is_empty() {
+            return;
+        }
+        let folders: HashMap<u32, Arc<FolderState>> = lock(&self.folders).clone();
+        for (f, uid) in evicted {
+            if let Some(state) = folders.get(&f) {
+                lock(&state.infos).remove(&uid);
+            }
+        }
+    }
+}

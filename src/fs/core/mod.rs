@@ -1,0 +1,465 @@
+//! [`MailFs`]: lookup, getattr, readdir, open/read/release over a [`MailStore`], in terms the
+//! FUSE adapter passes straight on to the kernel.
+
+mod live;
+mod messages;
+mod reading;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::cache::ChunkCache;
+use crate::mime::{Locator, RangePlan};
+use crate::names::{component_beside_uid, folder_level};
+use crate::store::{FolderListing, MailStore, MessageSummary, RangeRequest, StoreError};
+
+use super::Invalidation;
+
+use super::content::{MsgCtx, UNKNOWN_SIZE_GUESS};
+use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
+use super::inflight::InFlight;
+use super::inodes::{InodeTable, Node, ROOT_INO};
+use super::message::{build_batch, settle, MessageInfo};
+use super::walk::Walk;
+use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
+
+/// Messages whose structure is fetched together when one of them is first needed.
+const STRUCTURE_BATCH: usize = 64;
+/// Message directories whose structure is kept in memory by default (a few hundred bytes each);
+/// beyond this the least recently used are forgotten and fetched again when needed.
+pub const MAX_MESSAGE_INFOS: usize = 20_000;
+/// Sequential read-ahead grows up to this many bytes.
+const MAX_READAHEAD: u64 = 8 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// How long a folder listing (and the folder list) is trusted before asking the server again.
+    pub poll_interval: Duration,
+    /// Bytes of decoded content to cache.
+    pub cache_size: u64,
+    /// Owner of every node.
+    pub uid: u32,
+    pub gid: u32,
+    /// Most fetches one read runs at once (no more than the store's connections).
+    pub parallel_fetches: usize,
+    /// Message structures kept in memory (see MAX_MESSAGE_INFOS).
+    pub max_message_infos: usize,
+}
+
+pub struct MailFs {
+    store: Arc<dyn MailStore>,
+    opts: FsOptions,
+    cache: ChunkCache,
+    inflight: InFlight,
+    inodes: Mutex<InodeTable>,
+    tree: Mutex<TreeState>,
+    folders: Mutex<HashMap<u32, Arc<FolderState>>>,
+    handles: Mutex<HashMap<u64, ReadState>>,
+    next_handle: AtomicU64,
+    mount_time: i64,
+    /// Where to tell the kernel to forget entries (a thread outside request handlers does it).
+    invalidations: Mutex<Option<Sender<Invalidation>>>,
+    /// (folder, UID) of every message whose structure is in memory, least recently used first.
+    known: Mutex<lru::LruCache<(u32, u32), ()>>,
+    /// Where reads hand their read-ahead to background workers (see `start_readahead`).
+    readahead_tx: Mutex<Option<Sender<ReadAhead>>>,
+}
+
+/// A window of a file to fetch in the background.
+#[derive(Clone, Copy, Debug)]
+struct ReadAhead {
+    folder: u32,
+    uidvalidity: u32,
+    uid: u32,
+    file: u32,
+    from: u64,
+    to: u64,
+}
+
+#[derive(Default)]
+struct TreeState {
+    tree: Arc<FolderTree>,
+    ids: FolderIds,
+    fetched: Option<Instant>,
+}
+
+struct FolderState {
+    id: u32,
+    raw: String,
+    listing: Mutex<Option<Arc<Listing>>>,
+    /// Message directories of the current UIDVALIDITY, by UID.
+    infos: Mutex<HashMap<u32, Arc<MessageInfo>>>,
+    /// Serialises structure fetches so a batch is fetched once, not by every waiting reader.
+    structure_lock: Mutex<()>,
+    /// Set to make the next access ask the server, whatever the listing's age.
+    stale: AtomicBool,
+    /// When a request last touched the folder: the poller keeps folders in use fresh.
+    last_access: Mutex<Instant>,
+    /// One file name read across many messages (`grep x Folder/*/1`).
+    walk: Mutex<Walk>,
+}
+
+struct Listing {
+    data: FolderListing,
+    /// The UIDs of `data.messages`, for walk detection.
+    uids: Vec<u32>,
+    fetched: Instant,
+}
+
+impl Listing {
+    fn new(data: FolderListing) -> Listing {
+        Listing {
+            uids: data.messages.iter().map(|m| m.uid).collect(),
+            data,
+            fetched: Instant::now(),
+        }
+    }
+
+    fn message(&self, uid: u32) -> Option<&MessageSummary> {
+        let msgs = &self.data.messages;
+        msgs.binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| &msgs[i])
+    }
+}
+
+/// Sequential-read detection for one open file.
+#[derive(Clone, Copy, Default)]
+struct ReadState {
+    /// Furthest byte read so far.
+    next: u64,
+    /// Where what was fetched ahead ends.
+    ahead: u64,
+    window: u64,
+}
+
+/// Return freed heap memory to the system (glibc keeps it otherwise).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; safe at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Up to `want` positions around `pos` (itself first, then alternately after and before it,
+/// nearest first) for which `wanted` holds, looking at most a few windows away: tools walk a
+/// folder in either direction, and the next batch should hold what they ask for next.
+fn neighbours(pos: usize, len: usize, want: usize, wanted: impl Fn(usize) -> bool) -> Vec<usize> {
+    let mut out = vec![pos];
+    let reach = want * 4;
+    let mut d = 1;
+    while out.len() < want && d <= reach && (pos + d < len || d <= pos) {
+        for i in [pos.checked_add(d).filter(|&i| i < len), pos.checked_sub(d)]
+            .into_iter()
+            .flatten()
+        {
+            if out.len() < want && wanted(i) {
+                out.push(i);
+            }
+        }
+        d += 1;
+    }
+    out
+}
+
+/// A message directory name: a UID in canonical decimal (no sign, no leading zero).
+fn parse_uid(name: &str) -> Option<u32> {
+    if name.is_empty() || name.starts_with('0') || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok().filter(|&u| u > 0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MailFs {
+    pub fn new(store: Arc<dyn MailStore>, opts: FsOptions) -> MailFs {
+        let mount_time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        MailFs {
+            store,
+            cache: ChunkCache::new(opts.cache_size as usize),
+            inflight: InFlight::default(),
+            opts,
+            inodes: Mutex::new(InodeTable::new()),
+            tree: Mutex::new(TreeState::default()),
+            folders: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            mount_time,
+            invalidations: Mutex::new(None),
+            known: Mutex::new(lru::LruCache::unbounded()),
+            readahead_tx: Mutex::new(None),
+        }
+    }
+
+    /// How many message structures are in memory.
+    pub fn message_infos(&self) -> usize {
+        lock(&self.known).len()
+    }
+
+    pub fn cache(&self) -> &ChunkCache {
+        &self.cache
+    }
+
+    fn node(&self, ino: u64) -> FsResult<Node> {
+        lock(&self.inodes).node(ino).ok_or(FsError::NotFound)
+    }
+
+    fn ino(&self, node: Node) -> u64 {
+        lock(&self.inodes).ino_of(node)
+    }
+
+    // ---- attributes ----------------------------------------------------------------------
+
+    fn dir_attr(&self, ino: u64, mtime: i64) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::Dir,
+            size: 0,
+            mtime,
+            perm: 0o555,
+            nlink: 2,
+            uid: self.opts.uid,
+            gid: self.opts.gid,
+        }
+    }
+
+    fn file_attr(&self, ino: u64, size: u64, mtime: i64) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::File,
+            size,
+            mtime,
+            perm: 0o444,
+            nlink: 1,
+            uid: self.opts.uid,
+            gid: self.opts.gid,
+        }
+    }
+
+    /// A message known under this UIDVALIDITY: its listing entry.
+    fn summary(
+        &self,
+        folder: u32,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> FsResult<(Arc<FolderState>, MessageSummary)> {
+        let fs = self.folder_state(folder)?.ok_or(FsError::NotFound)?;
+        let listing = self.listing(&fs)?;
+        if listing.data.uidvalidity != uidvalidity {
+            return Err(FsError::Stale);
+        }
+        let summary = *listing.message(uid).ok_or(FsError::NotFound)?;
+        Ok((fs, summary))
+    }
+
+    pub fn getattr(&self, ino: u64) -> FsResult<(Attr, Ttl)> {
+        match self.node(ino)? {
+            Node::Root => Ok((self.dir_attr(ino, self.mount_time), Ttl::Short)),
+            Node::Folder(id) => {
+                self.tree()?.get(id).ok_or(FsError::NotFound)?;
+                Ok((self.dir_attr(ino, self.mount_time), Ttl::Short))
+            }
+            Node::Message {
+                folder,
+                uidvalidity,
+                uid,
+            } => {
+                let (_, summary) = self.summary(folder, uidvalidity, uid)?;
+                Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long))
+            }
+            Node::File {
+                folder,
+                uidvalidity,
+                uid,
+                file,
+            } => {
+                let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
+                let info = self.message_info(&fs, uidvalidity, uid)?;
+                let size = self.file_size(&fs, uidvalidity, uid, &info, file as usize)?;
+                Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
+            }
+        }
+    }
+
+    pub fn lookup(&self, parent: u64, name: &str) -> FsResult<(Attr, Ttl)> {
+        match self.node(parent)? {
+            Node::Root => self.lookup_in_folder(ROOT_FOLDER, name),
+            Node::Folder(id) => self.lookup_in_folder(id, name),
+            Node::Message {
+                folder,
+                uidvalidity,
+                uid,
+            } => {
+                let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
+                let info = self.message_info(&fs, uidvalidity, uid)?;
+                let file = info.file_index(name).ok_or(FsError::NotFound)?;
+                let ino = self.ino(Node::File {
+                    folder,
+                    uidvalidity,
+                    uid,
+                    file: file as u32,
+                });
+                let size = self.file_size(&fs, uidvalidity, uid, &info, file)?;
+                Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
+            }
+            Node::File { .. } => Err(FsError::NotDir),
+        }
+    }
+
+    fn lookup_in_folder(&self, id: u32, name: &str) -> FsResult<(Attr, Ttl)> {
+        let tree = self.tree()?;
+        let folder = tree.get(id).ok_or(FsError::NotFound)?;
+        let state = self.folder_state(id)?;
+        let listing = match &state {
+            Some(fs) => Some(self.listing(fs)?),
+            None => None,
+        };
+        let has_uid = |uid: u32| listing.as_ref().is_some_and(|l| l.message(uid).is_some());
+        // A message directory wins over a subfolder of the same name; the subfolder then goes
+        // by its escaped name (see names::component_beside_uid).
+        if let (Some(uid), Some(l)) = (parse_uid(name), &listing) {
+            if let Some(summary) = l.message(uid) {
+                let ino = self.ino(Node::Message {
+                    folder: id,
+                    uidvalidity: l.data.uidvalidity,
+                    uid,
+                });
+                return Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long));
+            }
+        }
+        let child = match folder.children.get(name) {
+            Some(&child) => Some(child),
+            None => folder_level(name)
+                .filter(|plain| parse_uid(plain).is_some_and(has_uid))
+                .and_then(|plain| folder.children.get(&plain).copied()),
+        };
+        let child = child.ok_or(FsError::NotFound)?;
+        let ino = self.ino(Node::Folder(child));
+        Ok((self.dir_attr(ino, self.mount_time), Ttl::Short))
+    }
+
+    /// Attributes of directory entries (from [`readdir`](Self::readdir) of `parent`), for
+    /// READDIRPLUS: one look at the folder's listing serves all its message directories. `None`
+    /// for an entry that is gone.
+    pub fn attrs_of(&self, parent: u64, entries: &[DirEntry]) -> Vec<Option<(Attr, Ttl)>> {
+        let folder = match self.node(parent) {
+            Ok(Node::Root) => Some(ROOT_FOLDER),
+            Ok(Node::Folder(id)) => Some(id),
+            _ => None,
+        };
+        let listing = folder
+            .and_then(|id| self.folder_state(id).ok().flatten())
+            .and_then(|fs| self.listing(&fs).ok());
+        entries
+            .iter()
+            .map(|e| {
+                if folder.is_none() || e.name == "." || e.name == ".." {
+                    return match e.name.as_str() {
+                        "." | ".." => self.getattr(e.ino).ok(),
+                        name => self.lookup(parent, name).ok(),
+                    };
+                }
+                match self.node(e.ino).ok()? {
+                    Node::Message { uid, .. } => {
+                        let summary = listing.as_ref()?.message(uid)?;
+                        Some((self.dir_attr(e.ino, summary.internal_date), Ttl::Long))
+                    }
+                    Node::Folder(_) => Some((self.dir_attr(e.ino, self.mount_time), Ttl::Short)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Every entry of a directory, `.` and `..` first.
+    pub fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        let node = self.node(ino)?;
+        let mut out = vec![
+            DirEntry {
+                ino,
+                kind: Kind::Dir,
+                name: ".".into(),
+            },
+            DirEntry {
+                ino: ROOT_INO,
+                kind: Kind::Dir,
+                name: "..".into(),
+            },
+        ];
+        match node {
+            Node::Root | Node::Folder(_) => {
+                let id = match node {
+                    Node::Folder(id) => id,
+                    _ => ROOT_FOLDER,
+                };
+                let tree = self.tree()?;
+                let folder = tree.get(id).ok_or(FsError::NotFound)?;
+                let listing = match self.folder_state(id)? {
+                    Some(fs) => Some(self.listing(&fs)?),
+                    None => None,
+                };
+                for (name, &child) in &folder.children {
+                    let beside_message = parse_uid(name).is_some_and(|uid| {
+                        listing.as_ref().is_some_and(|l| l.message(uid).is_some())
+                    });
+                    out.push(DirEntry {
+                        ino: self.ino(Node::Folder(child)),
+                        kind: Kind::Dir,
+                        name: match beside_message {
+                            true => component_beside_uid(name),
+                            false => name.clone(),
+                        },
+                    });
+                }
+                if let Some(listing) = listing {
+                    let uidvalidity = listing.data.uidvalidity;
+                    let mut inodes = lock(&self.inodes);
+                    for m in &listing.data.messages {
+                        out.push(DirEntry {
+                            ino: inodes.ino_of(Node::Message {
+                                folder: id,
+                                uidvalidity,
+                                uid: m.uid,
+                            }),
+                            kind: Kind::Dir,
+                            name: m.uid.to_string(),
+                        });
+                    }
+                }
+            }
+            Node::Message {
+                folder,
+                uidvalidity,
+                uid,
+            } => {
+                let (fs, _) = self.summary(folder, uidvalidity, uid)?;
+                let info = self.message_info(&fs, uidvalidity, uid)?;
+                for (i, f) in info.files.iter().enumerate() {
+                    out.push(DirEntry {
+                        ino: self.ino(Node::File {
+                            folder,
+                            uidvalidity,
+                            uid,
+                            file: i as u32,
+                        }),
+                        kind: Kind::File,
+                        name: f.name.clone(),
+                    });
+                }
+            }
+            Node::File { .. } => return Err(FsError::NotDir),
+        }
+        Ok(out)
+    }
+}
