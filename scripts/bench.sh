@@ -24,16 +24,9 @@ for arg in "$@"; do
     esac
 done
 
-need=()
-command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "bench.sh: installing ${need[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null; }
-fi
+# shellcheck source=scripts/lib/packages.sh
+. "$REPO/scripts/lib/packages.sh"
+install_missing fusermount3=fuse3 curl=curl python3=python3
 
 WORK=${BENCH_WORK:-}
 if [ -z "$WORK" ]; then

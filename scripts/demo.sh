@@ -7,18 +7,10 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 export DEBIAN_FRONTEND=noninteractive
 
-need=()
-command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
-{ command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/imap ]; } || need+=(dovecot-imapd)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-command -v file >/dev/null 2>&1 || need+=(file)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing ${need[*]}"
-    apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null; }
-    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
-fi
+# shellcheck source=scripts/lib/packages.sh
+. "$REPO/scripts/lib/packages.sh"
+install_missing fusermount3=fuse3 /usr/lib/dovecot/imap=dovecot-imapd dovecot=dovecot-imapd \
+    openssl=openssl python3=python3 file=file
 
 BIN=${IMAPFS_BIN:-$REPO/target/release/imapfs}
 if [ -z "${IMAPFS_BIN:-}" ]; then

@@ -15,23 +15,15 @@
 # of finished IMAP commands) and DIR/log/dovecot.log has one logout line per session with in=/out=.
 # Nothing outside DIR is written (besides installing packages when missing).
 set -euo pipefail
+SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 
 die() { echo "test-server.sh: $*" >&2; exit 1; }
 
 need_pkgs() {
-    local missing=()
-    command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
-    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-    command -v python3 >/dev/null 2>&1 || missing+=(python3)
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "test-server.sh: installing ${missing[*]}" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
-            || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; } \
-            || die "could not install ${missing[*]}"
-        # Debian's package starts a system dovecot; we do not need it (ours uses its own config and ports).
-        if command -v systemctl >/dev/null 2>&1; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
-    fi
+    # shellcheck source=scripts/lib/packages.sh
+    . "$SCRIPTS/lib/packages.sh"
+    install_missing /usr/lib/dovecot/imap=dovecot-imapd dovecot=dovecot-imapd openssl=openssl \
+        python3=python3 || die "could not install the packages it needs"
 }
 
 free_ports() { # print N distinct free TCP ports on 127.0.0.1

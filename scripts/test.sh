@@ -10,21 +10,11 @@ export CARGO_TERM_COLOR=never
 export DEBIAN_FRONTEND=noninteractive
 
 # ---------------------------------------------------------------- prerequisites
-need=()
-command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
-{ command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/imap ]; } || need+=(dovecot-imapd)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-[ -e /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
-command -v mountpoint >/dev/null 2>&1 || need+=(util-linux)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing ${need[*]}"
-    apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null; }
-    # Debian starts a system dovecot on install; ours never uses it (own config, own ports)
-    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
-fi
+# shellcheck source=scripts/lib/packages.sh
+. scripts/lib/packages.sh
+install_missing fusermount3=fuse3 /usr/lib/dovecot/imap=dovecot-imapd dovecot=dovecot-imapd \
+    openssl=openssl python3=python3 pkg-config=pkg-config /usr/include/openssl/ssl.h=libssl-dev \
+    mountpoint=util-linux
 for comp in rustfmt clippy; do
     if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
         rustup component add "$comp" >/dev/null 2>&1 || echo "warning: could not add $comp" >&2

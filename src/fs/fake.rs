@@ -71,6 +71,17 @@ impl FakeStore {
             .insert(uid, msg);
     }
 
+    /// Change a folder in place (expunge, new UIDVALIDITY, ...), as another client would.
+    pub fn edit_folder(&self, name: &str, edit: impl FnOnce(&mut FakeFolder)) {
+        edit(
+            self.folders
+                .lock()
+                .unwrap()
+                .get_mut(name)
+                .expect("folder exists"),
+        );
+    }
+
     pub fn counters(&self) -> Counters {
         self.counters.lock().unwrap().clone()
     }

@@ -263,14 +263,7 @@ fn head_fetches_little_and_rereads_come_from_cache() {
 fn expunged_message_disappears_after_poll_interval() {
     let f = fixture(Duration::ZERO);
     let ino = path_ino(&f.fs, "INBOX/5/1").unwrap();
-    f.store
-        .folders
-        .lock()
-        .unwrap()
-        .get_mut("INBOX")
-        .unwrap()
-        .messages
-        .clear();
+    f.store.edit_folder("INBOX", |inbox| inbox.messages.clear());
     assert_eq!(names(&f.fs, "INBOX"), Vec::<String>::new());
     assert_eq!(f.fs.getattr(ino), Err(FsError::NotFound));
 }
@@ -280,12 +273,7 @@ fn uidvalidity_change_makes_old_inodes_stale() {
     let f = fixture(Duration::ZERO);
     let ino = path_ino(&f.fs, "INBOX/5/1").unwrap();
     f.store
-        .folders
-        .lock()
-        .unwrap()
-        .get_mut("INBOX")
-        .unwrap()
-        .uidvalidity = 101;
+        .edit_folder("INBOX", |inbox| inbox.uidvalidity = 101);
     assert_eq!(f.fs.getattr(ino), Err(FsError::Stale));
     // The new incarnation is reachable under a fresh inode.
     let fresh = path_ino(&f.fs, "INBOX/5/1").unwrap();
@@ -426,14 +414,7 @@ fn reading_a_message_expunged_meanwhile_gives_enoent() {
     let f = fixture(Duration::from_secs(60));
     let ino = path_ino(&f.fs, "INBOX/5/2").unwrap();
     let fh = f.fs.open(ino).unwrap();
-    f.store
-        .folders
-        .lock()
-        .unwrap()
-        .get_mut("INBOX")
-        .unwrap()
-        .messages
-        .clear();
+    f.store.edit_folder("INBOX", |inbox| inbox.messages.clear());
     assert_eq!(f.fs.read(ino, fh, 200_000, 4096), Err(FsError::NotFound));
 }
 
