@@ -73,33 +73,11 @@ pub enum Outcome {
 /// Most bytes one response may hold (commands ask for far less).
 const MAX_RESPONSE: usize = 256 << 20;
 
-/// Send several tagged commands at once (pipelining: one round trip for all) and read their
-/// responses, which the server sends in order; the untagged lines before each tagged status
-/// line belong to that command.
-pub fn run_many(stream: &mut SharedStream, cmds: &[(String, String)]) -> io::Result<Vec<Outcome>> {
-    let mut request = Vec::new();
-    for (tag, cmd) in cmds {
-        request.extend_from_slice(format!("{tag} {cmd}\r\n").as_bytes());
-    }
-    stream.write_all(&request)?;
+/// Send `tag cmd` and read the response up to the tagged status line.
+pub fn run(stream: &mut SharedStream, tag: &str, cmd: &str) -> io::Result<Outcome> {
+    stream.write_all(format!("{tag} {cmd}\r\n").as_bytes())?;
     stream.flush()?;
     let mut reader = BufReader::with_capacity(256 * 1024, stream.clone());
-    let mut outcomes = Vec::with_capacity(cmds.len());
-    let mut total = 0usize;
-    for (tag, _) in cmds {
-        let (outcome, bytes) = read_response(&mut reader, tag, MAX_RESPONSE - total)?;
-        total += bytes;
-        outcomes.push(outcome);
-    }
-    Ok(outcomes)
-}
-
-/// Read one command's response, up to and including its tagged status line.
-fn read_response(
-    reader: &mut BufReader<SharedStream>,
-    tag: &str,
-    limit: usize,
-) -> io::Result<(Outcome, usize)> {
     let mut data = Vec::new();
     loop {
         let line_start = data.len();
@@ -112,11 +90,11 @@ fn read_response(
                     "connection closed by the server",
                 ));
             }
-            if data.len() > limit {
+            if data.len() > MAX_RESPONSE {
                 return Err(io::Error::other("response too large"));
             }
             match literal_len(&data[line_start..]) {
-                Some(len) if len <= limit - data.len() => {
+                Some(len) if len <= MAX_RESPONSE - data.len() => {
                     let at = data.len();
                     data.resize(at + len, 0);
                     reader.read_exact(&mut data[at..])?;
@@ -131,12 +109,11 @@ fn read_response(
             .and_then(|r| r.strip_prefix(b" "))
         {
             let text = String::from_utf8_lossy(rest).trim_end().to_string();
-            let bytes = data.len();
             data.truncate(line_start);
             if text.len() >= 2 && text[..2].eq_ignore_ascii_case("OK") {
-                return Ok((Outcome::Ok(data), bytes));
+                return Ok(Outcome::Ok(data));
             }
-            return Ok((Outcome::Refused(text), bytes));
+            return Ok(Outcome::Refused(text));
         }
         if line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"* BYE") {
             return Err(io::Error::new(

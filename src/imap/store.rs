@@ -26,9 +26,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Most body bytes asked for in one command (the `imap` crate buffers whole responses).
 pub const MAX_COMMAND_BYTES: u64 = 16 << 20;
-/// Most commands pipelined on one connection, and most body bytes they may ask for together.
-const MAX_PIPELINE: usize = 64;
-const PIPELINE_BYTES: u64 = 8 << 20;
 /// Most FETCH items, or UIDs in a structure batch, per command.
 const MAX_ITEMS: usize = 200;
 /// The `imap` crate re-parses a FETCH response from its start after every line it reads, so a
@@ -360,20 +357,17 @@ impl MailStore for ImapStore {
     ) -> Result<Vec<Vec<u8>>> {
         let plan = RangePlan::new(reqs)?;
         let got: Mutex<Bodies> = Mutex::new(HashMap::new());
-        let run = |group: &Vec<String>| -> Result<()> {
-            let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch_many(group))?;
+        let run = |cmd: &String| -> Result<()> {
+            let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(cmd))?;
             let mut got = got.lock().unwrap_or_else(|e| e.into_inner());
-            for (cmd, r) in group.iter().zip(&resps) {
-                collect_bodies(r, &plan.uids_of(cmd), &mut got);
-            }
+            collect_bodies(&resps, &plan.uids_of(cmd), &mut got);
             Ok(())
         };
-        // Small commands are pipelined (a group is one round trip), and the groups go out over
-        // several connections at once.
-        let groups = plan.groups(self.pool.limit());
-        let workers = groups.len().min(self.pool.limit());
+        // The crate cannot pipeline, so several commands go out over several connections at
+        // once: round trips overlap instead of adding up.
+        let workers = plan.commands.len().min(self.pool.limit());
         if workers <= 1 {
-            groups.iter().try_for_each(run)?;
+            plan.commands.iter().try_for_each(run)?;
         } else {
             let next = AtomicUsize::new(0);
             let failure: Mutex<Option<StoreError>> = Mutex::new(None);
@@ -381,16 +375,16 @@ impl MailStore for ImapStore {
                 for _ in 0..workers {
                     scope.spawn(|| loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(group) = groups.get(i) else {
+                        let Some(cmd) = plan.commands.get(i) else {
                             return;
                         };
-                        if let Err(e) = run(group) {
+                        if let Err(e) = run(cmd) {
                             failure
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
                                 .get_or_insert(e);
-                            // Let the other workers stop at their next group.
-                            next.store(groups.len(), Ordering::Relaxed);
+                            // Let the other workers stop at their next command.
+                            next.store(plan.commands.len(), Ordering::Relaxed);
                             return;
                         }
                     });
@@ -454,8 +448,6 @@ struct RangePlan {
     commands: Vec<String>,
     /// The UIDs each command asks about.
     cmd_uids: HashMap<String, Vec<u32>>,
-    /// The body bytes each command asks for, at most.
-    cmd_bytes: HashMap<String, u64>,
 }
 
 impl RangePlan {
@@ -516,7 +508,6 @@ impl RangePlan {
         }
         let mut commands = Vec::new();
         let mut cmd_uids = HashMap::new();
-        let mut cmd_bytes = HashMap::new();
         for (items, uids) in by_items {
             let bytes: u64 = items.iter().map(|i| i.2).sum::<u64>().max(1);
             let per_cmd = ((MAX_COMMAND_BYTES / bytes) as usize).clamp(1, MAX_ITEMS);
@@ -531,7 +522,6 @@ impl RangePlan {
                     list.join(" ")
                 );
                 cmd_uids.insert(cmd.clone(), group.to_vec());
-                cmd_bytes.insert(cmd.clone(), bytes.saturating_mul(group.len() as u64));
                 commands.push(cmd);
             }
         }
@@ -539,35 +529,7 @@ impl RangePlan {
             pieces,
             commands,
             cmd_uids,
-            cmd_bytes,
         })
-    }
-
-    /// The commands in groups to pipeline (each group one round trip on one connection):
-    /// small commands spread over `workers` groups, each group bounded in count and bytes; a big
-    /// command goes alone.
-    fn groups(&self, workers: usize) -> Vec<Vec<String>> {
-        let bytes = |c: &String| self.cmd_bytes.get(c).copied().unwrap_or(MAX_COMMAND_BYTES);
-        let (small, big): (Vec<&String>, Vec<&String>) = self
-            .commands
-            .iter()
-            .partition(|c| bytes(c) < PIPELINE_BYTES / 8);
-        let mut groups: Vec<Vec<String>> = big.into_iter().map(|c| vec![c.clone()]).collect();
-        let per_group = small.len().div_ceil(workers.max(1)).clamp(1, MAX_PIPELINE);
-        let mut current: Vec<String> = Vec::new();
-        let mut current_bytes = 0;
-        for c in small {
-            if current.len() >= per_group || current_bytes + bytes(c) > PIPELINE_BYTES {
-                groups.push(std::mem::take(&mut current));
-                current_bytes = 0;
-            }
-            current_bytes += bytes(c);
-            current.push(c.clone());
-        }
-        if !current.is_empty() {
-            groups.push(current);
-        }
-        groups
     }
 
     fn uids_of(&self, cmd: &str) -> HashSet<u32> {
@@ -710,32 +672,6 @@ mod tests {
         assert_eq!(a[3], b"hello");
         assert_eq!(a[4], b""); // UID 7 vanished
         assert_eq!(a[5], b"");
-    }
-
-    #[test]
-    fn small_commands_are_pipelined_in_groups_per_connection() {
-        // 100 messages each wanting its own tail: 100 commands.
-        let mut reqs: Vec<RangeRequest> = (1..=100)
-            .map(|u| req(u, "2", 1000 + u as u64, 100))
-            .collect();
-        reqs.push(req(500, "1", 0, 4 << 20));
-        let plan = RangePlan::new(&reqs).unwrap();
-        assert_eq!(plan.commands.len(), 101);
-        let groups = plan.groups(4);
-        let big: Vec<_> = groups
-            .iter()
-            .filter(|g| g.iter().any(|c| c.contains("<0.4194304>")))
-            .collect();
-        assert_eq!(big.len(), 1);
-        assert_eq!(big[0].len(), 1, "a big command goes alone");
-        let small: Vec<usize> = groups
-            .iter()
-            .filter(|g| !big.contains(g))
-            .map(Vec::len)
-            .collect();
-        assert_eq!(small, [25, 25, 25, 25]);
-        let all: usize = groups.iter().map(Vec::len).sum();
-        assert_eq!(all, 101, "every command once");
     }
 
     #[test]
