@@ -88,6 +88,15 @@ def write_control(path, **settings):
     os.replace(tmp, path)
 
 
+def _reset(sock):
+    """Close with a TCP reset (RST), as a refusing or crashing server would."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
+
+
 def _tune(sock):
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
@@ -380,11 +389,7 @@ class Proxy:
                 self.dirty = True
             target = self.target
         if refuse:
-            try:
-                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
-            client.close()
+            _reset(client)
             return
         try:
             server = socket.create_connection(target, timeout=10)
@@ -394,11 +399,7 @@ class Proxy:
             with self.lock:
                 self.stats["refused"] += 1
                 self.dirty = True
-            try:
-                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
-            client.close()
+            _reset(client)
             return
         _tune(client)
         _tune(server)

@@ -40,6 +40,16 @@ fn server() -> Option<Server> {
     })
 }
 
+/// The first `len` bytes of a message's header.
+fn header_range(uid: u32, len: u64) -> RangeRequest {
+    RangeRequest {
+        uid,
+        section: "HEADER".into(),
+        offset: 0,
+        len,
+    }
+}
+
 /// The real-server tests share the account's connection limit: run them one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -267,16 +277,7 @@ fn real_parallel_use() {
                 for round in 0..5 {
                     let uid = uids[(k + round) % uids.len()];
                     let r = store
-                        .fetch_ranges(
-                            "INBOX",
-                            l.uidvalidity,
-                            &[RangeRequest {
-                                uid,
-                                section: "HEADER".into(),
-                                offset: 0,
-                                len: 4096,
-                            }],
-                        )
+                        .fetch_ranges("INBOX", l.uidvalidity, &[header_range(uid, 4096)])
                         .unwrap();
                     assert!(!r[0].is_empty());
                 }
@@ -308,16 +309,7 @@ fn real_connection_limit() {
             sc.spawn(move || {
                 for _ in 0..3 {
                     let r = store
-                        .fetch_ranges(
-                            "INBOX",
-                            l.uidvalidity,
-                            &[RangeRequest {
-                                uid,
-                                section: "HEADER".into(),
-                                offset: 0,
-                                len: 100,
-                            }],
-                        )
+                        .fetch_ranges("INBOX", l.uidvalidity, &[header_range(uid, 100)])
                         .unwrap();
                     assert_eq!(r[0].len(), 100);
                     std::thread::sleep(Duration::from_millis(20));
