@@ -87,15 +87,6 @@ impl DecodeIndex {
         self.decoded_size
     }
 
-    pub fn encoded_size(&self) -> u64 {
-        self.encoded_size
-    }
-
-    /// Number of restart points (for memory accounting).
-    pub fn restart_points(&self) -> usize {
-        self.points.len()
-    }
-
     /// From the last restart point at or before `start` to the first at or after `end` (or the
     /// part's end).
     pub(crate) fn plan(&self, start: u64, end: u64) -> RangePlan {

@@ -94,15 +94,6 @@ impl Base64Layout {
         self.decoded_size
     }
 
-    pub fn encoded_size(&self) -> u64 {
-        self.encoded_size
-    }
-
-    /// Base64 symbols per full line (all of them for a single-line part).
-    pub fn line_chars(&self) -> u64 {
-        self.line_syms
-    }
-
     fn symbol(&self, index: u64) -> Expect {
         if index < self.total_chars() {
             Expect::Alpha

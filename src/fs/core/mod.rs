@@ -207,10 +207,6 @@ impl MailFs {
         lock(&self.known).len()
     }
 
-    pub fn cache(&self) -> &ChunkCache {
-        &self.cache
-    }
-
     fn node(&self, ino: u64) -> FsResult<Node> {
         lock(&self.inodes).node(ino).ok_or(FsError::NotFound)
     }
