@@ -109,20 +109,23 @@ pub fn build_batch<'a>(
     out
 }
 
-/// Settle the size of file `name` in each of these messages (one folder) where it is not
-/// settled yet: one round trip for every whole part and head/tail sample, then any full scans.
+/// Settle the size of the files named `names` in each of these messages (one folder) where it
+/// is not settled yet: one round trip for every whole part and head/tail sample, then any full
+/// scans.
 pub fn settle<'a>(
     messages: &[(u32, Arc<MessageInfo>)],
-    name: &str,
+    names: &[&str],
     ctx_of: impl Fn(u32) -> MsgCtx<'a>,
 ) -> FsResult<()> {
     let pending: Vec<(u32, &FileInfo, usize, Need)> = messages
         .iter()
-        .filter_map(|(uid, info)| {
-            let idx = info.file_index(name)?;
-            let f = &info.files[idx];
-            let need = f.need.filter(|_| f.size.get().is_none())?;
-            Some((*uid, f, idx, need))
+        .flat_map(|(uid, info)| {
+            names.iter().filter_map(move |name| {
+                let idx = info.file_index(name)?;
+                let f = &info.files[idx];
+                let need = f.need.filter(|_| f.size.get().is_none())?;
+                Some((*uid, f, idx, need))
+            })
         })
         .collect();
     let mut reqs = Vec::new();

@@ -445,3 +445,65 @@ fn message_structures_in_memory_are_bounded() {
     // A forgotten one comes back on demand, the same.
     assert_eq!(read_all(&fs, "INBOX/10/1"), b"hello\n");
 }
+
+#[test]
+fn a_walk_through_every_message_gets_exact_sizes_with_metadata_fetched_ahead() {
+    let f = fixture(Duration::from_secs(60));
+    let template = f.store.folders.lock().unwrap()["INBOX"].messages[&5].clone();
+    let mut want: HashMap<u32, Vec<(String, u64)>> = HashMap::new();
+    for uid in 10..700u32 {
+        let mut m = template.clone();
+        let text = format!("message {uid}\r\n").into_bytes();
+        // Attachment sizes of every residue mod 3 (padding), small and big.
+        let att = pseudo_random(70_000 + uid as usize * 7, uid as u64);
+        let enc = wrap_base64(&att, 76, "\r\n");
+        m.bodystructure = multipart(
+            vec![
+                leaf("text", "plain", "7bit", text.len()),
+                leaf("application", "octet-stream", "base64", enc.len()),
+            ],
+            "mixed",
+        );
+        m.sections = HashMap::from([("1".to_string(), text.clone()), ("2".to_string(), enc)]);
+        want.insert(
+            uid,
+            vec![
+                ("HEADER".into(), HEADER.len() as u64),
+                ("1".into(), text.len() as u64),
+                ("2".into(), att.len() as u64),
+            ],
+        );
+        f.store.add_message("INBOX", uid, m);
+    }
+    let opts = FsOptions {
+        poll_interval: Duration::from_secs(60),
+        cache_size: 8 << 20,
+        uid: 0,
+        gid: 0,
+        parallel_fetches: 4,
+        max_message_infos: 100_000,
+    };
+    let fs = MailFs::new(f.store.clone(), opts.clone());
+    // What `find -printf %s` does: each message directory in order, every file's size.
+    let walk = |fs: &MailFs| {
+        for uid in 10..700u32 {
+            let dir = path_ino(fs, &format!("INBOX/{uid}")).unwrap();
+            let entries = fs.readdir(dir).unwrap();
+            for (name, size) in &want[&uid] {
+                assert!(entries.iter().any(|e| &e.name == name));
+                let (attr, _) = fs.lookup(dir, name).unwrap();
+                assert_eq!(attr.size, *size, "INBOX/{uid}/{name}");
+            }
+        }
+    };
+    // Without background workers the windows are fetched in line: a batch of 64, another
+    // (now it is a walk), then windows of 256 and the rest; sizes with them.
+    walk(&fs);
+    let c = f.store.counters();
+    assert_eq!(c.fetch_structures, 4);
+    assert!(c.fetch_ranges <= 6, "{} range fetches", c.fetch_ranges);
+    // With workers, the windows come in the background while the walk goes on.
+    let fs = Arc::new(MailFs::new(f.store.clone(), opts));
+    fs.start_readahead(3);
+    walk(&fs);
+}

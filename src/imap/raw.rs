@@ -73,11 +73,50 @@ pub enum Outcome {
 /// Most bytes one response may hold (commands ask for far less).
 const MAX_RESPONSE: usize = 256 << 20;
 
-/// Send `tag cmd` and read the response up to the tagged status line.
-pub fn run(stream: &mut SharedStream, tag: &str, cmd: &str) -> io::Result<Outcome> {
-    stream.write_all(format!("{tag} {cmd}\r\n").as_bytes())?;
+/// Send several tagged commands at once (pipelining: one round trip for all) and read their
+/// responses. The server may run them concurrently (Dovecot does) and interleave their untagged
+/// responses, so untagged data is given to whichever command completes next: callers must
+/// match answers by content, not by command.
+pub fn run_many(stream: &mut SharedStream, cmds: &[(String, String)]) -> io::Result<Vec<Outcome>> {
+    let mut request = Vec::new();
+    for (tag, cmd) in cmds {
+        request.extend_from_slice(format!("{tag} {cmd}\r\n").as_bytes());
+    }
+    stream.write_all(&request)?;
     stream.flush()?;
     let mut reader = BufReader::with_capacity(256 * 1024, stream.clone());
+    let tags: Vec<&str> = cmds.iter().map(|(tag, _)| tag.as_str()).collect();
+    read_outcomes(&mut reader, &tags)
+}
+
+/// Read until every one of `tags` has its tagged status line, in whatever order they come;
+/// the outcomes in the order of `tags`.
+fn read_outcomes(reader: &mut impl BufRead, tags: &[&str]) -> io::Result<Vec<Outcome>> {
+    let mut outcomes: Vec<Option<Outcome>> = tags.iter().map(|_| None).collect();
+    let mut total = 0usize;
+    while outcomes.iter().any(Option::is_none) {
+        let pending: Vec<&str> = tags
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| o.is_none())
+            .map(|(tag, _)| *tag)
+            .collect();
+        let (tag, outcome, bytes) = read_response(reader, &pending, MAX_RESPONSE - total)?;
+        total += bytes;
+        if let Some(i) = tags.iter().position(|t| *t == tag) {
+            outcomes[i] = Some(outcome);
+        }
+    }
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// Read responses up to and including the tagged status line of one of `tags`; returns that
+/// tag, its outcome (with the untagged bytes read on the way) and the bytes read.
+fn read_response(
+    reader: &mut impl BufRead,
+    tags: &[&str],
+    limit: usize,
+) -> io::Result<(String, Outcome, usize)> {
     let mut data = Vec::new();
     loop {
         let line_start = data.len();
@@ -90,11 +129,11 @@ pub fn run(stream: &mut SharedStream, tag: &str, cmd: &str) -> io::Result<Outcom
                     "connection closed by the server",
                 ));
             }
-            if data.len() > MAX_RESPONSE {
+            if data.len() > limit {
                 return Err(io::Error::other("response too large"));
             }
             match literal_len(&data[line_start..]) {
-                Some(len) if len <= MAX_RESPONSE - data.len() => {
+                Some(len) if len <= limit - data.len() => {
                     let at = data.len();
                     data.resize(at + len, 0);
                     reader.read_exact(&mut data[at..])?;
@@ -104,16 +143,22 @@ pub fn run(stream: &mut SharedStream, tag: &str, cmd: &str) -> io::Result<Outcom
             }
         }
         let line = &data[line_start..];
-        if let Some(rest) = line
-            .strip_prefix(tag.as_bytes())
-            .and_then(|r| r.strip_prefix(b" "))
-        {
+        for tag in tags {
+            let Some(rest) = line
+                .strip_prefix(tag.as_bytes())
+                .and_then(|r| r.strip_prefix(b" "))
+            else {
+                continue;
+            };
             let text = String::from_utf8_lossy(rest).trim_end().to_string();
+            let bytes = data.len();
             data.truncate(line_start);
-            if text.len() >= 2 && text[..2].eq_ignore_ascii_case("OK") {
-                return Ok(Outcome::Ok(data));
-            }
-            return Ok(Outcome::Refused(text));
+            let outcome = if text.len() >= 2 && text[..2].eq_ignore_ascii_case("OK") {
+                Outcome::Ok(data)
+            } else {
+                Outcome::Refused(text)
+            };
+            return Ok((tag.to_string(), outcome, bytes));
         }
         if line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"* BYE") {
             return Err(io::Error::new(
@@ -141,6 +186,30 @@ fn literal_len(line: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipelined_responses_may_interleave_and_complete_out_of_order() {
+        // As Dovecot answers pipelined FETCHes: several run at once.
+        let transcript: &[u8] = b"* 1 FETCH (UID 1 BODY[2]<10> {3}\r\nabc)\r\n\
+            * 2 FETCH (UID 2 BODY[2]<20> {4}\r\nF2 O)\r\n\
+            F2 OK done\r\n\
+            * 3 FETCH (UID 3 BODY[2]<30> {2}\r\nxy)\r\n\
+            F10 NO [SERVERBUG] sorry\r\n\
+            F1 OK done\r\n";
+        let mut reader = io::Cursor::new(transcript);
+        let outcomes = read_outcomes(&mut reader, &["F1", "F2", "F10"]).unwrap();
+        let data = |o: &Outcome| match o {
+            Outcome::Ok(d) => String::from_utf8_lossy(d).into_owned(),
+            Outcome::Refused(t) => format!("refused: {t}"),
+        };
+        // Each literal was read by length (the "F2 O" inside one is data, not a status).
+        assert_eq!(data(&outcomes[1]), "* 1 FETCH (UID 1 BODY[2]<10> {3}\r\nabc)\r\n* 2 FETCH (UID 2 BODY[2]<20> {4}\r\nF2 O)\r\n");
+        assert_eq!(data(&outcomes[2]), "refused: NO [SERVERBUG] sorry");
+        assert_eq!(data(&outcomes[0]), "");
+        // A connection closed before every answer is an error, not a short result.
+        let mut cut = io::Cursor::new(&transcript[..60]);
+        assert!(read_outcomes(&mut cut, &["F1", "F2"]).is_err());
+    }
 
     #[test]
     fn literal_lengths() {

@@ -244,27 +244,49 @@ impl Conn {
     /// Run a FETCH-like command (without tag) and parse its untagged FETCH responses. Written
     /// and read here rather than by the crate: literals are read by length (see `raw`).
     pub fn fetch(&mut self, cmd: &str) -> Result<Vec<FetchResponse>, StoreError> {
+        self.fetch_many(std::slice::from_ref(&cmd.to_string()))
+    }
+
+    /// Several FETCH-like commands pipelined: sent together, answered in one round trip. The
+    /// untagged FETCH responses of all of them, in arrival order (the server may interleave
+    /// them). Any refusal or unreadable answer fails the whole call.
+    pub fn fetch_many(&mut self, cmds: &[String]) -> Result<Vec<FetchResponse>, StoreError> {
         self.last_used = Instant::now();
-        log::debug!("[imap {}] {}", self.id, cmd);
-        let what = short(cmd);
-        self.raw_tag += 1;
-        let tag = format!("F{}", self.raw_tag);
-        let raw = match raw::run(&mut self.raw, &tag, cmd) {
-            Ok(Outcome::Ok(data)) => data,
-            Ok(Outcome::Refused(text)) => {
-                return Err(StoreError::Server(format!("{what}: {text}")));
-            }
+        let tagged: Vec<(String, String)> = cmds
+            .iter()
+            .map(|cmd| {
+                self.raw_tag += 1;
+                log::debug!("[imap {}] {}", self.id, cmd);
+                (format!("F{}", self.raw_tag), cmd.clone())
+            })
+            .collect();
+        let what = match cmds {
+            [one] => short(one),
+            [first, ..] => format!("{} (+{} pipelined)", short(first), cmds.len() - 1),
+            [] => return Ok(Vec::new()),
+        };
+        let outcomes = match raw::run_many(&mut self.raw, &tagged) {
+            Ok(o) => o,
             Err(e) => return Err(self.fail(imap::Error::Io(e), &what)),
         };
-        match parse_fetches(&raw) {
-            Ok(f) => Ok(f),
-            Err(e) => {
-                // The response was read whole, but its state is doubtful: do not reuse it.
-                self.dead = true;
-                self.examined = None;
-                Err(StoreError::Parse(format!("{what}: {e}")))
+        let mut out = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Ok(data) => match parse_fetches(&data) {
+                    Ok(f) => out.extend(f),
+                    Err(e) => {
+                        // The response was read whole, but its state is doubtful.
+                        self.dead = true;
+                        self.examined = None;
+                        return Err(StoreError::Parse(format!("{what}: {e}")));
+                    }
+                },
+                Outcome::Refused(text) => {
+                    return Err(StoreError::Server(format!("{what}: {text}")));
+                }
             }
         }
+        Ok(out)
     }
 
     /// LOGOUT, for a clean shutdown; errors ignored.

@@ -26,6 +26,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Most body bytes asked for in one command (the `imap` crate buffers whole responses).
 pub const MAX_COMMAND_BYTES: u64 = 16 << 20;
+/// Most commands pipelined on one connection, and most body bytes they may ask for together.
+const MAX_PIPELINE: usize = 64;
+const PIPELINE_BYTES: u64 = 8 << 20;
 /// Most FETCH items, or UIDs in a structure batch, per command.
 const MAX_ITEMS: usize = 200;
 /// The `imap` crate re-parses a FETCH response from its start after every line it reads, so a
@@ -119,6 +122,89 @@ impl ImapStore {
                 }
             }
         }
+    }
+
+    /// Run `job` on each of `jobs`, several at once over the pool's connections (round trips
+    /// overlap instead of adding up); the first error stops the rest and is returned.
+    fn in_parallel<T: Sync>(
+        &self,
+        jobs: &[T],
+        job: impl Fn(&T) -> Result<()> + Sync,
+    ) -> Result<()> {
+        let workers = jobs.len().min(self.pool.limit());
+        if workers <= 1 {
+            return jobs.iter().try_for_each(job);
+        }
+        let next = AtomicUsize::new(0);
+        let failure: Mutex<Option<StoreError>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(j) = jobs.get(i) else {
+                        return;
+                    };
+                    if let Err(e) = job(j) {
+                        failure
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                        // Let the other workers stop at their next job.
+                        next.store(jobs.len(), Ordering::Relaxed);
+                        return;
+                    }
+                });
+            }
+        });
+        match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Structures of `uids` (one command's worth); when the response cannot be read, the
+    /// batch is halved until the unreadable messages are isolated.
+    fn structures_isolating(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, Result<StructureData>)>> {
+        let mut queue: VecDeque<Vec<u32>> = VecDeque::from([uids.to_vec()]);
+        let mut out = Vec::new();
+        let mut failures = 0;
+        while let Some(batch) = queue.pop_front() {
+            match self.structures_once(folder, uidvalidity, &batch) {
+                Ok(mut r) => out.append(&mut r),
+                Err(StoreError::Parse(msg)) => {
+                    failures += 1;
+                    if batch.len() == 1 {
+                        log::warn!("IMAP {folder} UID {}: {msg}", batch[0]);
+                        out.push((batch[0], Err(StoreError::Parse(msg))));
+                    } else if failures >= MAX_NARROWING_FAILURES {
+                        log::warn!(
+                            "IMAP {folder}: giving up isolating unreadable messages among {} UIDs",
+                            batch.len()
+                        );
+                        out.extend(
+                            batch
+                                .iter()
+                                .map(|&u| (u, Err(StoreError::Parse(msg.clone())))),
+                        );
+                    } else {
+                        log::debug!(
+                            "IMAP {folder}: unreadable response for {} UIDs; narrowing",
+                            batch.len()
+                        );
+                        let (a, b) = batch.split_at(batch.len() / 2);
+                        queue.push_front(b.to_vec());
+                        queue.push_front(a.to_vec());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// One `UID FETCH` of structures for `uids`; per-UID results.
@@ -311,40 +397,16 @@ impl MailStore for ImapStore {
         let mut sorted: Vec<u32> = uids.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let mut queue: VecDeque<Vec<u32>> = sorted.chunks(MAX_ITEMS).map(<[u32]>::to_vec).collect();
-        let mut out = Vec::new();
-        let mut failures = 0;
-        while let Some(batch) = queue.pop_front() {
-            match self.structures_once(folder, uidvalidity, &batch) {
-                Ok(mut r) => out.append(&mut r),
-                Err(StoreError::Parse(msg)) => {
-                    failures += 1;
-                    if batch.len() == 1 {
-                        log::warn!("IMAP {folder} UID {}: {msg}", batch[0]);
-                        out.push((batch[0], Err(StoreError::Parse(msg))));
-                    } else if failures >= MAX_NARROWING_FAILURES {
-                        log::warn!(
-                            "IMAP {folder}: giving up isolating unreadable messages among {} UIDs",
-                            batch.len()
-                        );
-                        out.extend(
-                            batch
-                                .iter()
-                                .map(|&u| (u, Err(StoreError::Parse(msg.clone())))),
-                        );
-                    } else {
-                        log::debug!(
-                            "IMAP {folder}: unreadable response for {} UIDs; narrowing",
-                            batch.len()
-                        );
-                        let (a, b) = batch.split_at(batch.len() / 2);
-                        queue.push_front(b.to_vec());
-                        queue.push_front(a.to_vec());
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let chunks: Vec<&[u32]> = sorted.chunks(MAX_ITEMS).collect();
+        let out = Mutex::new(Vec::with_capacity(sorted.len()));
+        self.in_parallel(&chunks, |chunk| {
+            let mut got = self.structures_isolating(folder, uidvalidity, chunk)?;
+            out.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .append(&mut got);
+            Ok(())
+        })?;
+        let mut out = out.into_inner().unwrap_or_else(|e| e.into_inner());
         out.sort_by_key(|(u, _)| *u);
         Ok(out)
     }
@@ -357,43 +419,19 @@ impl MailStore for ImapStore {
     ) -> Result<Vec<Vec<u8>>> {
         let plan = RangePlan::new(reqs)?;
         let got: Mutex<Bodies> = Mutex::new(HashMap::new());
-        let run = |cmd: &String| -> Result<()> {
-            let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(cmd))?;
+        let run = |group: &Vec<String>| -> Result<()> {
+            let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch_many(group))?;
+            // Dovecot runs pipelined FETCHes concurrently and interleaves their untagged
+            // responses, so an answer may arrive before an earlier command's tagged OK: match
+            // answers to the whole group (UID, section and origin are unique in a plan).
+            let uids: HashSet<u32> = group.iter().flat_map(|c| plan.uids_of(c)).collect();
             let mut got = got.lock().unwrap_or_else(|e| e.into_inner());
-            collect_bodies(&resps, &plan.uids_of(cmd), &mut got);
+            collect_bodies(&resps, &uids, &mut got);
             Ok(())
         };
-        // The crate cannot pipeline, so several commands go out over several connections at
-        // once: round trips overlap instead of adding up.
-        let workers = plan.commands.len().min(self.pool.limit());
-        if workers <= 1 {
-            plan.commands.iter().try_for_each(run)?;
-        } else {
-            let next = AtomicUsize::new(0);
-            let failure: Mutex<Option<StoreError>> = Mutex::new(None);
-            std::thread::scope(|scope| {
-                for _ in 0..workers {
-                    scope.spawn(|| loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(cmd) = plan.commands.get(i) else {
-                            return;
-                        };
-                        if let Err(e) = run(cmd) {
-                            failure
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .get_or_insert(e);
-                            // Let the other workers stop at their next command.
-                            next.store(plan.commands.len(), Ordering::Relaxed);
-                            return;
-                        }
-                    });
-                }
-            });
-            if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-                return Err(e);
-            }
-        }
+        // Small commands are pipelined (a group is one round trip), and the groups go out over
+        // several connections at once.
+        self.in_parallel(&plan.groups(self.pool.limit()), run)?;
         let got = got.into_inner().unwrap_or_else(|e| e.into_inner());
         Ok(plan.answers(reqs, &got))
     }
@@ -448,6 +486,8 @@ struct RangePlan {
     commands: Vec<String>,
     /// The UIDs each command asks about.
     cmd_uids: HashMap<String, Vec<u32>>,
+    /// The body bytes each command asks for, at most.
+    cmd_bytes: HashMap<String, u64>,
 }
 
 impl RangePlan {
@@ -508,6 +548,7 @@ impl RangePlan {
         }
         let mut commands = Vec::new();
         let mut cmd_uids = HashMap::new();
+        let mut cmd_bytes = HashMap::new();
         for (items, uids) in by_items {
             let bytes: u64 = items.iter().map(|i| i.2).sum::<u64>().max(1);
             let per_cmd = ((MAX_COMMAND_BYTES / bytes) as usize).clamp(1, MAX_ITEMS);
@@ -522,6 +563,7 @@ impl RangePlan {
                     list.join(" ")
                 );
                 cmd_uids.insert(cmd.clone(), group.to_vec());
+                cmd_bytes.insert(cmd.clone(), bytes.saturating_mul(group.len() as u64));
                 commands.push(cmd);
             }
         }
@@ -529,7 +571,35 @@ impl RangePlan {
             pieces,
             commands,
             cmd_uids,
+            cmd_bytes,
         })
+    }
+
+    /// The commands in groups to pipeline (each group one round trip on one connection):
+    /// small commands spread over `workers` groups, each group bounded in count and bytes; a big
+    /// command goes alone.
+    fn groups(&self, workers: usize) -> Vec<Vec<String>> {
+        let bytes = |c: &String| self.cmd_bytes.get(c).copied().unwrap_or(MAX_COMMAND_BYTES);
+        let (small, big): (Vec<&String>, Vec<&String>) = self
+            .commands
+            .iter()
+            .partition(|c| bytes(c) < PIPELINE_BYTES / 8);
+        let mut groups: Vec<Vec<String>> = big.into_iter().map(|c| vec![c.clone()]).collect();
+        let per_group = small.len().div_ceil(workers.max(1)).clamp(1, MAX_PIPELINE);
+        let mut current: Vec<String> = Vec::new();
+        let mut current_bytes = 0;
+        for c in small {
+            if current.len() >= per_group || current_bytes + bytes(c) > PIPELINE_BYTES {
+                groups.push(std::mem::take(&mut current));
+                current_bytes = 0;
+            }
+            current_bytes += bytes(c);
+            current.push(c.clone());
+        }
+        if !current.is_empty() {
+            groups.push(current);
+        }
+        groups
     }
 
     fn uids_of(&self, cmd: &str) -> HashSet<u32> {
@@ -672,6 +742,32 @@ mod tests {
         assert_eq!(a[3], b"hello");
         assert_eq!(a[4], b""); // UID 7 vanished
         assert_eq!(a[5], b"");
+    }
+
+    #[test]
+    fn small_commands_are_pipelined_in_groups_per_connection() {
+        // 100 messages each wanting its own tail: 100 commands.
+        let mut reqs: Vec<RangeRequest> = (1..=100)
+            .map(|u| req(u, "2", 1000 + u as u64, 100))
+            .collect();
+        reqs.push(req(500, "1", 0, 4 << 20));
+        let plan = RangePlan::new(&reqs).unwrap();
+        assert_eq!(plan.commands.len(), 101);
+        let groups = plan.groups(4);
+        let big: Vec<_> = groups
+            .iter()
+            .filter(|g| g.iter().any(|c| c.contains("<0.4194304>")))
+            .collect();
+        assert_eq!(big.len(), 1);
+        assert_eq!(big[0].len(), 1, "a big command goes alone");
+        let small: Vec<usize> = groups
+            .iter()
+            .filter(|g| !big.contains(g))
+            .map(Vec::len)
+            .collect();
+        assert_eq!(small, [25, 25, 25, 25]);
+        let all: usize = groups.iter().map(Vec::len).sum();
+        assert_eq!(all, 101, "every command once");
     }
 
     #[test]

@@ -84,9 +84,11 @@ impl MailFs {
                 listing: Mutex::new(None),
                 infos: Mutex::new(HashMap::new()),
                 structure_lock: Mutex::new(()),
+                settle_lock: Mutex::new(()),
                 stale: AtomicBool::new(false),
                 last_access: Mutex::new(Instant::now()),
                 walk: Mutex::new(Walk::default()),
+                meta_walk: Mutex::new(MetaWalk::default()),
             })
         });
         *lock(&state.last_access) = Instant::now();

@@ -28,11 +28,12 @@ impl MailFs {
         if listing.data.uidvalidity != uidvalidity {
             return Err(FsError::Stale);
         }
+        self.walk_touch(fs, &listing, uid);
         if let Some(info) = lock(&fs.infos).get(&uid).cloned() {
             lock(&self.known).promote(&(fs.id, uid));
             return Ok(info);
         }
-        let _one_fetch_at_a_time = lock(&fs.structure_lock);
+        let one_fetch_at_a_time = lock(&fs.structure_lock);
         if let Some(info) = lock(&fs.infos).get(&uid) {
             return Ok(info.clone());
         }
@@ -40,16 +41,34 @@ impl MailFs {
         let pos = msgs
             .binary_search_by_key(&uid, |m| m.uid)
             .map_err(|_| FsError::NotFound)?;
-        let batch: Vec<u32> = {
+        let positions = {
             let infos = lock(&fs.infos);
             neighbours(pos, msgs.len(), STRUCTURE_BATCH, |i| {
                 !infos.contains_key(&msgs[i].uid)
             })
-            .into_iter()
-            .map(|i| msgs[i].uid)
-            .collect()
         };
-        let results = self.store.fetch_structures(&fs.raw, uidvalidity, &batch)?;
+        let batch: Vec<u32> = positions.iter().map(|&i| msgs[i].uid).collect();
+        self.load_structures(fs, uidvalidity, &batch)?;
+        drop(one_fetch_at_a_time);
+        self.walk_after_miss(fs, &listing, &positions);
+        lock(&fs.infos)
+            .get(&uid)
+            .cloned()
+            .ok_or_else(|| match batch.contains(&uid) {
+                true => FsError::NotFound,
+                false => FsError::Io(format!("UID {uid} was not fetched")),
+            })
+    }
+
+    /// Fetch the structures of `batch` and keep their directories (the caller holds
+    /// `structure_lock`).
+    pub(super) fn load_structures(
+        &self,
+        fs: &FolderState,
+        uidvalidity: u32,
+        batch: &[u32],
+    ) -> FsResult<()> {
+        let results = self.store.fetch_structures(&fs.raw, uidvalidity, batch)?;
         let mut good = Vec::with_capacity(results.len());
         let mut broken = Vec::new();
         for (u, r) in results {
@@ -72,14 +91,8 @@ impl MailFs {
                 lock(&fs.infos).insert(u, info);
             }
         }
-        self.remember(fs.id, &batch);
-        lock(&fs.infos)
-            .get(&uid)
-            .cloned()
-            .ok_or_else(|| match batch.contains(&uid) {
-                true => FsError::NotFound,
-                false => FsError::Io(format!("UID {uid} was not fetched")),
-            })
+        self.remember(fs.id, batch);
+        Ok(())
     }
 
     /// A directory with just HEADER, for a message whose structure the server sent unreadably.
@@ -115,7 +128,8 @@ impl MailFs {
         if let Some(&size) = f.size.get() {
             return Ok(size);
         }
-        let _one_fetch_at_a_time = lock(&fs.structure_lock);
+        lock(&fs.meta_walk).note_name(&f.name);
+        let _one_settle_at_a_time = lock(&fs.settle_lock);
         if let Some(&size) = f.size.get() {
             return Ok(size);
         }
@@ -143,7 +157,7 @@ impl MailFs {
             }
             Err(_) => vec![(uid, info.clone())],
         };
-        settle(&batch, &f.name, |u| self.ctx(fs, uidvalidity, u))?;
+        settle(&batch, &[&f.name], |u| self.ctx(fs, uidvalidity, u))?;
         f.size
             .get()
             .copied()

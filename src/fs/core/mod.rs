@@ -4,6 +4,7 @@
 mod live;
 mod messages;
 mod reading;
+mod walkahead;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -26,6 +27,7 @@ use super::inodes::{InodeTable, Node, ROOT_INO};
 use super::message::{build_batch, settle, MessageInfo};
 use super::walk::Walk;
 use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
+use walkahead::{MetaAhead, MetaWalk};
 
 /// Messages whose structure is fetched together when one of them is first needed.
 const STRUCTURE_BATCH: usize = 64;
@@ -65,8 +67,15 @@ pub struct MailFs {
     invalidations: Mutex<Option<Sender<Invalidation>>>,
     /// (folder, UID) of every message whose structure is in memory, least recently used first.
     known: Mutex<lru::LruCache<(u32, u32), ()>>,
-    /// Where reads hand their read-ahead to background workers (see `start_readahead`).
-    readahead_tx: Mutex<Option<Sender<ReadAhead>>>,
+    /// Where reads and walks hand their read-ahead to background workers (see
+    /// `start_readahead`).
+    readahead_tx: Mutex<Option<Sender<Background>>>,
+}
+
+/// Work for the background workers.
+enum Background {
+    Content(ReadAhead),
+    Meta(MetaAhead),
 }
 
 /// A window of a file to fetch in the background.
@@ -95,12 +104,17 @@ struct FolderState {
     infos: Mutex<HashMap<u32, Arc<MessageInfo>>>,
     /// Serialises structure fetches so a batch is fetched once, not by every waiting reader.
     structure_lock: Mutex<()>,
+    /// The same for size settling (apart, so a walk's next structures are fetched while the
+    /// sizes of the current ones are settled).
+    settle_lock: Mutex<()>,
     /// Set to make the next access ask the server, whatever the listing's age.
     stale: AtomicBool,
     /// When a request last touched the folder: the poller keeps folders in use fresh.
     last_access: Mutex<Instant>,
     /// One file name read across many messages (`grep x Folder/*/1`).
     walk: Mutex<Walk>,
+    /// Message directories walked in order (`find`, `ls -lR`).
+    meta_walk: Mutex<MetaWalk>,
 }
 
 struct Listing {

@@ -7,7 +7,7 @@ impl MailFs {
     /// Fetch read-ahead windows on `workers` background threads, so that a sequential reader
     /// gets its bytes while the next window is on its way.
     pub fn start_readahead(self: &Arc<Self>, workers: usize) {
-        let (tx, rx) = std::sync::mpsc::channel::<ReadAhead>();
+        let (tx, rx) = std::sync::mpsc::channel::<Background>();
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..workers.max(1) {
             let me = Arc::downgrade(self);
@@ -18,19 +18,29 @@ impl MailFs {
                     Err(_) => return,
                 };
                 let Some(me) = me.upgrade() else { return };
-                if let Err(e) = me.fetch_ahead(job) {
-                    log::debug!("read-ahead of UID {} failed: {e}", job.uid);
+                match job {
+                    Background::Content(job) => {
+                        if let Err(e) = me.fetch_ahead(job) {
+                            log::debug!("read-ahead of UID {} failed: {e}", job.uid);
+                        }
+                    }
+                    Background::Meta(job) => {
+                        if let Err(e) = me.fetch_meta_ahead(job) {
+                            log::debug!("walk read-ahead failed: {e}");
+                        }
+                    }
                 }
             });
         }
         *lock(&self.readahead_tx) = Some(tx);
     }
 
-    /// Hand a window to the background workers; false when there are none.
-    pub(super) fn queue_readahead(&self, job: ReadAhead) -> bool {
-        lock(&self.readahead_tx)
-            .as_ref()
-            .is_some_and(|tx| tx.send(job).is_ok())
+    /// Hand work to the background workers; gives it back when there are none.
+    pub(super) fn queue_background(&self, job: Background) -> Result<(), Background> {
+        match lock(&self.readahead_tx).as_ref() {
+            Some(tx) => tx.send(job).map_err(|e| e.0),
+            None => Err(job),
+        }
     }
 
     pub(super) fn fetch_ahead(&self, job: ReadAhead) -> FsResult<()> {
@@ -92,14 +102,15 @@ impl MailFs {
         let ctx = self.ctx(&fs, uidvalidity, uid);
         let ahead = self.readahead(fh, offset, end);
         let queued = ahead.is_some_and(|(from, to)| {
-            self.queue_readahead(ReadAhead {
+            self.queue_background(Background::Content(ReadAhead {
                 folder,
                 uidvalidity,
                 uid,
                 file,
                 from,
                 to,
-            })
+            }))
+            .is_ok()
         });
         // Without background workers (tests), fetch the window along with the read.
         let prefetch_end = match (ahead, queued) {
