@@ -141,8 +141,9 @@ fn mount_and_serve(
     };
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let store = Arc::new(store);
     let core = Arc::new(MailFs::new(
-        Arc::new(store),
+        store.clone(),
         FsOptions {
             poll_interval: Duration::from_secs(args.poll_interval),
             cache_size: args.cache_size,
@@ -167,6 +168,8 @@ fn mount_and_serve(
     start_invalidator(&core, session.notifier());
     start_poller(&core, Duration::from_secs(args.poll_interval));
     start_watcher(&core);
+    // The rest of the pool logs in while the user starts working.
+    std::thread::spawn(move || store.open_all());
     log::info!("mounted on {}", args.mountpoint.display());
     daemon.report(Ok(()));
     session

@@ -1,6 +1,7 @@
 //! Reading decoded content: chunk-aligned cache lookups, partial fetches mapped through each
 //! file's [`Locator`], and the full-scan fallback that builds an exact index.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::cache::{ChunkCache, ChunkKey};
@@ -10,6 +11,9 @@ use crate::store::{MailStore, RangeRequest};
 use super::inflight::InFlight;
 use super::message::Need;
 use super::{FsError, FsResult, CHUNK};
+
+/// Decoded chunks by position.
+type Chunks = Vec<(usize, Arc<Vec<u8>>)>;
 
 /// Encoded bytes fetched per command while scanning a whole part.
 const SCAN_PIECE: u64 = 1024 * 1024;
@@ -262,7 +266,7 @@ impl MsgCtx<'_> {
         info: &FileInfo,
         first: u64,
         idxs: &[usize],
-    ) -> FsResult<Vec<(usize, Arc<Vec<u8>>)>> {
+    ) -> FsResult<Chunks> {
         let mut pieces: Vec<(usize, usize)> = Vec::new(); // [lo, hi] positions, inclusive
         for &i in idxs {
             match pieces.last_mut() {
@@ -270,7 +274,7 @@ impl MsgCtx<'_> {
                 _ => pieces.push((i, i)),
             }
         }
-        let fetch_piece = |(lo, hi): (usize, usize)| -> FsResult<Vec<(usize, Arc<Vec<u8>>)>> {
+        let fetch_piece = |(lo, hi): (usize, usize)| -> FsResult<Chunks> {
             let piece_start = (first + lo as u64) * CHUNK;
             let piece_end = ((first + hi as u64 + 1) * CHUNK).min(info.size());
             let bytes = self.fetch_decoded(file, info, piece_start, piece_end)?;
@@ -283,29 +287,48 @@ impl MsgCtx<'_> {
             }
             Ok((lo..).zip(chunks).collect())
         };
-        let mut out = Vec::new();
-        for group in pieces.chunks(self.parallel.max(1)) {
-            if group.len() == 1 {
-                out.extend(fetch_piece(group[0])?);
-                continue;
+        let workers = pieces.len().min(self.parallel.max(1));
+        if workers <= 1 {
+            let mut out = Vec::new();
+            for &p in &pieces {
+                out.extend(fetch_piece(p)?);
             }
-            let results: Vec<FsResult<_>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = group
-                    .iter()
-                    .map(|&p| scope.spawn(move || fetch_piece(p)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(FsError::Io("fetch thread panicked".into())))
-                    })
-                    .collect()
-            });
-            for r in results {
-                out.extend(r?);
-            }
+            return Ok(out);
         }
+        // Workers take the pieces in order (no waiting for a whole group before the next), so
+        // the pieces a sequential reader needs first are asked for first.
+        let next = AtomicUsize::new(0);
+        let results: Vec<FsResult<Chunks>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut got = Vec::new();
+                        while let Some(&p) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            match fetch_piece(p) {
+                                Ok(chunks) => got.extend(chunks),
+                                Err(e) => {
+                                    next.store(pieces.len(), Ordering::Relaxed);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                        Ok(got)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(FsError::Io("fetch thread panicked".into())))
+                })
+                .collect()
+        });
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
+        out.sort_by_key(|(i, _)| *i);
         Ok(out)
     }
 

@@ -3,6 +3,7 @@
 //! otherwise waits (up to the timeout). Dead connections are dropped on return, never reused.
 //! A `[LIMIT]` answer to a login lowers the pool's size for good.
 
+use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -30,6 +31,10 @@ struct State {
     /// After a failed connect while other connections live, new ones are not tried before this:
     /// requests wait for the live ones instead of failing.
     no_new_until: Option<Instant>,
+    /// Requests waiting for a connection, oldest first: served in that order, so the pieces of
+    /// a sequential read (asked for in order) arrive in order, not the latest first.
+    waiting: VecDeque<u64>,
+    next_ticket: u64,
 }
 
 pub struct Pool {
@@ -85,6 +90,8 @@ impl Pool {
                 limit,
                 limit_logged: false,
                 no_new_until: None,
+                waiting: VecDeque::new(),
+                next_ticket: 0,
             }),
             cv: Condvar::new(),
             next_id: AtomicU64::new(1),
@@ -133,6 +140,23 @@ impl Pool {
 
     /// A connection, preferring one that has `folder` EXAMINEd.
     pub fn checkout(&self, folder: Option<&str>) -> Result<Lease<'_>, StoreError> {
+        let ticket = {
+            let mut st = self.lock();
+            let t = st.next_ticket;
+            st.next_ticket += 1;
+            st.waiting.push_back(t);
+            t
+        };
+        let got = self.checkout_in_turn(folder, ticket);
+        let mut st = self.lock();
+        st.waiting.retain(|&t| t != ticket);
+        drop(st);
+        self.cv.notify_all();
+        got
+    }
+
+    /// The body of [`Pool::checkout`]: waits until `ticket` is the oldest request.
+    fn checkout_in_turn(&self, folder: Option<&str>, ticket: u64) -> Result<Lease<'_>, StoreError> {
         let deadline = Instant::now() + self.cfg.timeout;
         let mut st = self.lock();
         loop {
@@ -158,7 +182,8 @@ impl Pool {
                 continue;
             }
 
-            if let Some(f) = folder {
+            let my_turn = st.waiting.front() == Some(&ticket);
+            if let (true, Some(f)) = (my_turn, folder) {
                 if let Some(k) = st
                     .idle
                     .iter()
@@ -168,31 +193,32 @@ impl Pool {
                     return Ok(self.lease(c));
                 }
             }
-            if let Some(c) = st.idle.pop() {
-                return Ok(self.lease(c));
+            if my_turn {
+                if let Some(c) = st.idle.pop() {
+                    return Ok(self.lease(c));
+                }
             }
             let may_open = st.open == 0 || st.no_new_until.is_none_or(|t| Instant::now() >= t);
-            if st.open < st.limit && may_open {
+            if my_turn && st.open < st.limit && may_open {
                 st.open += 1;
+                // Let the next request go on while this connection is being opened (several
+                // open at once), and keep this one first in line should the open fail.
+                st.waiting.pop_front();
                 drop(st);
-                match self.open_conn() {
+                self.cv.notify_all();
+                let opened = self.open_conn();
+                st = self.lock();
+                if opened.is_err() {
+                    st.waiting.push_front(ticket);
+                }
+                match opened {
                     Ok(c) => return Ok(self.lease(c)),
                     Err(f) => {
-                        st = self.lock();
                         st.open -= 1;
-                        self.cv.notify_one();
+                        self.cv.notify_all();
                         match f.kind {
                             FailKind::Limit if st.open > 0 => {
-                                st.limit = st.open.max(1);
-                                if !st.limit_logged {
-                                    st.limit_logged = true;
-                                    log::warn!(
-                                        "IMAP server refuses more connections ({}); \
-                                         using at most {}",
-                                        f.msg,
-                                        st.limit
-                                    );
-                                }
+                                lower_limit(&mut st, &f.msg);
                                 continue;
                             }
                             FailKind::Auth => return Err(StoreError::Auth(f.msg)),
@@ -232,6 +258,35 @@ impl Pool {
         }
     }
 
+    /// Open the connections not open yet, all at once, so that the first big read does not
+    /// wait for their logins. A failure only means fewer connections for now (a `[LIMIT]`
+    /// lowers the pool's size as in `checkout`).
+    pub fn fill(&self) {
+        std::thread::scope(|scope| loop {
+            let mut st = self.lock();
+            let blocked = st.no_new_until.is_some_and(|t| Instant::now() < t);
+            if st.open >= st.limit || blocked {
+                return;
+            }
+            st.open += 1;
+            drop(st);
+            scope.spawn(|| match self.open_conn() {
+                Ok(c) => self.give_back(c),
+                Err(f) => {
+                    let mut st = self.lock();
+                    st.open -= 1;
+                    match f.kind {
+                        FailKind::Limit if st.open > 0 => lower_limit(&mut st, &f.msg),
+                        _ => log::debug!("cannot open another IMAP connection yet: {}", f.msg),
+                    }
+                    st.no_new_until = Some(Instant::now() + NO_NEW_AFTER_FAILURE);
+                    drop(st);
+                    self.cv.notify_all();
+                }
+            });
+        });
+    }
+
     fn lease(&self, c: Conn) -> Lease<'_> {
         Lease {
             pool: self,
@@ -250,7 +305,8 @@ impl Pool {
             st.idle.push(c);
             drop(st);
         }
-        self.cv.notify_one();
+        // All: the oldest waiter must be among those woken.
+        self.cv.notify_all();
     }
 
     /// Close every idle connection (after a transient failure they are suspect too).
@@ -261,6 +317,18 @@ impl Pool {
         drop(st);
         self.cv.notify_all();
         drop(idle);
+    }
+}
+
+/// After a `[LIMIT]` refusal: use at most the connections open now (logged once).
+fn lower_limit(st: &mut State, msg: &str) {
+    st.limit = st.open.max(1);
+    if !st.limit_logged {
+        st.limit_logged = true;
+        log::warn!(
+            "IMAP server refuses more connections ({msg}); using at most {}",
+            st.limit
+        );
     }
 }
 

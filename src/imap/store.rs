@@ -64,6 +64,11 @@ impl ImapStore {
             .map_err(|f| ConnectError(f.msg))
     }
 
+    /// Open the rest of the pool's connections now (see [`Pool::fill`]).
+    pub fn open_all(&self) {
+        self.pool.fill();
+    }
+
     /// The most connections currently used (lower than configured after a `[LIMIT]`).
     pub fn connection_limit(&self) -> usize {
         self.pool.limit()
@@ -426,14 +431,14 @@ impl MailStore for ImapStore {
             // answers to the whole group (UID, section and origin are unique in a plan).
             let uids: HashSet<u32> = group.iter().flat_map(|c| plan.uids_of(c)).collect();
             let mut got = got.lock().unwrap_or_else(|e| e.into_inner());
-            collect_bodies(&resps, &uids, &mut got);
+            collect_bodies(resps, &uids, &mut got);
             Ok(())
         };
         // Small commands are pipelined (a group is one round trip), and the groups go out over
         // several connections at once.
         self.in_parallel(&plan.groups(self.pool.limit()), run)?;
         let got = got.into_inner().unwrap_or_else(|e| e.into_inner());
-        Ok(plan.answers(reqs, &got))
+        Ok(plan.answers(got))
     }
 }
 
@@ -609,12 +614,25 @@ impl RangePlan {
             .unwrap_or_default()
     }
 
-    fn answers(&self, reqs: &[RangeRequest], got: &Bodies) -> Vec<Vec<u8>> {
-        let mut out = Vec::with_capacity(reqs.len());
+    fn answers(&self, mut got: Bodies) -> Vec<Vec<u8>> {
+        // A request answered by one item that no other request shares takes it as it is.
+        let mut uses: HashMap<(u32, &str, u64), usize> = HashMap::new();
+        for p in self.pieces.iter().flatten() {
+            *uses.entry((p.uid, &p.section, p.offset)).or_default() += 1;
+        }
+        let mut out = Vec::with_capacity(self.pieces.len());
         for ps in &self.pieces {
+            if let [p] = ps.as_slice() {
+                let key = (p.uid, p.section.clone(), Some(p.offset));
+                let alone = uses.get(&(p.uid, p.section.as_str(), p.offset)) == Some(&1);
+                if alone && got.get(&key).is_some_and(|d| d.len() as u64 <= p.len) {
+                    out.push(got.remove(&key).unwrap_or_default());
+                    continue;
+                }
+            }
             let mut bytes = Vec::new();
             for p in ps {
-                let data = piece_bytes(p, got);
+                let data = piece_bytes(p, &got);
                 let short = (data.len() as u64) < p.len;
                 bytes.extend_from_slice(data);
                 if short {
@@ -656,15 +674,19 @@ fn piece_bytes<'g>(p: &Piece, got: &'g Bodies) -> &'g [u8] {
     &[]
 }
 
-fn collect_bodies(resps: &[FetchResponse], uids: &HashSet<u32>, got: &mut Bodies) {
+fn collect_bodies(resps: Vec<FetchResponse>, uids: &HashSet<u32>, got: &mut Bodies) {
     for f in resps {
         let Some(uid) = f.uid() else { continue };
         if !uids.contains(&uid) {
             continue;
         }
-        for (name, v) in &f.items {
-            if let Some((section, origin)) = body_key(name) {
-                let data = v.as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
+        for (name, v) in f.items {
+            if let Some((section, origin)) = body_key(&name) {
+                // Moved, not copied: these are the bulk of a read.
+                let data = match v {
+                    Value::Str(bytes) => bytes,
+                    other => other.as_bytes().map(<[u8]>::to_vec).unwrap_or_default(),
+                };
                 got.insert((uid, section.to_string(), origin), data);
             }
         }
@@ -733,9 +755,9 @@ mod tests {
 * 2 FETCH (UID 6 BODY[1]<0> \"hello\")\r\n* 9 FETCH (UID 99 FLAGS ())\r\n";
         let resps = parse_fetches(raw).unwrap();
         let mut got = HashMap::new();
-        collect_bodies(&resps, &plan.uids_of(&plan.commands[0]), &mut got);
-        collect_bodies(&resps, &plan.uids_of(&plan.commands[1]), &mut got);
-        let a = plan.answers(&reqs, &got);
+        let uids: HashSet<u32> = plan.commands.iter().flat_map(|c| plan.uids_of(c)).collect();
+        collect_bodies(resps, &uids, &mut got);
+        let a = plan.answers(got);
         assert_eq!(a[0], b"0123456789");
         assert_eq!(a[1], b"abc");
         assert_eq!(a[2], b"0123");
@@ -796,7 +818,7 @@ mod tests {
         let plan = RangePlan::new(&reqs).unwrap();
         let mut got = HashMap::new();
         got.insert((1, "1".to_string(), None), b"abcdefgh".to_vec());
-        assert_eq!(plan.answers(&reqs, &got)[0], b"cde");
+        assert_eq!(plan.answers(got)[0], b"cde");
     }
 
     #[test]

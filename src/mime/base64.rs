@@ -41,21 +41,38 @@ pub(crate) fn is_alphabet(b: u8) -> bool {
 /// Decode leading whole quanta of four alphabet bytes; returns how many input bytes were used.
 /// Stops at the first quantum holding anything else (whitespace, padding, garbage).
 fn decode_clean_quanta(input: &[u8], out: &mut Vec<u8>) -> usize {
+    // In blocks, written in place: a block is sized before its quanta are known to be clean,
+    // and a line break ends the run after a few quanta (do not size for the whole input).
+    const BLOCK: usize = 32;
     let mut used = 0;
-    for q in input.chunks_exact(4) {
-        let (a, b, c, d) = (
-            SEXTETS[q[0] as usize],
-            SEXTETS[q[1] as usize],
-            SEXTETS[q[2] as usize],
-            SEXTETS[q[3] as usize],
-        );
-        if (a | b | c | d) & 0xC0 != 0 {
-            break;
+    loop {
+        let block = &input[used..];
+        let take = (block.len() / 4).min(BLOCK);
+        if take == 0 {
+            return used;
         }
-        out.extend_from_slice(&[(a << 2) | (b >> 4), (b << 4) | (c >> 2), (c << 6) | d]);
-        used += 4;
+        let start = out.len();
+        out.resize(start + take * 3, 0);
+        let mut done = 0;
+        for (q, dst) in block.chunks_exact(4).zip(out[start..].chunks_exact_mut(3)) {
+            let (a, b, c, d) = (
+                SEXTETS[q[0] as usize],
+                SEXTETS[q[1] as usize],
+                SEXTETS[q[2] as usize],
+                SEXTETS[q[3] as usize],
+            );
+            if (a | b | c | d) & 0xC0 != 0 {
+                break;
+            }
+            dst.copy_from_slice(&[(a << 2) | (b >> 4), (b << 4) | (c >> 2), (c << 6) | d]);
+            done += 1;
+        }
+        out.truncate(start + done * 3);
+        used += done * 4;
+        if done < take {
+            return used;
+        }
     }
-    used
 }
 
 /// Decoder state: the sextets of the quantum in progress.
@@ -116,6 +133,23 @@ impl Base64Decoder {
     }
 }
 
+/// Decode `symbols`, which must be base64 alphabet bytes only (no whitespace, no padding);
+/// `None` if any is not. The trailing partial quantum decodes as in [`decode`].
+pub(crate) fn decode_symbols(symbols: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(symbols.len() / 4 * 3 + 2);
+    let used = decode_clean_quanta(symbols, &mut out);
+    let rest = &symbols[used..];
+    if rest.len() >= 4 || !rest.iter().all(|&b| is_alphabet(b)) {
+        return None;
+    }
+    let mut d = Base64Decoder::new();
+    d.feed(rest, &mut out);
+    d.flush(&mut out);
+    Some(out)
+}
+
+/// Lenient decoding of a whole input (the reference the streaming paths are tested against).
+#[cfg(test)]
 pub(crate) fn decode(input: &[u8]) -> Vec<u8> {
     let mut d = Base64Decoder::new();
     let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
@@ -129,6 +163,18 @@ mod tests {
     use super::*;
     use ::base64::Engine;
     use proptest::prelude::*;
+
+    #[test]
+    fn symbols_only_decode_strictly() {
+        let enc = ::base64::engine::general_purpose::STANDARD_NO_PAD.encode(b"hello world!?");
+        assert_eq!(decode_symbols(enc.as_bytes()).unwrap(), b"hello world!?");
+        assert_eq!(decode_symbols(b"").unwrap(), b"");
+        // Anything else anywhere (whitespace, padding, garbage) is refused.
+        assert_eq!(decode_symbols(b"aGVs bG8="), None);
+        assert_eq!(decode_symbols(b"aGVsbG8="), None);
+        assert_eq!(decode_symbols(b"aGVs!G8"), None);
+        assert_eq!(decode_symbols(b"aGV"), Some(b"he".to_vec()));
+    }
 
     #[test]
     fn vectors() {

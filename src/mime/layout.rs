@@ -124,8 +124,14 @@ impl Base64Layout {
     }
 
     fn admits(&self, start: u64, bytes: &[u8]) -> bool {
-        // Whole runs of base64 symbols inside full lines are checked in bulk; everything else
-        // (terminators, the last line, padding) byte by byte.
+        self.gather(start, bytes, None)
+    }
+
+    /// Check that `bytes` (at encoded offset `start`) fit the layout, appending their base64
+    /// symbols to `symbols` if given. Whole runs of symbols inside full lines are copied in
+    /// bulk, and checked then only without `symbols` (the caller decodes them strictly);
+    /// everything else (terminators, the last line, padding) is checked byte by byte.
+    fn gather(&self, start: u64, bytes: &[u8], mut symbols: Option<&mut Vec<u8>>) -> bool {
         let period = self.period();
         let last_start = self.last_start();
         let mut i = 0usize;
@@ -140,7 +146,26 @@ impl Base64Layout {
                     // A run is all alphabet unless padding starts inside it.
                     let first_sym = line * self.line_syms + col;
                     if first_sym + n as u64 <= self.total_chars() {
-                        if !bytes[i..i + n].iter().all(|&b| is_alphabet(b)) {
+                        let run = &bytes[i..i + n];
+                        match symbols.as_deref_mut() {
+                            // Checked when decoded (`decode_symbols` refuses anything else).
+                            Some(out) => out.extend_from_slice(run),
+                            None => {
+                                if !run.iter().all(|&b| is_alphabet(b)) {
+                                    return false;
+                                }
+                            }
+                        }
+                        i += n;
+                        continue;
+                    }
+                } else {
+                    // A line's terminator (or what is left of it) in one comparison.
+                    let t = (col - self.line_syms) as usize;
+                    let want = &self.terminator[t.min(self.terminator.len())..];
+                    let n = want.len().min(bytes.len() - i);
+                    if n > 0 {
+                        if bytes[i..i + n] != want[..n] {
                             return false;
                         }
                         i += n;
@@ -148,8 +173,14 @@ impl Base64Layout {
                     }
                 }
             }
-            if !self.expect(o).admits(bytes[i]) {
+            let b = bytes[i];
+            if !self.expect(o).admits(b) {
                 return false;
+            }
+            if let Some(out) = symbols.as_deref_mut() {
+                if is_alphabet(b) {
+                    out.push(b);
+                }
             }
             i += 1;
         }
@@ -209,17 +240,13 @@ impl Base64Layout {
         if plan.enc_start == plan.enc_end && fetched.is_empty() {
             return Some(Vec::new());
         }
+        let mut chars = Vec::with_capacity(fetched.len());
         if plan.enc_end > self.encoded_size
             || plan.enc_end.checked_sub(plan.enc_start)? != fetched.len() as u64
-            || !self.admits(plan.enc_start, fetched)
+            || !self.gather(plan.enc_start, fetched, Some(&mut chars))
         {
             return None;
         }
-        let chars: Vec<u8> = fetched
-            .iter()
-            .copied()
-            .filter(|&b| is_alphabet(b))
-            .collect();
         let first = self.chars_before(plan.enc_start);
         let c0 = plan.dec_start / 3 * 4;
         let skip = c0.checked_sub(first)?;
@@ -230,8 +257,14 @@ impl Base64Layout {
         } else {
             avail / 4 * 4
         };
-        let slice = chars.get(skip as usize..(skip + take) as usize)?;
-        Some(base64::decode(slice))
+        let (from, to) = (skip as usize, (skip + take) as usize);
+        let slice = chars.get(from..to)?;
+        // The symbols fetched around the range are checked too (`gather` left it to us).
+        let around = chars[..from].iter().chain(&chars[to..]);
+        if !around.into_iter().all(|&b| is_alphabet(b)) {
+            return None;
+        }
+        base64::decode_symbols(slice)
     }
 }
 

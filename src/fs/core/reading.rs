@@ -101,6 +101,7 @@ impl MailFs {
         }
         let ctx = self.ctx(&fs, uidvalidity, uid);
         let ahead = self.readahead(fh, offset, end);
+        log::trace!("read UID {uid} file {file} [{offset}, {end}) ahead {ahead:?}");
         let queued = ahead.is_some_and(|(from, to)| {
             self.queue_background(Background::Content(ReadAhead {
                 folder,
@@ -226,7 +227,7 @@ impl MailFs {
     }
 
     /// What to fetch beyond a read, as `[from, to)`: nothing for random access; for reads that
-    /// push the handle's frontier forward, a window that starts at one chunk and doubles up to
+    /// push the handle's frontier forward, a window that starts at four chunks and grows fourfold up to
     /// MAX_READAHEAD, so `head` stays cheap and `cat` needs few round trips. Reads behind the
     /// frontier (the kernel's own read-ahead arrives out of order) and re-reads neither reset
     /// nor trigger anything; a jump far away starts over.
@@ -246,10 +247,13 @@ impl MailFs {
         if !advances {
             return None;
         }
+        // The first read fetches one chunk (`head` stays cheap); once a second read shows a
+        // sequential reader, the window starts at a few chunks and grows fourfold, so the link
+        // is busy after a couple of round trips.
         state.window = match (state.next, state.window) {
             (0, _) => 0,
-            (_, 0) => CHUNK,
-            (_, w) => (w * 2).min(MAX_READAHEAD),
+            (_, 0) => 4 * CHUNK,
+            (_, w) => (w * 4).min(MAX_READAHEAD),
         };
         state.next = end;
         let from = state.ahead.max(end);
