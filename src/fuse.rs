@@ -202,8 +202,12 @@ impl Filesystem for FuseAdapter {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.dirs().remove(&fh.0);
+        let snapshot = self.dirs().remove(&fh.0);
         reply.ok();
+        if snapshot.is_some_and(|s| s.len() >= 10_000) {
+            // A big folder's snapshot (tens of bytes an entry) is gone: return the memory.
+            crate::fs::release_free_memory();
+        }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {

@@ -45,6 +45,10 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        // A fixed threshold: response buffers (a MiB or more) are mapped and unmapped, so
+        // freeing them returns memory (glibc otherwise raises the threshold after the first
+        // free and keeps such buffers in its heaps).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024);
     }
 }
 
@@ -139,11 +143,13 @@ fn mount_and_serve(
             return Err(msg);
         }
     };
+    // The rest of the pool logs in now, all at once (one login's time), so the first reads
+    // after mounting neither wait for logins nor compete with them.
+    store.open_all();
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let store = Arc::new(store);
     let core = Arc::new(MailFs::new(
-        store.clone(),
+        Arc::new(store),
         FsOptions {
             poll_interval: Duration::from_secs(args.poll_interval),
             cache_size: args.cache_size,
@@ -168,8 +174,6 @@ fn mount_and_serve(
     start_invalidator(&core, session.notifier());
     start_poller(&core, Duration::from_secs(args.poll_interval));
     start_watcher(&core);
-    // The rest of the pool logs in while the user starts working.
-    std::thread::spawn(move || store.open_all());
     log::info!("mounted on {}", args.mountpoint.display());
     daemon.report(Ok(()));
     session

@@ -10,6 +10,7 @@ use crate::store::{MailStore, RangeRequest};
 
 use super::inflight::InFlight;
 use super::message::Need;
+use super::permits::Permits;
 use super::{FsError, FsResult, CHUNK};
 
 /// Decoded chunks by position.
@@ -42,6 +43,8 @@ pub struct MsgCtx<'a> {
     pub inflight: &'a InFlight,
     /// Most fetches to run at once for one read.
     pub parallel: usize,
+    /// Bounds the pieces in flight over all reads (memory).
+    pub permits: &'a Permits,
     pub folder: u32,
     pub raw: &'a str,
     pub uidvalidity: u32,
@@ -277,6 +280,7 @@ impl MsgCtx<'_> {
         let fetch_piece = |(lo, hi): (usize, usize)| -> FsResult<Chunks> {
             let piece_start = (first + lo as u64) * CHUNK;
             let piece_end = ((first + hi as u64 + 1) * CHUNK).min(info.size());
+            let _permit = self.permits.acquire();
             let bytes = self.fetch_decoded(file, info, piece_start, piece_end)?;
             let chunks = self.cache_decoded(file, piece_start, &bytes, info.size());
             if chunks.len() != hi - lo + 1 {

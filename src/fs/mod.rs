@@ -10,9 +10,10 @@ mod folders;
 mod inflight;
 mod inodes;
 mod message;
+mod permits;
 mod walk;
 
-pub use self::core::{FsOptions, MailFs, MAX_MESSAGE_INFOS};
+pub use self::core::{release_free_memory, FsOptions, MailFs, MAX_MESSAGE_INFOS};
 
 use crate::store::StoreError;
 

@@ -64,7 +64,7 @@ impl ImapStore {
             .map_err(|f| ConnectError(f.msg))
     }
 
-    /// Open the rest of the pool's connections now (see [`Pool::fill`]).
+    /// Open the rest of the pool's connections now, in parallel (see [`Pool::fill`]).
     pub fn open_all(&self) {
         self.pool.fill();
     }

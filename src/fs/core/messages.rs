@@ -10,6 +10,7 @@ impl MailFs {
             cache: &self.cache,
             inflight: &self.inflight,
             parallel: self.opts.parallel_fetches,
+            permits: &self.permits,
             folder: fs.id,
             raw: &fs.raw,
             uidvalidity,

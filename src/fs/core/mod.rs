@@ -25,6 +25,7 @@ use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
 use super::inflight::InFlight;
 use super::inodes::{InodeTable, Node, ROOT_INO};
 use super::message::{build_batch, settle, MessageInfo};
+use super::permits::Permits;
 use super::walk::Walk;
 use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
 use walkahead::{MetaAhead, MetaWalk};
@@ -57,6 +58,7 @@ pub struct MailFs {
     opts: FsOptions,
     cache: ChunkCache,
     inflight: InFlight,
+    permits: Permits,
     inodes: Mutex<InodeTable>,
     tree: Mutex<TreeState>,
     folders: Mutex<HashMap<u32, Arc<FolderState>>>,
@@ -152,7 +154,7 @@ struct ReadState {
 }
 
 /// Return freed heap memory to the system (glibc keeps it otherwise).
-fn release_free_memory() {
+pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory; safe at any time.
     unsafe {
@@ -203,6 +205,7 @@ impl MailFs {
             store,
             cache: ChunkCache::new(opts.cache_size as usize),
             inflight: InFlight::default(),
+            permits: Permits::new(opts.parallel_fetches),
             opts,
             inodes: Mutex::new(InodeTable::new()),
             tree: Mutex::new(TreeState::default()),
