@@ -113,7 +113,15 @@ impl MailFs {
             return;
         };
         let mut walk = lock(&fs.meta_walk);
-        let ahead = walk.on_miss(first, last + 1, &listing.uids, self.window_cap());
+        let ahead = walk
+            .on_miss(first, last + 1, &listing.uids, self.window_cap())
+            .map(|window| {
+                // The batch just fetched gets its sizes with the window's job (first), not
+                // one file name at a time as the tool asks.
+                let mut uids: Vec<u32> = batch.iter().map(|&i| listing.uids[i]).collect();
+                uids.extend(window);
+                uids
+            });
         let names = walk.names();
         drop(walk);
         self.queue_meta_ahead(fs, listing, ahead, names);
@@ -162,33 +170,50 @@ impl MailFs {
         }
     }
 
-    /// Fetch a window queued by a walk: the structures not in memory yet, then the sizes of
-    /// the walk's file names, all in a few commands.
+    /// Fetch a window queued by a walk: the sizes of the walk's file names for the messages
+    /// whose structures are in memory already (the tool is about to need them), then the
+    /// structures of the others and their sizes, all in a few commands.
     pub(super) fn fetch_meta_ahead(&self, job: MetaAhead) -> FsResult<()> {
         let fs = self.folder_state(job.folder)?.ok_or(FsError::NotFound)?;
-        let one_fetch_at_a_time = lock(&fs.structure_lock);
-        let missing: Vec<u32> = {
+        let names: Vec<&str> = job.names.iter().map(String::as_str).collect();
+        let (known, missing): (Vec<u32>, Vec<u32>) = {
             let infos = lock(&fs.infos);
             job.uids
                 .iter()
                 .copied()
-                .filter(|u| !infos.contains_key(u))
-                .collect()
+                .partition(|u| infos.contains_key(u))
         };
-        if !missing.is_empty() {
-            self.load_structures(&fs, job.uidvalidity, &missing)?;
+        let settle_these = |uids: &[u32]| -> FsResult<()> {
+            let _one_settle_at_a_time = lock(&fs.settle_lock);
+            let batch: Vec<(u32, Arc<MessageInfo>)> = {
+                let infos = lock(&fs.infos);
+                uids.iter()
+                    .filter_map(|u| infos.get(u).map(|i| (*u, i.clone())))
+                    .collect()
+            };
+            settle(&batch, &names, |u| self.ctx(&fs, job.uidvalidity, u))
+        };
+        if !known.is_empty() {
+            settle_these(&known)?;
         }
-        drop(one_fetch_at_a_time);
-        let _one_settle_at_a_time = lock(&fs.settle_lock);
-        let batch: Vec<(u32, Arc<MessageInfo>)> = {
-            let infos = lock(&fs.infos);
-            job.uids
-                .iter()
-                .filter_map(|u| infos.get(u).map(|i| (*u, i.clone())))
-                .collect()
-        };
-        let names: Vec<&str> = job.names.iter().map(String::as_str).collect();
-        settle(&batch, &names, |u| self.ctx(&fs, job.uidvalidity, u))
+        if missing.is_empty() {
+            return Ok(());
+        }
+        {
+            let _one_fetch_at_a_time = lock(&fs.structure_lock);
+            let still_missing: Vec<u32> = {
+                let infos = lock(&fs.infos);
+                missing
+                    .iter()
+                    .copied()
+                    .filter(|u| !infos.contains_key(u))
+                    .collect()
+            };
+            if !still_missing.is_empty() {
+                self.load_structures(&fs, job.uidvalidity, &still_missing)?;
+            }
+        }
+        settle_these(&missing)
     }
 }
 
