@@ -133,19 +133,69 @@ impl Base64Decoder {
     }
 }
 
-/// Decode `symbols`, which must be base64 alphabet bytes only (no whitespace, no padding);
-/// `None` if any is not. The trailing partial quantum decodes as in [`decode`].
-pub(crate) fn decode_symbols(symbols: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(symbols.len() / 4 * 3 + 2);
-    let used = decode_clean_quanta(symbols, &mut out);
-    let rest = &symbols[used..];
-    if rest.len() >= 4 || !rest.iter().all(|&b| is_alphabet(b)) {
-        return None;
+/// Strict decoding of base64 symbols (alphabet bytes only: no whitespace, no padding) handed
+/// over in pieces of any length, as they sit between line breaks.
+#[derive(Default)]
+pub(crate) struct SymbolDecoder {
+    pending: [u8; 4],
+    n: usize,
+    bad: bool,
+}
+
+impl SymbolDecoder {
+    pub(crate) fn feed(&mut self, mut symbols: &[u8], out: &mut Vec<u8>) {
+        if self.bad {
+            return;
+        }
+        // Complete a quantum left over from the last piece.
+        while self.n > 0 && !symbols.is_empty() {
+            self.pending[self.n] = symbols[0];
+            self.n += 1;
+            symbols = &symbols[1..];
+            if self.n == 4 {
+                let quantum = self.pending;
+                self.n = 0;
+                if decode_clean_quanta(&quantum, out) != 4 {
+                    self.bad = true;
+                    return;
+                }
+            }
+        }
+        if self.n > 0 {
+            return; // the piece ended inside that quantum
+        }
+        let used = decode_clean_quanta(symbols, out);
+        let rest = &symbols[used..];
+        if rest.len() >= 4 {
+            // A quantum holding something outside the alphabet.
+            self.bad = true;
+            return;
+        }
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.n = rest.len();
     }
-    let mut d = Base64Decoder::new();
-    d.feed(rest, &mut out);
-    d.flush(&mut out);
-    Some(out)
+
+    /// Decode a trailing partial quantum (as [`decode`] would); false if anything fed was
+    /// not a symbol.
+    pub(crate) fn finish(self, out: &mut Vec<u8>) -> bool {
+        let rest = &self.pending[..self.n];
+        if self.bad || !rest.iter().all(|&b| is_alphabet(b)) {
+            return false;
+        }
+        let mut d = Base64Decoder::new();
+        d.feed(rest, out);
+        d.flush(out);
+        true
+    }
+}
+
+/// Decode `symbols` (alphabet bytes only) in one go; `None` if any is not a symbol.
+#[cfg(test)]
+pub(crate) fn decode_symbols(symbols: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut d = SymbolDecoder::default();
+    d.feed(symbols, &mut out);
+    d.finish(&mut out).then_some(out)
 }
 
 /// Lenient decoding of a whole input (the reference the streaming paths are tested against).
@@ -174,6 +224,26 @@ mod tests {
         assert_eq!(decode_symbols(b"aGVsbG8="), None);
         assert_eq!(decode_symbols(b"aGVs!G8"), None);
         assert_eq!(decode_symbols(b"aGV"), Some(b"he".to_vec()));
+    }
+
+    proptest! {
+        /// Fed in pieces of any lengths (as between line breaks), the output is the same.
+        #[test]
+        fn symbols_in_pieces(data in proptest::collection::vec(any::<u8>(), 0..400), cuts in proptest::collection::vec(0usize..400, 0..12)) {
+            let enc = ::base64::engine::general_purpose::STANDARD_NO_PAD.encode(&data);
+            let bytes = enc.as_bytes();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort();
+            let mut out = Vec::new();
+            let mut d = SymbolDecoder::default();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([bytes.len()]) {
+                d.feed(&bytes[at..c], &mut out);
+                at = c;
+            }
+            prop_assert!(d.finish(&mut out));
+            prop_assert_eq!(out, data);
+        }
     }
 
     #[test]

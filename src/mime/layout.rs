@@ -10,7 +10,7 @@
 //! part without line breaks is accepted only when head and tail cover all of it: with no grid,
 //! nothing else would reveal a stray line break in the middle.
 
-use super::base64::{self, is_alphabet};
+use super::base64::{is_alphabet, SymbolDecoder};
 use super::RangePlan;
 
 /// A base64 body's line layout: every line but the last holds the same base64 characters and
@@ -124,14 +124,20 @@ impl Base64Layout {
     }
 
     fn admits(&self, start: u64, bytes: &[u8]) -> bool {
-        self.gather(start, bytes, None)
+        self.visit_symbols(start, bytes, true, |_| {})
     }
 
-    /// Check that `bytes` (at encoded offset `start`) fit the layout, appending their base64
-    /// symbols to `symbols` if given. Whole runs of symbols inside full lines are copied in
-    /// bulk, and checked then only without `symbols` (the caller decodes them strictly);
-    /// everything else (terminators, the last line, padding) is checked byte by byte.
-    fn gather(&self, start: u64, bytes: &[u8], mut symbols: Option<&mut Vec<u8>>) -> bool {
+    /// Check that `bytes` (at encoded offset `start`) fit the layout, handing their base64
+    /// symbols to `visit` in order. Whole runs of symbols inside full lines go in bulk (checked
+    /// here only with `check_runs`: a strict decoder checks them anyway); everything else
+    /// (terminators, the last line, padding) is checked byte by byte.
+    fn visit_symbols(
+        &self,
+        start: u64,
+        bytes: &[u8],
+        check_runs: bool,
+        mut visit: impl FnMut(&[u8]),
+    ) -> bool {
         let period = self.period();
         let last_start = self.last_start();
         let mut i = 0usize;
@@ -147,15 +153,10 @@ impl Base64Layout {
                     let first_sym = line * self.line_syms + col;
                     if first_sym + n as u64 <= self.total_chars() {
                         let run = &bytes[i..i + n];
-                        match symbols.as_deref_mut() {
-                            // Checked when decoded (`decode_symbols` refuses anything else).
-                            Some(out) => out.extend_from_slice(run),
-                            None => {
-                                if !run.iter().all(|&b| is_alphabet(b)) {
-                                    return false;
-                                }
-                            }
+                        if check_runs && !run.iter().all(|&b| is_alphabet(b)) {
+                            return false;
                         }
+                        visit(run);
                         i += n;
                         continue;
                     }
@@ -177,10 +178,8 @@ impl Base64Layout {
             if !self.expect(o).admits(b) {
                 return false;
             }
-            if let Some(out) = symbols.as_deref_mut() {
-                if is_alphabet(b) {
-                    out.push(b);
-                }
+            if is_alphabet(b) {
+                visit(&bytes[i..i + 1]);
             }
             i += 1;
         }
@@ -240,31 +239,42 @@ impl Base64Layout {
         if plan.enc_start == plan.enc_end && fetched.is_empty() {
             return Some(Vec::new());
         }
-        let mut chars = Vec::with_capacity(fetched.len());
         if plan.enc_end > self.encoded_size
             || plan.enc_end.checked_sub(plan.enc_start)? != fetched.len() as u64
-            || !self.gather(plan.enc_start, fetched, Some(&mut chars))
         {
             return None;
         }
         let first = self.chars_before(plan.enc_start);
+        let in_window = self.chars_before(plan.enc_end).checked_sub(first)?;
         let c0 = plan.dec_start / 3 * 4;
         let skip = c0.checked_sub(first)?;
-        let avail = (chars.len() as u64).checked_sub(skip)?;
+        let avail = in_window.checked_sub(skip)?;
         // Stop at a quantum boundary unless the part's characters end in this window.
-        let take = if first + chars.len() as u64 == self.total_chars() {
+        let take = if first + in_window == self.total_chars() {
             avail
         } else {
             avail / 4 * 4
         };
-        let (from, to) = (skip as usize, (skip + take) as usize);
-        let slice = chars.get(from..to)?;
-        // The symbols fetched around the range are checked too (`gather` left it to us).
-        let around = chars[..from].iter().chain(&chars[to..]);
-        if !around.into_iter().all(|&b| is_alphabet(b)) {
+        let (from, to) = (skip, skip + take);
+        // Decoded straight from the fetched lines (no copy of the symbols): the wanted ones
+        // strictly, the ones fetched around them only checked.
+        let mut out = Vec::with_capacity((take / 4 * 3 + 2) as usize);
+        let mut decoder = SymbolDecoder::default();
+        let (mut seen, mut around_ok) = (0u64, true);
+        let fits = self.visit_symbols(plan.enc_start, fetched, false, |run| {
+            let (lo, hi) = (seen, seen + run.len() as u64);
+            seen = hi;
+            let a = (from.clamp(lo, hi) - lo) as usize;
+            let b = (to.clamp(lo, hi) - lo) as usize;
+            if !run[..a].iter().chain(&run[b..]).all(|&x| is_alphabet(x)) {
+                around_ok = false;
+            }
+            decoder.feed(&run[a..b], &mut out);
+        });
+        if !fits || !around_ok || seen != in_window || !decoder.finish(&mut out) {
             return None;
         }
-        base64::decode_symbols(slice)
+        Some(out)
     }
 }
 
