@@ -45,10 +45,11 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
-        // A fixed threshold: response buffers (a MiB or more) are mapped and unmapped, so
-        // freeing them returns memory (glibc otherwise raises the threshold after the first
-        // free and keeps such buffers in its heaps).
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024);
+        // A fixed, low threshold: cache chunks (128 KiB) and response buffers are mapped and
+        // unmapped on their own, so freed ones go back to the system. In glibc's heaps (which
+        // also raise the threshold after the first free) the churn of evicted and new chunks
+        // fragmented memory: peak RSS reading 1 GiB with a 64 MiB cache 104 -> 90 MiB.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 
