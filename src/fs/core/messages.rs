@@ -81,17 +81,25 @@ impl MailFs {
                 }
             }
         }
-        let built = build_batch(good, |u| self.ctx(fs, uidvalidity, u));
+        let mut built = build_batch(good, |u| self.ctx(fs, uidvalidity, u));
+        built.extend(
+            broken
+                .iter()
+                .filter_map(|&u| Some((u, self.header_only(fs, uidvalidity, u)?))),
+        );
+        // Kept only if the folder still has this UIDVALIDITY: a refresh that saw it change
+        // clears `infos` while holding the listing lock, so check and insert under it too
+        // (a window fetched in the background may finish after such a change).
+        let listing = lock(&fs.listing);
+        if listing.as_ref().map(|l| l.data.uidvalidity) != Some(uidvalidity) {
+            return Err(FsError::Stale);
+        }
         let mut infos = lock(&fs.infos);
         for (u, info) in built {
             infos.insert(u, info);
         }
         drop(infos);
-        for &u in &broken {
-            if let Some(info) = self.header_only(fs, uidvalidity, u) {
-                lock(&fs.infos).insert(u, info);
-            }
-        }
+        drop(listing);
         self.remember(fs.id, batch);
         Ok(())
     }
