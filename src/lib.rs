@@ -16,6 +16,7 @@ pub mod imap;
 pub mod mime;
 pub mod mount;
 pub mod names;
+pub mod parallel;
 pub mod password;
 pub mod secret;
 pub mod sexp;

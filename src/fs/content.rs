@@ -1,7 +1,6 @@
 //! Reading decoded content: chunk-aligned cache lookups, partial fetches mapped through each
 //! file's [`Locator`], and the full-scan fallback that builds an exact index.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::cache::{ChunkCache, ChunkKey};
@@ -291,49 +290,15 @@ impl MsgCtx<'_> {
             }
             Ok((lo..).zip(chunks).collect())
         };
-        let workers = pieces.len().min(self.parallel.max(1));
-        if workers <= 1 {
-            let mut out = Vec::new();
-            for &p in &pieces {
-                out.extend(fetch_piece(p)?);
-            }
-            return Ok(out);
-        }
         // Workers take the pieces in order (no waiting for a whole group before the next), so
         // the pieces a sequential reader needs first are asked for first.
-        let next = AtomicUsize::new(0);
-        let results: Vec<FsResult<Chunks>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut got = Vec::new();
-                        while let Some(&p) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            match fetch_piece(p) {
-                                Ok(chunks) => got.extend(chunks),
-                                Err(e) => {
-                                    next.store(pieces.len(), Ordering::Relaxed);
-                                    return Err(e);
-                                }
-                            }
-                        }
-                        Ok(got)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(FsError::Io("fetch thread panicked".into())))
-                })
-                .collect()
-        });
-        let mut out = Vec::new();
-        for r in results {
-            out.extend(r?);
-        }
-        out.sort_by_key(|(i, _)| *i);
-        Ok(out)
+        let per_piece = crate::parallel::in_order(
+            &pieces,
+            self.parallel.max(1),
+            |&p| fetch_piece(p),
+            || FsError::Io("fetch thread panicked".into()),
+        )?;
+        Ok(per_piece.into_iter().flatten().collect())
     }
 
     /// Exactly the decoded bytes `[start, end)`, fetched from the server. A layout guess that the

@@ -2,7 +2,6 @@
 //! only LIST, EXAMINE and `UID FETCH` with `BODY.PEEK` are ever sent.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -136,35 +135,10 @@ impl ImapStore {
         jobs: &[T],
         job: impl Fn(&T) -> Result<()> + Sync,
     ) -> Result<()> {
-        let workers = jobs.len().min(self.pool.limit());
-        if workers <= 1 {
-            return jobs.iter().try_for_each(job);
-        }
-        let next = AtomicUsize::new(0);
-        let failure: Mutex<Option<StoreError>> = Mutex::new(None);
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(j) = jobs.get(i) else {
-                        return;
-                    };
-                    if let Err(e) = job(j) {
-                        failure
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(e);
-                        // Let the other workers stop at their next job.
-                        next.store(jobs.len(), Ordering::Relaxed);
-                        return;
-                    }
-                });
-            }
-        });
-        match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        crate::parallel::in_order(jobs, self.pool.limit(), job, || {
+            StoreError::Connection("an IMAP worker thread panicked".into())
+        })
+        .map(drop)
     }
 
     /// Structures of `uids` (one command's worth); when the response cannot be read, the
