@@ -122,18 +122,19 @@ impl MailFs {
                 uids.extend(window);
                 uids
             });
-        let names = walk.names();
+        let window = ahead.map(|uids| (uids, walk.names()));
         drop(walk);
-        self.queue_meta_ahead(fs, listing, ahead, names);
+        self.queue_meta_ahead(fs, listing, window);
     }
 
     /// Note that message `uid` was used; queue the next window when the walk reached it.
     pub(super) fn walk_touch(&self, fs: &FolderState, listing: &Listing, uid: u32) {
         let mut walk = lock(&fs.meta_walk);
         let ahead = walk.on_touch(uid, &listing.uids, self.window_cap());
-        let names = walk.names();
+        // Called on every use of a message directory: copy the names only for a window.
+        let window = ahead.map(|uids| (uids, walk.names()));
         drop(walk);
-        self.queue_meta_ahead(fs, listing, ahead, names);
+        self.queue_meta_ahead(fs, listing, window);
     }
 
     fn window_cap(&self) -> usize {
@@ -144,10 +145,9 @@ impl MailFs {
         &self,
         fs: &FolderState,
         listing: &Listing,
-        uids: Option<Vec<u32>>,
-        names: Vec<String>,
+        window: Option<(Vec<u32>, Vec<String>)>,
     ) {
-        let Some(uids) = uids else { return };
+        let Some((uids, names)) = window else { return };
         log::debug!(
             "{}: walk: fetching {} message directories ahead (UIDs {}..={}), sizes of {:?}",
             fs.raw,
