@@ -129,16 +129,16 @@ impl ImapStore {
     }
 
     /// Run `job` on each of `jobs`, several at once over the pool's connections (round trips
-    /// overlap instead of adding up); the first error stops the rest and is returned.
-    fn in_parallel<T: Sync>(
+    /// overlap instead of adding up); results in job order. The first error stops the rest and
+    /// is returned.
+    fn in_parallel<T: Sync, R: Send>(
         &self,
         jobs: &[T],
-        job: impl Fn(&T) -> Result<()> + Sync,
-    ) -> Result<()> {
+        job: impl Fn(&T) -> Result<R> + Sync,
+    ) -> Result<Vec<R>> {
         crate::parallel::in_order(jobs, self.pool.limit(), job, || {
             StoreError::Connection("an IMAP worker thread panicked".into())
         })
-        .map(drop)
     }
 
     /// Structures of `uids` (one command's worth); when the response cannot be read, the
@@ -377,15 +377,10 @@ impl MailStore for ImapStore {
         sorted.sort_unstable();
         sorted.dedup();
         let chunks: Vec<&[u32]> = sorted.chunks(MAX_ITEMS).collect();
-        let out = Mutex::new(Vec::with_capacity(sorted.len()));
-        self.in_parallel(&chunks, |chunk| {
-            let mut got = self.structures_isolating(folder, uidvalidity, chunk)?;
-            out.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .append(&mut got);
-            Ok(())
+        let per_chunk = self.in_parallel(&chunks, |chunk| {
+            self.structures_isolating(folder, uidvalidity, chunk)
         })?;
-        let mut out = out.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = per_chunk.into_iter().flatten().collect();
         out.sort_by_key(|(u, _)| *u);
         Ok(out)
     }
