@@ -227,10 +227,10 @@ impl MailFs {
     }
 
     /// What to fetch beyond a read, as `[from, to)`: nothing for random access; for reads that
-    /// push the handle's frontier forward, a window that starts at four chunks and grows fourfold up to
-    /// MAX_READAHEAD, so `head` stays cheap and `cat` needs few round trips. Reads behind the
-    /// frontier (the kernel's own read-ahead arrives out of order) and re-reads neither reset
-    /// nor trigger anything; a jump far away starts over.
+    /// push the handle's frontier forward (from the second on), a window that starts at four
+    /// chunks and grows fourfold up to MAX_READAHEAD, so `head` stays cheap and `cat` needs few
+    /// round trips. Reads behind the frontier (the kernel's own read-ahead arrives out of order)
+    /// and re-reads neither reset nor trigger anything; a jump far away starts over.
     pub(super) fn readahead(&self, fh: u64, offset: u64, end: u64) -> Option<(u64, u64)> {
         const JUMP: u64 = 4 * 1024 * 1024;
         let mut handles = lock(&self.handles);
