@@ -84,11 +84,19 @@ pub struct RangeRequest {
     pub offset: u64,
     /// Bytes wanted; the answer is shorter at the end of the section.
     pub len: u64,
+    /// Fetch `BINARY.PEEK[section]` (the server decodes; literal8 carries NUL bytes) instead of
+    /// `BODY.PEEK[section]`. Only when [`MailStore::offers_binary`] says so.
+    pub binary: bool,
 }
 
 /// The mail server as the filesystem core sees it. Every method may block on the network; all
 /// are read-only (EXAMINE, BODY.PEEK).
 pub trait MailStore: Send + Sync {
+    /// Does the server offer BINARY (RFC 3516), so that `RangeRequest::binary` may be used?
+    fn offers_binary(&self) -> bool {
+        false
+    }
+
     /// Every folder (LIST "" "*").
     fn list_folders(&self) -> Result<Vec<FolderEntry>>;
 

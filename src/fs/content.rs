@@ -118,6 +118,7 @@ impl MsgCtx<'_> {
             section: section.to_string(),
             offset,
             len,
+            binary: false,
         };
         let mut answers =
             self.store

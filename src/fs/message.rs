@@ -207,5 +207,6 @@ fn range(uid: u32, section: &str, offset: u64, len: u64) -> RangeRequest {
         section: section.to_string(),
         offset,
         len,
+        binary: false,
     }
 }

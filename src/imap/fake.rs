@@ -257,6 +257,7 @@ fn range(uid: u32) -> RangeRequest {
         section: "1".into(),
         offset: 0,
         len: 5,
+        binary: false,
     }
 }
 

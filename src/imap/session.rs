@@ -289,6 +289,27 @@ impl Conn {
         Ok(out)
     }
 
+    /// Run one command (without tag) on our own reader and return its untagged response bytes
+    /// (literals inline, as `{n}\r\n<bytes>`), for callers that parse answers themselves
+    /// (STATUS, LIST ... RETURN, SEARCH). A NO/BAD is `StoreError::Server`.
+    #[allow(dead_code)] // first callers: the browsing views
+    pub fn run_raw(&mut self, cmd: &str) -> Result<Vec<u8>, StoreError> {
+        self.last_used = Instant::now();
+        self.raw_tag += 1;
+        log::debug!("[imap {}] {}", self.id, short(cmd));
+        let tagged = [(format!("F{}", self.raw_tag), cmd.to_string())];
+        match raw::run_many(&mut self.raw, &tagged) {
+            Ok(mut o) => match o.pop() {
+                Some(Outcome::Ok(data)) => Ok(data),
+                Some(Outcome::Refused(text)) => {
+                    Err(StoreError::Server(format!("{}: {text}", short(cmd))))
+                }
+                None => Err(StoreError::Parse(format!("{}: no answer", short(cmd)))),
+            },
+            Err(e) => Err(self.fail(imap::Error::Io(e), &short(cmd))),
+        }
+    }
+
     /// LOGOUT, for a clean shutdown; errors ignored.
     pub fn logout(mut self) {
         if !self.dead {

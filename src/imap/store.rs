@@ -673,6 +673,7 @@ mod tests {
             section: section.into(),
             offset,
             len,
+            binary: false,
         }
     }
 

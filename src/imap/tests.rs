@@ -47,6 +47,7 @@ fn header_range(uid: u32, len: u64) -> RangeRequest {
         section: "HEADER".into(),
         offset: 0,
         len,
+        binary: false,
     }
 }
 
@@ -136,6 +137,7 @@ fn real_folders_and_messages() {
                         section: String::new(),
                         offset: 0,
                         len: m.rfc822_size + 100,
+                        binary: false,
                     }],
                 )
                 .expect("fetch whole")
@@ -155,6 +157,7 @@ fn real_folders_and_messages() {
                     section: String::new(),
                     offset: k * piece,
                     len: piece,
+                    binary: false,
                 })
                 .collect();
             let parts = store
@@ -195,6 +198,7 @@ fn real_folders_and_messages() {
                 section: "1".into(),
                 offset: 0,
                 len: 10,
+                binary: false,
             }],
         )
         .unwrap();

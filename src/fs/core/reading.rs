@@ -180,6 +180,7 @@ impl MailFs {
                 section: f.section.clone(),
                 offset,
                 len: fetch_len,
+                binary: false,
             });
             keys.push(key);
             jobs.push(Job {
