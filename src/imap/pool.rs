@@ -6,9 +6,10 @@
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::caps::Caps;
 use super::connect::{self, FailKind};
 use super::session::Conn;
 use super::ServerConfig;
@@ -43,6 +44,8 @@ pub struct Pool {
     state: Mutex<State>,
     cv: Condvar,
     next_id: AtomicU64,
+    /// What the server offers, as the first connection learnt after login.
+    caps: OnceLock<Caps>,
 }
 
 /// A checked-out connection; returned to the pool on drop (or dropped if dead).
@@ -95,8 +98,10 @@ impl Pool {
             }),
             cv: Condvar::new(),
             next_id: AtomicU64::new(1),
+            caps: OnceLock::new(),
         };
         let first = pool.open_conn()?;
+        let _ = pool.caps.set(first.caps.clone());
         let mut st = pool.lock();
         st.open = 1;
         st.idle.push(first);
@@ -110,14 +115,14 @@ impl Pool {
 
     fn open_conn(&self) -> Result<Conn, connect::ConnectFailure> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sess, raw) = connect::open(&self.cfg, &self.tls)?;
+        let opened = connect::open(&self.cfg, &self.tls)?;
         log::debug!(
             "[imap {id}] connected to {}:{} as {}",
             self.cfg.host,
             self.cfg.port,
             self.cfg.user
         );
-        Ok(Conn::new(id, sess, raw))
+        Ok(Conn::new(id, opened))
     }
 
     /// A connection outside the pool (for IDLE), not counted against its size.
@@ -126,6 +131,14 @@ impl Pool {
             FailKind::Auth => StoreError::Auth(f.msg),
             _ => StoreError::Connection(f.msg),
         })
+    }
+
+    /// What the server offers (after login).
+    pub fn caps(&self) -> &Caps {
+        static NONE: OnceLock<Caps> = OnceLock::new();
+        self.caps
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(Caps::default))
     }
 
     /// The configured timeout: also the time budget of one operation with its retries.
