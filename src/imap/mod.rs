@@ -20,11 +20,14 @@ use std::time::Duration;
 use crate::secret::Secret;
 
 mod caps;
+mod clock;
+mod cmd;
 mod connect;
 #[cfg(test)]
 mod fake;
 mod items;
 mod list;
+mod login;
 mod parse;
 mod plan;
 mod pool;

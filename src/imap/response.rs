@@ -335,6 +335,67 @@ mod tests {
         }
     }
 
+    /// A multipart BODYSTRUCTURE of `n` leaf parts.
+    fn many_parts(n: usize) -> Vec<u8> {
+        let mut d = b"(".to_vec();
+        for _ in 0..n {
+            d.extend_from_slice(b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 1 1 NIL NIL NIL NIL)");
+        }
+        d.extend_from_slice(b" \"mixed\" (\"boundary\" \"b\") NIL NIL NIL)");
+        d
+    }
+
+    #[test]
+    fn bodystructure_limits_apply_per_message_while_parsing() {
+        let mut d = Vec::new();
+        for (uid, parts) in [(1, MAX_LEAVES), (2, MAX_LEAVES + 1), (3, 2), (4, 100_000)] {
+            d.extend_from_slice(format!("* {uid} FETCH (UID {uid} BODYSTRUCTURE ").as_bytes());
+            d.extend_from_slice(&many_parts(parts));
+            d.extend_from_slice(b" BODY[HEADER] {4}\r\nA: b)\r\n");
+        }
+        let f = parse_fetches(&d).unwrap();
+        assert_eq!(f.len(), 4);
+        let leaves = |r: &FetchResponse| {
+            r.get("BODYSTRUCTURE")
+                .and_then(Value::as_list)
+                .map(|l| l.iter().take_while(|v| v.as_list().is_some()).count())
+        };
+        assert_eq!(leaves(&f[0]), Some(MAX_LEAVES), "exactly the limit is kept");
+        assert_eq!(leaves(&f[1]), None);
+        assert!(f[1].refused[0].1.contains("more than 5000 parts"));
+        assert_eq!(leaves(&f[2]), Some(2));
+        assert!(f[2].refused.is_empty());
+        assert_eq!(leaves(&f[3]), None);
+        // The items after a refused structure are still read.
+        for r in &f {
+            assert_eq!(r.get("BODY[HEADER]"), Some(&st(b"A: b")));
+        }
+    }
+
+    #[test]
+    fn bodystructure_depth_and_nested_messages() {
+        // message/rfc822 parts count the leaves of the message inside.
+        let inner = "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 1)";
+        let msg = format!("(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 10 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) {inner} 3)");
+        let d = format!("* 1 FETCH (UID 1 BODYSTRUCTURE ({msg} {inner} \"mixed\"))\r\n");
+        let f = parse_fetches(d.as_bytes()).unwrap();
+        assert!(f[0].refused.is_empty());
+        assert!(f[0].get("BODYSTRUCTURE").is_some());
+        // 101 nested multiparts.
+        let mut deep = String::new();
+        for _ in 0..=MAX_BODY_DEPTH {
+            deep.push('(');
+        }
+        deep.push_str(inner);
+        for _ in 0..=MAX_BODY_DEPTH {
+            deep.push_str(" \"mixed\")");
+        }
+        let d = format!("* 1 FETCH (UID 1 BODYSTRUCTURE {deep})\r\n");
+        let f = parse_fetches(d.as_bytes()).unwrap();
+        assert!(f[0].refused[0].1.contains("deeper"), "{:?}", f[0].refused);
+        assert_eq!(f[0].uid(), Some(1));
+    }
+
     #[test]
     fn depth_is_bounded() {
         let mut d = b"* 1 FETCH (X ".to_vec();

@@ -189,26 +189,39 @@ impl ImapStore {
         );
         let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(&cmd))?;
         let wanted: HashSet<u32> = uids.iter().copied().collect();
-        let mut got: BTreeMap<u32, (Option<Value>, Option<Vec<u8>>)> = BTreeMap::new();
-        for f in &resps {
+        // Per UID: structure, header, why the structure was refused.
+        type Got = (Option<Value>, Option<Vec<u8>>, Option<String>);
+        let mut got: BTreeMap<u32, Got> = BTreeMap::new();
+        for f in resps {
             let Some(uid) = f.uid() else { continue };
             if !wanted.contains(&uid) {
                 continue;
             }
             let e = got.entry(uid).or_default();
-            if let Some(bs) = f.get("BODYSTRUCTURE") {
-                e.0 = Some(bs.clone());
+            // Moved, not cloned: structures can be large.
+            for (name, v) in f.items {
+                match name.as_str() {
+                    "BODYSTRUCTURE" => e.0 = Some(v),
+                    "BODY[HEADER]" => {
+                        e.1 = Some(v.as_bytes().map(<[u8]>::to_vec).unwrap_or_default())
+                    }
+                    _ => {}
+                }
             }
-            if let Some(h) = f.get("BODY[HEADER]") {
-                e.1 = Some(h.as_bytes().map(<[u8]>::to_vec).unwrap_or_default());
+            if let Some((_, why)) = f.refused.into_iter().next() {
+                e.2 = Some(why);
             }
         }
         Ok(got
             .into_iter()
-            .filter(|(_, (bs, h))| bs.is_some() || h.is_some())
-            .map(|(uid, (bs, h))| {
-                let r = match bs {
-                    Some(bodystructure @ Value::List(_)) => Ok(StructureData {
+            .filter(|(_, (bs, h, why))| bs.is_some() || h.is_some() || why.is_some())
+            .map(|(uid, (bs, h, why))| {
+                let r = match (bs, why) {
+                    (_, Some(why)) => {
+                        log::warn!("IMAP {folder} UID {uid}: {why}");
+                        Err(StoreError::Parse(format!("UID {uid}: {why}")))
+                    }
+                    (Some(bodystructure @ Value::List(_)), None) => Ok(StructureData {
                         bodystructure,
                         header: h.unwrap_or_default(),
                     }),

@@ -6,19 +6,18 @@
 //! those. Every command runs under [`Limits`] (text line length, literal size, untagged count,
 //! total bytes) and a deadline kept by [`Clocked`], the socket wrapper under TLS:
 //!
-//! deadline = start + timeout + (bytes received so far) / [`MIN_RATE`]
+//! deadline = start + timeout + (bytes received so far) / [`MIN_RATE`](super::clock::MIN_RATE)
 //!
 //! so the first byte must come within `--timeout` and after it the server must keep up at least
-//! [`MIN_RATE`] on average; a slow but honest link finishes a large FETCH, a server that drips
+//! that rate on average; a slow but honest link finishes a large FETCH, a server that drips
 //! one byte a second is dropped after about one timeout. Each socket read gets the read timeout
 //! min(time left, timeout). Literals are allocated as their bytes arrive, never up front.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::io;
+use std::time::Duration;
 
-/// The least average transfer rate a command's answer must keep after its first byte.
-pub const MIN_RATE: u64 = 64 * 1024;
+pub use super::clock::{Clocked, Transport};
+pub use super::cmd::{Cmd, Piece};
 
 /// What one command's answer may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,141 +111,6 @@ impl std::fmt::Display for WireError {
     }
 }
 
-/// A socket whose read timeout can be set.
-pub trait SetTimeout {
-    fn set_read_timeout(&self, d: Duration) -> io::Result<()>;
-}
-
-impl SetTimeout for TcpStream {
-    fn set_read_timeout(&self, d: Duration) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, Some(d))
-    }
-}
-
-/// The time allowed to the answer being read.
-#[derive(Clone, Copy, Debug)]
-struct Budget {
-    /// The deadline before any byte arrived: start + allowance.
-    base: Instant,
-    /// Bytes received since the start.
-    bytes: u64,
-    /// Longest single read wait.
-    cap: Duration,
-    /// A deadline no amount of bytes extends (the whole login, say).
-    hard: Option<Instant>,
-}
-
-impl Budget {
-    fn deadline(&self) -> Instant {
-        let d = self.base + Duration::from_secs_f64(self.bytes as f64 / MIN_RATE as f64);
-        match self.hard {
-            Some(h) => d.min(h),
-            None => d,
-        }
-    }
-}
-
-/// A socket with a per-answer deadline (see the module docs); TLS runs on top of it, so the
-/// handshake is bounded the same way.
-#[derive(Debug)]
-pub struct Clocked<S> {
-    inner: S,
-    /// The configured `--timeout`: the longest wait for one read.
-    timeout: Duration,
-    budget: Option<Budget>,
-    /// A deadline for every answer while set (connection setup).
-    hard: Option<Instant>,
-}
-
-impl<S> Clocked<S> {
-    pub fn new(inner: S, timeout: Duration) -> Clocked<S> {
-        Clocked {
-            inner,
-            timeout,
-            budget: None,
-            hard: None,
-        }
-    }
-
-    /// Start the clock for one answer: the first byte within `allowance`, each read waiting at
-    /// most `cap`.
-    pub fn begin(&mut self, allowance: Duration, cap: Duration) {
-        self.budget = Some(Budget {
-            base: Instant::now() + allowance,
-            bytes: 0,
-            cap,
-            hard: self.hard,
-        });
-    }
-
-    /// Start the clock with the configured timeout.
-    pub fn begin_default(&mut self) {
-        self.begin(self.timeout, self.timeout);
-    }
-
-    /// Bound every answer (and the TLS handshake) by `at` until cleared.
-    pub fn set_hard_deadline(&mut self, at: Option<Instant>) {
-        self.hard = at;
-        if let Some(b) = &mut self.budget {
-            b.hard = at;
-        }
-    }
-}
-
-impl<S: Read + SetTimeout> Read for Clocked<S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let wait = match &self.budget {
-            None => self.timeout,
-            Some(b) => {
-                let now = Instant::now();
-                let deadline = b.deadline();
-                if now >= deadline {
-                    // WouldBlock, as a socket timeout gives: TLS then reports an interrupted
-                    // handshake, not a failed one.
-                    return Err(io::Error::new(
-                        io::ErrorKind::WouldBlock,
-                        "the server did not answer in time",
-                    ));
-                }
-                (deadline - now).min(b.cap)
-            }
-        };
-        self.inner
-            .set_read_timeout(wait.max(Duration::from_millis(1)))?;
-        let n = self.inner.read(buf)?;
-        if let Some(b) = &mut self.budget {
-            b.bytes += n as u64;
-        }
-        Ok(n)
-    }
-}
-
-impl<S: Write> Write for Clocked<S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// A stream whose reads run on a [`Clocked`] socket.
-pub trait Transport: Read + Write {
-    fn clock(&mut self) -> &mut Clocked<TcpStream>;
-}
-
-impl Transport for Clocked<TcpStream> {
-    fn clock(&mut self) -> &mut Clocked<TcpStream> {
-        self
-    }
-}
-
-impl Transport for native_tls::TlsStream<Clocked<TcpStream>> {
-    fn clock(&mut self) -> &mut Clocked<TcpStream> {
-        self.get_mut()
-    }
-}
-
 /// How a tagged command ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -269,66 +133,6 @@ pub enum Frame {
         /// The text after the status word, response code included, trimmed.
         text: String,
     },
-}
-
-/// One piece of a command: text, or a string sent as a literal.
-#[derive(Clone, Debug)]
-pub enum Piece {
-    Text(Vec<u8>),
-    Literal(Vec<u8>),
-}
-
-/// A command without its tag, ready to send.
-#[derive(Clone, Debug, Default)]
-pub struct Cmd {
-    pub pieces: Vec<Piece>,
-    /// What logs and errors show (never a password).
-    pub shown: String,
-}
-
-impl Cmd {
-    pub fn text(s: &str) -> Cmd {
-        Cmd {
-            pieces: vec![Piece::Text(s.as_bytes().to_vec())],
-            shown: s.to_string(),
-        }
-    }
-
-    /// Append text.
-    pub fn t(mut self, s: &str) -> Cmd {
-        self.shown.push_str(s);
-        match self.pieces.last_mut() {
-            Some(Piece::Text(t)) => t.extend_from_slice(s.as_bytes()),
-            _ => self.pieces.push(Piece::Text(s.as_bytes().to_vec())),
-        }
-        self
-    }
-
-    /// Append a string argument: quoted when it is printable 7-bit ASCII without `"` and `\`,
-    /// otherwise a literal (CR, LF, quotes, backslashes, 8-bit bytes all arrive intact).
-    pub fn string(self, bytes: &[u8]) -> Cmd {
-        self.string_shown(bytes, &String::from_utf8_lossy(bytes))
-    }
-
-    /// As [`Cmd::string`], shown in logs as `shown` (a password as `***`).
-    pub fn string_shown(mut self, bytes: &[u8], shown: &str) -> Cmd {
-        if bytes
-            .iter()
-            .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-        {
-            let mut q = Vec::with_capacity(bytes.len() + 2);
-            q.push(b'"');
-            q.extend_from_slice(bytes);
-            q.push(b'"');
-            let shown_before = std::mem::take(&mut self.shown);
-            self = self.t(&String::from_utf8_lossy(&q));
-            self.shown = shown_before;
-        } else {
-            self.pieces.push(Piece::Literal(bytes.to_vec()));
-        }
-        self.shown.push_str(&format!("{shown:?}"));
-        self
-    }
 }
 
 /// Bytes read so far for one command (all its frames).
