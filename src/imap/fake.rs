@@ -13,7 +13,7 @@ use crate::secret::Secret;
 use crate::store::{MailStore, RangeRequest, StoreError};
 
 /// Self-signed for IP:127.0.0.1 and DNS:localhost, valid until 2125; test use only.
-const CERT: &str = "-----BEGIN CERTIFICATE-----\n\
+pub(super) const CERT: &str = "-----BEGIN CERTIFICATE-----\n\
 MIIBmzCCAUGgAwIBAgIUGyXJ45crK7DQMn8CuYXZdGgzDeUwCgYIKoZIzj0EAwIw\n\
 FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyNTIyNTMxNVoYDzIxMjYxMTAx\n\
 MjI1MzE1WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO\n\
@@ -25,7 +25,7 @@ zj0EAwIDSAAwRQIhAIgmpQPC1x6nlAEuYkBa81tOM7Vrjzur08cNZ4G/KX30AiBz\n\
 8v8rKQIyzZcq/GcSnVg+9simXoXZ+LZ/Dlo4t9JUQA==\n\
 -----END CERTIFICATE-----\n\
 ";
-const KEY: &str = "-----BEGIN PRIVATE KEY-----\n\
+pub(super) const KEY: &str = "-----BEGIN PRIVATE KEY-----\n\
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgHdHjdu+ZtppPFw2Y\n\
 jDelqwaeR2hhGZtZQsP9/ReaD8ShRANCAASF7f+FOiRPQUrEo/X/JmdGpVf11GPJ\n\
 NATEyQVJ1ovXbSRgOPo+6+7ngQMC7Za3xwr1LsgdFw1mijOYBuGETmTn\n\

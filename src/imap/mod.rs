@@ -25,6 +25,8 @@ mod cmd;
 mod connect;
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod hostile;
 mod items;
 mod list;
 mod login;
