@@ -41,12 +41,13 @@ pub const CONTROL: Limits = Limits {
     untagged: 1_000_000,
 };
 
-/// LIST: a line per folder, names up to 64 KiB.
+/// LIST: a line per folder, names up to 64 KiB, at most 100,000 folders (each kept as a
+/// FolderEntry until the answer ends: about 12 MiB at the limit).
 pub const LIST: Limits = Limits {
     line: 1 << 20,
     literal: 64 << 10,
-    total: 16 << 20,
-    untagged: 500_000,
+    total: 8 << 20,
+    untagged: 100_000,
 };
 
 /// UID SEARCH: one line holding every UID (8 bytes each for a million messages).
