@@ -20,7 +20,7 @@ use imapfs::password;
 const IDLE_CYCLE: Duration = Duration::from_secs(20);
 
 /// How long after unmounting on a signal the process waits for running requests to end.
-const EXIT_GRACE: Duration = Duration::from_secs(5);
+const EXIT_GRACE: Duration = Duration::from_secs(3);
 
 /// A folder counts as in use (and is polled) this long after its last access.
 const IN_USE: Duration = Duration::from_secs(600);

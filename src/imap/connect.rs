@@ -53,10 +53,13 @@ pub struct Opened {
     pub caps: Caps,
 }
 
-/// Connect, secure (with `tls`, from [`connector`]) and log in one session, all within about
-/// three times the timeout.
-pub fn open(cfg: &ServerConfig, tls: &TlsConnector) -> Result<Opened, ConnectFailure> {
-    let hard = Instant::now() + 3 * cfg.timeout;
+/// Connect, secure (with `tls`, from [`connector`]) and log in one session, all by `hard` (the
+/// resolver aside, which has its own timeout).
+pub fn open(
+    cfg: &ServerConfig,
+    tls: &TlsConnector,
+    hard: Instant,
+) -> Result<Opened, ConnectFailure> {
     let tcp = tcp_connect(cfg, hard)?;
     let mut clocked = Clocked::new(tcp, cfg.timeout);
     clocked.set_hard_deadline(Some(hard));

@@ -46,6 +46,8 @@ pub struct Pool {
     next_id: AtomicU64,
     /// What the server offers, as the first connection learnt after login.
     caps: OnceLock<Caps>,
+    /// When the pool was made (the first login began).
+    created: Instant,
 }
 
 /// A checked-out connection; returned to the pool on drop (or dropped if dead).
@@ -99,6 +101,7 @@ impl Pool {
             cv: Condvar::new(),
             next_id: AtomicU64::new(1),
             caps: OnceLock::new(),
+            created: Instant::now(),
         };
         let first = pool.open_conn()?;
         let _ = pool.caps.set(first.caps.clone());
@@ -113,9 +116,14 @@ impl Pool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn open_conn(&self) -> Result<Conn, connect::ConnectFailure> {
+    /// Open and log in one connection within three timeouts (or by `until`, if sooner).
+    fn open_conn_by(&self, until: Option<Instant>) -> Result<Conn, connect::ConnectFailure> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let opened = connect::open(&self.cfg, &self.tls)?;
+        let mut hard = Instant::now() + 3 * self.cfg.timeout;
+        if let Some(u) = until {
+            hard = hard.min(u);
+        }
+        let opened = connect::open(&self.cfg, &self.tls, hard)?;
         log::debug!(
             "[imap {id}] connected to {}:{} as {}",
             self.cfg.host,
@@ -123,6 +131,10 @@ impl Pool {
             self.cfg.user
         );
         Ok(Conn::new(id, opened))
+    }
+
+    fn open_conn(&self) -> Result<Conn, connect::ConnectFailure> {
+        self.open_conn_by(None)
     }
 
     /// A connection outside the pool (for IDLE), not counted against its size.
@@ -275,6 +287,9 @@ impl Pool {
     /// wait for their logins. A failure only means fewer connections for now (a `[LIMIT]`
     /// lowers the pool's size as in `checkout`).
     pub fn fill(&self) {
+        // The mount waits for this: together with the first login, about three timeouts.
+        let now = Instant::now();
+        let until = (self.created + 3 * self.cfg.timeout).max(now + self.cfg.timeout);
         std::thread::scope(|scope| loop {
             let mut st = self.lock();
             let blocked = st.no_new_until.is_some_and(|t| Instant::now() < t);
@@ -283,7 +298,7 @@ impl Pool {
             }
             st.open += 1;
             drop(st);
-            scope.spawn(|| match self.open_conn() {
+            scope.spawn(move || match self.open_conn_by(Some(until)) {
                 Ok(c) => self.give_back(c),
                 Err(f) => {
                     let mut st = self.lock();

@@ -166,7 +166,7 @@ impl Conn {
         let mut out = self.run(&[cmd], lim, &what, on_untagged)?;
         match out.pop() {
             Some((Status::Ok, _)) => Ok(()),
-            Some((s, text)) => Err(StoreError::Server(format!("{what}: {s:?} {text}"))),
+            Some((s, text)) => Err(StoreError::Server(format!("{what}: {s} {text}"))),
             None => Err(StoreError::Parse(format!("{what}: no answer"))),
         }
     }
@@ -204,7 +204,7 @@ impl Conn {
                 log::debug!("[imap {}] EXAMINE {:?}: NO {}", self.id, folder, text);
                 Err(StoreError::NoSuchFolder(folder.to_string()))
             }
-            Some((s, text)) => Err(StoreError::Server(format!("{what}: {s:?} {text}"))),
+            Some((s, text)) => Err(StoreError::Server(format!("{what}: {s} {text}"))),
             None => Err(StoreError::Parse(format!("{what}: no answer"))),
         }
     }
@@ -261,7 +261,7 @@ impl Conn {
             Some((Status::No, text)) if no_means_missing(&text) => {
                 Err(StoreError::NoSuchFolder(folder.to_string()))
             }
-            Some((s, text)) => Err(StoreError::Server(format!("{what}: {s:?} {text}"))),
+            Some((s, text)) => Err(StoreError::Server(format!("{what}: {s} {text}"))),
             None => Err(StoreError::Parse(format!("{what}: no answer"))),
         }
     }
@@ -404,7 +404,7 @@ impl Conn {
             return Err(StoreError::Parse(format!("{what}: {e}")));
         }
         if let Some((s, text)) = outcomes.into_iter().find(|(s, _)| *s != Status::Ok) {
-            return Err(StoreError::Server(format!("{what}: {s:?} {text}")));
+            return Err(StoreError::Server(format!("{what}: {s} {text}")));
         }
         Ok(out)
     }

@@ -120,6 +120,16 @@ pub enum Status {
     Bad,
 }
 
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "OK",
+            Status::No => "NO",
+            Status::Bad => "BAD",
+        })
+    }
+}
+
 /// One whole response as it came off the wire.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
