@@ -234,7 +234,9 @@ impl Conn {
             let Ok(v) = untagged_values(&d) else {
                 return Ok(());
             };
-            if v.get(1).and_then(Value::as_bytes) != Some(&raw[..]) {
+            let name = v.get(1).and_then(Value::as_bytes).unwrap_or_default();
+            let inbox = name.eq_ignore_ascii_case(b"INBOX") && raw.eq_ignore_ascii_case(b"INBOX");
+            if name != &raw[..] && !inbox {
                 return Ok(());
             }
             if let Some(items) = v.get(2).and_then(Value::as_list) {
