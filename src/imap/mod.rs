@@ -27,6 +27,8 @@ mod connect;
 mod fake;
 #[cfg(test)]
 mod hostile;
+#[cfg(test)]
+mod hostile_server;
 mod items;
 mod list;
 mod login;
