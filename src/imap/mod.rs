@@ -32,6 +32,7 @@ mod hostile_server;
 mod items;
 mod list;
 mod login;
+mod mapping;
 mod parse;
 mod plan;
 mod pool;
