@@ -14,6 +14,10 @@ use crate::names;
 use crate::sexp::Value;
 use crate::store::{FolderEntry, FolderStatus, StoreError};
 
+/// Most bytes of structures and headers one FETCH keeps (a batch of 200 ordinary messages
+/// needs about 2 MiB).
+const MAX_KEPT_STRUCTURES: u64 = 64 << 20;
+
 /// What EXAMINE reports about a folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Examined {
@@ -389,12 +393,29 @@ impl Conn {
         let lim = fetch_limits(cmds);
         let mut out = Vec::new();
         let mut unreadable: Option<String> = None;
+        // What structure answers may keep in memory (refused structures are not kept).
+        let keep_limit = if cmds.iter().any(|c| c.contains("BODYSTRUCTURE")) {
+            MAX_KEPT_STRUCTURES
+        } else {
+            u64::MAX
+        };
+        let mut kept = 0u64;
         let mut on = |d: Vec<u8>| {
             if unreadable.is_some() || numbered(&d).is_none_or(|(_, w)| w != "FETCH") {
                 return Ok(());
             }
             match parse_fetches(&d) {
-                Ok(f) => out.extend(f),
+                Ok(f) => {
+                    if f.iter().all(|r| r.refused.is_empty()) {
+                        kept += d.len() as u64;
+                    }
+                    if kept > keep_limit {
+                        return Err(WireError::Protocol(format!(
+                            "structures and headers larger than {keep_limit} bytes"
+                        )));
+                    }
+                    out.extend(f)
+                }
                 Err(e) => unreadable = Some(e.to_string()),
             }
             Ok(())
