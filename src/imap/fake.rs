@@ -1,5 +1,5 @@
 //! A scripted fake IMAP server over TLS on 127.0.0.1, for what a real Dovecot will not do:
-//! responses the `imap` crate cannot parse, hanging commands, `[LIMIT]`, missing STARTTLS.
+//! unparsable responses, hanging commands, `[LIMIT]`, missing STARTTLS.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -145,7 +145,7 @@ fn uids_of(set: &str) -> Vec<u32> {
 }
 
 /// Folder "F": UIDVALIDITY 42, UIDs 1..=8. UID 5's BODYSTRUCTURE has 8-bit bytes in a quoted
-/// string (the crate's parser fails on it; ours reads it); UID 6's is unbalanced (nobody can
+/// string (imap-proto's parser failed on it; ours reads it); UID 6's is unbalanced (nobody can
 /// read it); a body fetch of UID 7 never gets an answer.
 fn serve<S: Read + Write>(s: native_tls::TlsStream<S>, st: &Stats) {
     let s = Arc::new(Mutex::new(s));
