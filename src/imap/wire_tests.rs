@@ -386,3 +386,38 @@ fn literal_lengths() {
     assert_eq!(literal_len(b"{abc}\r\n"), None);
     assert_eq!(literal_len(b"no newline {5}"), None);
 }
+
+#[test]
+fn frames_do_not_depend_on_how_bytes_arrive() {
+    let transcript: &[u8] = b"* 1 FETCH (UID 1 BODY[1]<0> {12}\r\nab\r\n* 2 x\r\ncd UID 1)\r\n\
+* OK [UIDNEXT 4] n\r\n* LIST () \"/\" {3}\r\n\xfc\r\n\r\n* 3 FETCH (X ~{2}\r\n\0\0)\r\na1 OK done\r\n";
+    let frames = |chunk: usize| {
+        let (mut w, s) = pair(Duration::from_secs(5));
+        let h = serve(s, move |mut s| {
+            let _ = read_line(&mut s);
+            for c in transcript.chunks(chunk) {
+                let _ = s.write_all(c);
+                let _ = s.flush();
+                if chunk < 4 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        });
+        let mut got = Vec::new();
+        let out = w
+            .run(&[Cmd::text("NOOP")], &wire::FETCH, &mut |d| {
+                got.push(d);
+                Ok(())
+            })
+            .unwrap();
+        h.join().unwrap();
+        assert_eq!(out, vec![(Status::Ok, "done".to_string())]);
+        got
+    };
+    let whole = frames(transcript.len());
+    assert_eq!(whole.len(), 4);
+    assert_eq!(whole[0], &transcript[..56]);
+    for chunk in [1, 2, 3, 7, 64] {
+        assert_eq!(frames(chunk), whole, "chunks of {chunk}");
+    }
+}
