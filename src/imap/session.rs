@@ -449,10 +449,13 @@ impl Conn {
         Ok(data)
     }
 
-    /// LOGOUT, for a clean shutdown; errors ignored.
+    /// LOGOUT, for a clean shutdown: sent, not waited for (a hung server must not hold up
+    /// the exit); errors ignored.
     pub fn logout(mut self) {
         if !self.dead {
-            let _ = self.run_one(Cmd::text("LOGOUT"), &wire::CONTROL, &mut |_| Ok(()));
+            log::debug!("[imap {}] LOGOUT", self.id);
+            let tag = self.wire.new_tag();
+            let _ = self.wire.send(format!("{tag} LOGOUT\r\n").as_bytes());
         }
     }
 }
