@@ -167,6 +167,18 @@ pub trait MailStore: Send + Sync {
         uids: &[u32],
     ) -> Result<Vec<(u32, Result<StructureData>)>>;
 
+    /// The UIDs of the folder's messages that match `criteria` (`UID SEARCH`), ascending. Fails
+    /// with `UidValidityChanged` as above.
+    fn search(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        criteria: &crate::search::Criteria,
+    ) -> Result<Vec<u32>> {
+        let _ = (folder, uidvalidity, criteria);
+        Err(StoreError::Server("this store cannot search".into()))
+    }
+
     /// Partial fetches, batched; answer `i` is the bytes for `reqs[i]` (empty for a vanished
     /// message or a range past the end).
     fn fetch_ranges(

@@ -37,6 +37,7 @@ mod parse;
 mod plan;
 mod pool;
 mod response;
+mod search;
 mod session;
 mod store;
 #[cfg(test)]

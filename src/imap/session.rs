@@ -82,7 +82,7 @@ fn ok_code(frame: &[u8], code: &str) -> Option<u32> {
 }
 
 /// Does this untagged response start with `* WORD`?
-fn is_untagged(frame: &[u8], word: &str) -> bool {
+pub(super) fn is_untagged(frame: &[u8], word: &str) -> bool {
     frame.len() > 2 + word.len()
         && frame[2..2 + word.len()].eq_ignore_ascii_case(word.as_bytes())
         && matches!(frame[2 + word.len()], b' ' | b'\r' | b'\n')
@@ -160,7 +160,7 @@ impl Conn {
     }
 
     /// One command; a NO/BAD is `StoreError::Server`.
-    fn run_one(
+    pub(super) fn run_one(
         &mut self,
         cmd: Cmd,
         lim: &Limits,

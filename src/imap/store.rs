@@ -356,6 +356,23 @@ impl MailStore for ImapStore {
         })
     }
 
+    fn search(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        criteria: &crate::search::Criteria,
+    ) -> Result<Vec<u32>> {
+        self.with_conn(Some(folder), None, |c| {
+            // A fresh EXAMINE, as for list_uids: the session's view must include other clients'
+            // changes (new mail, expunges, flags) for the answer to be current.
+            let ex = c.examine(folder)?;
+            if ex.uidvalidity != uidvalidity {
+                return Err(StoreError::UidValidityChanged(folder.to_string()));
+            }
+            c.search(criteria)
+        })
+    }
+
     fn fetch_structures(
         &self,
         folder: &str,

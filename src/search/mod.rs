@@ -39,7 +39,8 @@ pub struct Criteria {
     pub keys: Vec<Key>,
 }
 
-/// A piece of a command: text sent as it is, or a string sent as a literal (`{n}` + bytes).
+/// A piece of a command: text sent as it is, or a string sent as a literal (the writer
+/// announces it as `{n}` or `{n+}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Arg {
     Text(String),
@@ -91,9 +92,10 @@ fn write_string(s: &[u8], text: &mut String, out: &mut Vec<Arg>) {
         }
         text.push('"');
     } else {
-        // The literal's announcement ends the text piece; the bytes follow it.
-        text.push_str(&format!("{{{}}}", s.len()));
-        out.push(Arg::Text(std::mem::take(text)));
+        // The writer announces the literal (`{n}` or `{n+}`) and sends its bytes.
+        if !text.is_empty() {
+            out.push(Arg::Text(std::mem::take(text)));
+        }
         out.push(Arg::Literal(s.to_vec()));
     }
 }
