@@ -5,6 +5,15 @@ Environment:
   IMAPFS_BIN     the binary (default: <repo>/target/release/imapfs)
   IMAPFS_CORPUS  the real-world corpus root (default: <repo>/../shared/corpus); absent -> tier skipped
   KEEP_TMP=1     keep the temp dir (server logs, imapfs logs) after the run
+  IMAPFS_TEST_SERVER  the server the world runs (default dovecot; run.py --server NAME sets it):
+                 dovecot      scripts/test-server.sh
+                 dovecot-min  the same Dovecot advertising only IMAP4rev1 LITERAL+ (scripts/servers/)
+                 cyrus        Cyrus IMAP from the unpacked Debian package (scripts/servers/cyrus.sh)
+                 courier      Courier-IMAP from the unpacked Debian packages (scripts/servers/courier.sh)
+                 Reference answers come from the server under test: BINARY.PEEK where the server has it
+                 (Dovecot, also the cut-down one, which still implements it; Cyrus), otherwise BODY.PEEK
+                 decoded here (see PortableReference). A message the server refuses to APPEND is left
+                 out of the world (listed in the closing notes).
 """
 import atexit
 import os
@@ -16,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -27,7 +37,18 @@ import seed  # noqa: E402
 from imapcommon import load_env  # noqa: E402
 from reference import Reference  # noqa: E402
 
-TEST_SERVER = os.path.join(REPO, "scripts", "test-server.sh")
+DOVECOT_SERVER = os.path.join(REPO, "scripts", "test-server.sh")
+SERVER = os.environ.get("IMAPFS_TEST_SERVER") or "dovecot"
+SERVER_SCRIPTS = {
+    "dovecot": DOVECOT_SERVER,
+    "dovecot-min": os.path.join(REPO, "scripts", "servers", "dovecot-min.sh"),
+    "cyrus": os.path.join(REPO, "scripts", "servers", "cyrus.sh"),
+    "courier": os.path.join(REPO, "scripts", "servers", "courier.sh"),
+}
+if SERVER not in SERVER_SCRIPTS:
+    raise SystemExit("IMAPFS_TEST_SERVER=%s: unknown server (known: %s)" % (SERVER, ", ".join(SERVER_SCRIPTS)))
+# the chosen server's start/stop/status script (all take the same arguments and write the same DIR/env)
+TEST_SERVER = SERVER_SCRIPTS[SERVER]
 MOUNT_DEADLINE = 30  # seconds for a mount to appear
 CORPUS_FOLDER = "Corpus"
 
@@ -123,6 +144,128 @@ def pids_for(mountpoint):
         if argv and os.path.basename(argv[0]) == b"imapfs" and mountpoint.encode() in argv:
             out.append(int(d))
     return out
+
+
+# ---------------------------------------------------------------- servers other than Dovecot
+
+
+def seed_tolerant(env, specs, refused):
+    """scripts/seed.py's seed(), except that a message the server refuses (APPEND answered NO, as Cyrus
+    does for some malformed headers) is left out and recorded in `refused` as (folder, file, answer)
+    instead of stopping the run. Same dates, flags and order as seed.seed() for the accepted ones."""
+    import imaplib
+    from imapcommon import connect, imap_quote
+    conn = connect(env, timeout=120)
+    done = {}
+    try:
+        existing = seed.list_names(conn)
+        for folder, path in specs:
+            try:
+                name = seed.ensure_folder(conn, folder, existing)
+            except RuntimeError as e:  # CREATE refused (Cyrus: "%" in a name is "Invalid mailbox name")
+                refused.append((folder, "(CREATE)", str(e)[:200]))
+                continue
+            entries = done.setdefault(folder, [])
+            for i, raw_path in enumerate(seed.message_files(path) if path else []):
+                with open(raw_path, "rb") as f:
+                    raw = f.read()
+                # the index among the files (not among accepted ones): a refused message does not shift the
+                # dates and flags of the others
+                date, fl = seed.internaldate_of(raw, i), seed.flags_for(i, "mixed")
+                try:
+                    typ, data = conn.append(imap_quote(name), fl, date, raw)
+                except imaplib.IMAP4.error as e:  # NO/BAD
+                    typ, data = "NO", [str(e).encode()]
+                if typ != "OK":
+                    refused.append((folder, raw_path, b" ".join(d for d in data if isinstance(d, bytes))
+                                    .decode("utf-8", "replace")[:200]))
+                    continue
+                entries.append((raw_path, date, fl))
+    finally:
+        try:
+            conn.logout()
+        except Exception:
+            pass
+    return done
+
+
+class PortableReference(Reference):
+    """The reference client for a server without BINARY (Courier): every leaf is BODY.PEEK[sec] decoded
+    here (base64 strictly: a part that is not clean base64 gets no reference, as Dovecot's BINARY refuses
+    it; quoted-printable per RFC 2045), and a message whose top-level type is message/rfc822 has as part 1
+    BODY.PEEK[TEXT] (the encapsulated message: what Dovecot's BODY[1] gives; Courier's BODY[1] is only the
+    encapsulated message's body)."""
+
+    def message(self, folder, uid, bodies=True):
+        from reference import part_at, part_encoding, is_multipart
+        m = super().message(folder, uid, bodies=False)
+        if not bodies:
+            return m
+        for sec, kind in m.sections:
+            enc = part_encoding(part_at(m.bodystructure, sec))
+            fetch = sec
+            if sec == "1" and kind == "message" and not is_multipart(m.bodystructure):
+                fetch = "TEXT"
+            raw = self.body_section(folder, uid, fetch)
+            m.files[sec] = None if raw is None else strict_decode(enc, raw)
+            if kind == "message":
+                m.files[sec + ".HEADER"] = self.body_section(folder, uid, sec + ".HEADER")
+        return m
+
+
+class CheckedReference(Reference):
+    """The reference client for a server with BINARY other than Dovecot (Cyrus): BINARY.PEEK, except that a
+    part whose BINARY differs from BODY.PEEK decoded here gets no reference (None) and is listed in
+    `disputed`: such parts have broken encodings that servers decode differently (Broken/7, quoted-printable
+    ending in a lone "=": Cyrus drops the "=", Dovecot and imapfs's own decoder keep it), so there is no one
+    right answer to hold imapfs to; the file must still be readable."""
+
+    def __init__(self, env, timeout=120):
+        super().__init__(env, timeout)
+        self.disputed = []
+
+    def message(self, folder, uid, bodies=True):
+        from reference import part_at, part_encoding
+        m = super().message(folder, uid, bodies)
+        for sec, kind in m.sections if bodies else ():
+            enc = part_encoding(part_at(m.bodystructure, sec))
+            if kind != "leaf" or m.files.get(sec) is None or enc not in ("base64", "quoted-printable"):
+                continue
+            raw = self.body_section(folder, uid, sec)
+            mine = None if raw is None else strict_decode(enc, raw)
+            if mine != m.files[sec]:
+                self.disputed.append("%s/%d/%s (%s): server's BINARY %d bytes, decoded BODY %s" % (
+                    folder, uid, sec, enc, len(m.files[sec]), "refused" if mine is None else "%d bytes" % len(mine)))
+                m.files[sec] = None
+        return m
+
+
+def strict_decode(encoding, raw):
+    import base64
+    import binascii
+    from reference import py_decode
+    if encoding == "base64":
+        s = re.sub(rb"[ \t\r\n]", b"", raw)
+        if not re.fullmatch(rb"[A-Za-z0-9+/]*={0,2}", s) or len(s) % 4:
+            return None
+        try:
+            return base64.b64decode(s, validate=True)
+        except binascii.Error:
+            return None
+    return py_decode(encoding, raw)
+
+
+def make_reference(env):
+    """The reference client for the chosen server (see the module doc)."""
+    if SERVER in ("dovecot", "dovecot-min"):
+        return Reference(env)
+    from imapcommon import connect
+    c = connect(env, timeout=60)
+    try:
+        caps = {x.upper() for x in c.capability()[1][-1].decode().split()}  # after login (Cyrus: only then)
+    finally:
+        c.logout()
+    return CheckedReference(env) if "BINARY" in caps else PortableReference(env)
 
 
 # ---------------------------------------------------------------- mounts
@@ -279,6 +422,8 @@ class World:
         self.server_dir = os.path.join(self.tmp, "server")
         self.mounts = []
         self.servers = [self.server_dir]
+        self.server_scripts = {}  # server dir -> its script, when not TEST_SERVER
+        self.refused = []  # (folder, message file, server's answer) of every APPEND the server refused
         self.counter = 0
         self.corpus = None
         self.timings = {}
@@ -308,11 +453,19 @@ class World:
             self.notes.append("note: corpus not found at %s; the corpus tier will be skipped" % croot)
             log(self.notes[-1])
         t0 = time.time()
-        self.seeded = seed.seed(self.env, specs, "mixed", quiet=True)
+        if SERVER in ("dovecot", "dovecot-min"):
+            self.seeded = seed.seed(self.env, specs, "mixed", quiet=True)
+        else:
+            self.seeded = seed_tolerant(self.env, specs, self.refused)
+            for folder, path, why in self.refused:
+                what = path if path == "(CREATE)" else "APPEND of " + os.path.relpath(
+                    path, self.tmp if path.startswith(self.tmp) else os.path.dirname(REPO))
+                self.notes.append("note: %s refused %s to %s: %s" % (SERVER, what, folder, why))
+                log(self.notes[-1])
         self.timings["seed"] = time.time() - t0
 
         t0 = time.time()
-        ref = Reference(self.env)
+        ref = make_reference(self.env)
         try:
             self.folders = ref.list_folders()
             self.messages = {}
@@ -324,6 +477,9 @@ class World:
             self.flags_before = {f: {u: m.flags - {"\\Recent"} for u, m in ms.items()}
                                  for f, ms in self.messages.items()}
             self.reference_reconnects = ref.reconnects
+            for d in getattr(ref, "disputed", ()):
+                self.notes.append("note: no reference for %s" % d)
+                log(self.notes[-1])
         finally:
             ref.close()
         self.timings["reference"] = time.time() - t0
@@ -357,14 +513,21 @@ class World:
             self.mounts.remove(m)
 
     def start_extra_server(self, *opts):
+        """Another server of the chosen kind; with options (e.g. --no-starttls, which only the Dovecot
+        script has) a Dovecot from scripts/test-server.sh."""
         d = os.path.join(self.tmp, "server-%d" % (len(self.servers) + 1))
         self.servers.append(d)
-        r = run(["bash", TEST_SERVER, "start", d] + list(opts), timeout=120)
+        script = TEST_SERVER if not opts else DOVECOT_SERVER
+        self.server_scripts[d] = script
+        r = run(["bash", script, "start", d] + list(opts), timeout=120)
         if r.returncode != 0:
             raise RuntimeError("extra test server failed: %s" % r.stderr.decode(errors="replace"))
         return load_env(os.path.join(d, "env"))
 
     def server_bytes_out(self):
+        if SERVER not in ("dovecot", "dovecot-min"):
+            # only Dovecot's stats count the bytes a server sent
+            raise unittest.SkipTest("no server-side byte counter on %s (doveadm stats is Dovecot's)" % SERVER)
         r = run(["doveadm", "-c", self.env["DOVECOT_CONF"], "stats", "dump"], timeout=20)
         for line in r.stdout.decode().splitlines():
             f = line.split("\t")
@@ -373,6 +536,8 @@ class World:
         return 0
 
     def server_log(self):
+        if SERVER not in ("dovecot", "dovecot-min"):
+            raise unittest.SkipTest("no per-session byte log on %s (the logout line is Dovecot's)" % SERVER)
         with open(os.path.join(self.server_dir, "log", "dovecot.log"), "rb") as f:
             return f.read().decode("utf-8", "replace")
 
@@ -385,7 +550,7 @@ class World:
                 log("teardown: %s" % e)
         for d in self.servers:
             try:
-                run(["bash", TEST_SERVER, "stop", d], timeout=30)
+                run(["bash", self.server_scripts.get(d, TEST_SERVER), "stop", d], timeout=30)
             except Exception as e:
                 log("teardown: stopping %s: %s" % (d, e))
         if os.environ.get("KEEP_TMP"):

@@ -66,8 +66,12 @@ class A_Content(unittest.TestCase):
                     self.assertEqual(entries, children, "empty folder %s must be empty" % f.name)
             # the names this suite relies on, spelled out: a numeric folder keeps its name unless its parent
             # holds a message of that UID ("Projects/2" -> "Projects/%32": the digit 2 is 0x32)
+            # (but not a folder the server refused to create: Cyrus has no "%" in names, see harness.seed_tolerant)
+            refused = {folder_path(f) for f, what, _ in self.w.refused if what == "(CREATE)"}
             for p in ["INBOX", "Archive/2024/Q1", "Archive/2023", "Projects/%32", "Projects/2025", "Projects/1",
                       "Entwürfe", "50%25 off & more", "Empty", "Broken"]:
+                if p in refused:
+                    continue
                 self.assertTrue(os.path.isdir(os.path.join(self.root, p)), "missing folder dir %s" % p)
 
     def test_02_modes(self):
