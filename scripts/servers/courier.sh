@@ -123,7 +123,7 @@ export LD_LIBRARY_PATH="\$R/usr/lib"
 "\$R/usr/lib/courier/courier-authlib/authdaemond" </dev/null >>"\$D/log/authdaemond.log" 2>&1 &
 tcpd() { # ADDRESS PORT CERT TLS(1/0)
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LD_LIBRARY_PATH="\$LD_LIBRARY_PATH" bash -c 'set -a; . "\$1/courier.env"; TLS_CERTFILE=\$4; IMAP_TLS=\$5
-        if [ "\$5" = 1 ]; then tls=("\$COURIERTLS" -server -tcpd); else tls=(); fi
+        if [ "\$5" = 1 ]; then tls=("\$COURIERTLS" -server -tcpd); IMAP_STARTTLS=NO; else tls=(); fi
         exec "\$2/usr/sbin/couriertcpd" -address=\$6 -maxprocs=\$MAXDAEMONS -maxperip=\$MAXPERIP \$TCPDOPTS \\
             \$3 "\${tls[@]}" "\$2/usr/lib/courier/courier/imaplogin" "\$2/usr/bin/imapd" Maildir' \\
         - "\$D" "\$R" "\$2" "\$3" "\$4" "\$1" </dev/null >>"\$D/log/couriertcpd.log" 2>&1 &

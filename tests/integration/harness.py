@@ -255,22 +255,28 @@ if SERVER == "courier":
 
 
 class PortableReference(Reference):
-    """The reference client for a server without BINARY (Courier): every leaf is BODY.PEEK[sec] decoded
-    here (base64 strictly: a part that is not clean base64 gets no reference, as Dovecot's BINARY refuses
-    it; quoted-printable per RFC 2045), and a message whose top-level type is message/rfc822 has as part 1
-    BODY.PEEK[TEXT] (the encapsulated message: what Dovecot's BODY[1] gives; Courier's BODY[1] is only the
-    encapsulated message's body)."""
+    """The reference client for a server without BINARY (Courier): every part is BODY.PEEK decoded here
+    (base64 strictly: a part that is not clean base64 gets no reference, as Dovecot's BINARY refuses it;
+    quoted-printable per RFC 2045). The single body of an encapsulated message (part "1" of a message whose
+    top-level type is message/rfc822, part "n.1" of a message/rfc822 part n whose body is not multipart) is
+    taken as BODY.PEEK[TEXT] / BODY.PEEK[n.TEXT]: the same bytes by RFC 3501 (and on Dovecot), while Courier
+    answers BODY[1] / BODY[n.1] of such a part with the wrong bytes when that body is itself a message
+    (the inner message's body only, its last byte cut: INBOX/14/1, INBOX/15/2.1)."""
 
     def message(self, folder, uid, bodies=True):
-        from reference import part_at, part_encoding, is_multipart
+        from reference import is_multipart, is_message_rfc822, part_at, part_encoding
         m = super().message(folder, uid, bodies=False)
         if not bodies:
             return m
         for sec, kind in m.sections:
             enc = part_encoding(part_at(m.bodystructure, sec))
             fetch = sec
-            if sec == "1" and kind == "message" and not is_multipart(m.bodystructure):
+            if sec == "1" and not is_multipart(m.bodystructure):
                 fetch = "TEXT"
+            elif sec.endswith(".1"):
+                parent = part_at(m.bodystructure, sec[:-2])
+                if is_message_rfc822(parent) and not is_multipart(parent[8]):
+                    fetch = sec[:-2] + ".TEXT"
             raw = self.body_section(folder, uid, fetch)
             m.files[sec] = None if raw is None else strict_decode(enc, raw)
             if kind == "message":
@@ -525,9 +531,9 @@ class World:
     def unpin_broken(self, gen_dir):
         """No reference for the base64/quoted-printable parts of the generator's deliberately broken
         messages (manifest "broken"): servers decode broken encodings differently (Broken/7, quoted-printable
-        ending in a lone "=": Cyrus's BINARY and Python drop the "=", Dovecot's BINARY and imapfs's own
-        decoder keep it), so there is no one right answer to hold imapfs to there; Dovecot's run holds it to
-        Dovecot's. Those files must still be readable with an exact st_size (check_messages)."""
+        ending in a lone "=": Cyrus's BINARY and Python drop the "=", imapfs's own decoder keeps it, Dovecot's
+        BINARY refuses it, so the Dovecot run has no reference there either), so there is no one right answer
+        to hold imapfs to. Those files must still be readable with an exact st_size (check_messages)."""
         from reference import part_at, part_encoding
         n = 0
         for folder, entries in self.seeded.items():
