@@ -199,6 +199,14 @@ def courier_name(name):
     return "INBOX." + name.replace("/", ".")
 
 
+def test_name(name):
+    """A folder name as the server lists it, as the tests spell it ("/"-delimited; on Courier without the
+    "INBOX." of its personal namespace): the inverse of courier_name."""
+    if SERVER == "courier" and name.upper().startswith("INBOX."):
+        return name[len("INBOX."):].replace(".", "/")
+    return name
+
+
 class CourierNames:
     """An imaplib connection whose mailbox arguments (the tests' "/"-names, quoted or not) are turned into
     Courier's names, so that seed.py and the tests' own IMAP calls work unchanged against Courier."""
@@ -518,7 +526,7 @@ class World:
                     self.messages[f.name] = ref.folder_messages(f.name)
             for fname, ms in self.messages.items():
                 _uids_by_folder[fname] = set(ms)
-            self.flags_before = {f: {u: m.flags - {"\\Recent"} for u, m in ms.items()}
+            self.flags_before = {test_name(f): {u: m.flags - {"\\Recent"} for u, m in ms.items()}
                                  for f, ms in self.messages.items()}
             self.reference_reconnects = ref.reconnects
             if SERVER not in ("dovecot", "dovecot-min"):

@@ -413,7 +413,7 @@ class BC_Live(unittest.TestCase):
         try:
             c.create(imap_quote(folder))
             with Mount(w, args=["--poll-interval", "1"], name="burst") as m:
-                d = os.path.join(m.path, folder)
+                d = os.path.join(m.path, folder_path(folder))  # (Courier: under INBOX/)
 
                 def wait_for(pred, what, limit=60):
                     t0 = time.time()
@@ -439,10 +439,11 @@ class BC_Live(unittest.TestCase):
                     with Watchdog(w, 30, "read burst message"):
                         self.assertEqual(read_file(os.path.join(d, names[i], "1")), b"burst body %d\r\n" % i)
                 c.create(imap_quote(extra))
-                took = wait_for(lambda: extra in os.listdir(m.path), "new folder listed")
+                top = os.path.dirname(os.path.join(m.path, folder_path(extra)))
+                took = wait_for(lambda: extra in os.listdir(top), "new folder listed")
                 log("new folder visible after %.2fs" % took)
                 c.delete(imap_quote(extra))
-                took = wait_for(lambda: extra not in os.listdir(m.path), "deleted folder gone")
+                took = wait_for(lambda: extra not in os.listdir(top), "deleted folder gone")
                 log("deleted folder gone after %.2fs" % took)
         finally:
             try:
