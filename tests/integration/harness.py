@@ -240,13 +240,19 @@ class CourierNames:
 
 
 class FolderMessages(dict):
-    """World.messages: {folder name as the server lists it: {uid: Message}}; on Courier a test's "/"-name
-    ("Archive/2024/Q1") also finds the folder ("INBOX.Archive.2024.Q1")."""
+    """World.messages: {folder name as the tests spell it (test_name): {uid: Message}}; on Courier the name
+    the server lists ("INBOX.Archive.2024.Q1", World.folders) finds it too."""
 
     def __missing__(self, key):
-        if SERVER == "courier" and isinstance(key, str) and courier_name(key) != key:
-            return self[courier_name(key)]
+        if SERVER == "courier" and isinstance(key, str) and test_name(key) != key:
+            return self[test_name(key)]
         raise KeyError(key)
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
 
 if SERVER == "courier":
@@ -523,10 +529,9 @@ class World:
             self.messages = FolderMessages()
             for f in self.folders:
                 if not f.noselect:
-                    self.messages[f.name] = ref.folder_messages(f.name)
-            for fname, ms in self.messages.items():
-                _uids_by_folder[fname] = set(ms)
-            self.flags_before = {test_name(f): {u: m.flags - {"\\Recent"} for u, m in ms.items()}
+                    self.messages[test_name(f.name)] = ref.folder_messages(f.name)
+                    _uids_by_folder[f.name] = set(self.messages[test_name(f.name)])
+            self.flags_before = {f: {u: m.flags - {"\\Recent"} for u, m in ms.items()}
                                  for f, ms in self.messages.items()}
             self.reference_reconnects = ref.reconnects
             if SERVER not in ("dovecot", "dovecot-min"):
