@@ -8,7 +8,8 @@ usage: tests/integration/run.py [--long] [--server NAME] [--tier T,...] [-k PATT
                  only IMAP4rev1 LITERAL+), cyrus, courier (both from unpacked Debian packages); sets
                  IMAPFS_TEST_SERVER (see harness.py)
   --tier T,...   only these tiers (default: all): content (A_Content B_PartialRead BB_Reads Y_Corpus),
-                 live (BC_Live), faults (E_Faults F_Load), errors (C_Errors), lifecycle (D_Lifecycle);
+                 live (BC_Live), faults (E_Faults F_Load), errors (C_Errors), lifecycle (D_Lifecycle),
+                 extensions (X_Extensions: what imapfs sends to --server dovecot-min; only when named);
                  the read-only check Z_FlagsUnchanged always runs last
 """
 import os
@@ -24,6 +25,7 @@ TIERS = {
     "faults": ["E_Faults", "F_Load"],
     "errors": ["C_Errors"],
     "lifecycle": ["D_Lifecycle"],
+    "extensions": ["X_Extensions"],  # only when asked for; needs --server dovecot-min
 }
 
 
@@ -65,6 +67,7 @@ def main():
     import test_corpus  # noqa: E402
     import test_faults  # noqa: E402
     import test_mount  # noqa: E402
+    import test_servers  # noqa: E402
     if len(args) == 2 and args[0] == "-k":
         pattern = args[1]
     elif len(args) != 0:
@@ -83,6 +86,8 @@ def main():
                test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
                test_faults.E_Faults, test_faults.F_Load, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     if tiers is not None:
+        if "extensions" in tiers:
+            classes.insert(-1, test_servers.X_Extensions)
         wanted = {n for t in tiers for n in TIERS[t]} | {"Z_FlagsUnchanged"}
         classes = [c for c in classes if c.__name__ in wanted]
     print("integration: server %s%s" % (harness.SERVER, ", tiers " + ",".join(tiers) if tiers else ""), flush=True)
