@@ -45,6 +45,20 @@ need_pkgs() { # CHECK=PACKAGE ... (scripts/lib/packages.sh)
     install_missing "$@" || die "could not install the packages it needs"
 }
 
+need_libs() { # PACKAGE...: install the (library) packages that are not installed (apt-get update if needed)
+    local missing=() p arch
+    arch=$(dpkg --print-architecture)
+    for p in "$@"; do
+        [ -e "/var/lib/dpkg/info/$p.list" ] || [ -e "/var/lib/dpkg/info/$p:$arch.list" ] || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; } \
+        || die "could not install ${missing[*]}"
+}
+
 fetch_debs() { # PACKAGE...: make sure DEB_CACHE holds a .deb of each (apt-get download, never install)
     local missing=() p
     mkdir -p "$DEB_CACHE"

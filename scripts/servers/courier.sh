@@ -21,11 +21,12 @@ set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/common.sh"
 
 DEBS=(courier-imap courier-base courier-authlib courier-authlib-userdb)
-LIBDIR=/usr/lib/x86_64-linux-gnu
 
 prepare() {
-    need_pkgs python3=python3 openssl=openssl unshare=util-linux "$LIBDIR/libcourier-unicode.so.4=libcourier-unicode4" \
-        "$LIBDIR/libltdl.so.7=libltdl7" "$LIBDIR/libidn.so.12=libidn12" "$LIBDIR/libfam.so.0=libgamin0"
+    need_pkgs python3=python3 openssl=openssl unshare=util-linux perl=perl-base
+    # what couriertcpd, couriertls, imaplogin, imapd, authdaemond and its userdb module link against (ldd),
+    # beyond a base system
+    need_libs libcourier-unicode4 libltdl7 libidn12 libgamin0 libgdbm6 libgnutls30 libidn2-0 libnsl2
     fetch_debs "${DEBS[@]}"
 }
 

@@ -18,9 +18,11 @@ set -euo pipefail
 DEBS=(cyrus-imapd cyrus-common sasl2-bin)
 
 prepare() {
-    need_pkgs python3=python3 openssl=openssl /usr/lib/x86_64-linux-gnu/libpcreposix.so.3=libpcre3 \
-        /usr/lib/x86_64-linux-gnu/libxapian.so.30=libxapian30 /usr/lib/x86_64-linux-gnu/libical.so.3=libical3 \
-        /usr/lib/x86_64-linux-gnu/sasl2/libsasldb.so.2=libsasl2-modules-db
+    need_pkgs python3=python3 openssl=openssl
+    # what master, imapd, ctl_cyrusdb and saslpasswd2 link against (ldd), beyond a base system, and the
+    # SASL plugins for PLAIN/LOGIN and the sasldb
+    need_libs libpcre3 libxapian30 libical3 libicu72 libjansson4 libpq5 libsqlite3-0 libxml2 libldap-2.5-0 \
+        libwrap0 libkrb5-3 libgssapi-krb5-2 libuuid1 libssl3 libsasl2-2 libsasl2-modules libsasl2-modules-db
     fetch_debs "${DEBS[@]}"
 }
 
