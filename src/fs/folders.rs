@@ -82,7 +82,7 @@ fn empty_folder() -> Folder {
 /// Path components of a folder: split on the delimiter (ASCII, so it never occurs inside
 /// modified UTF-7's base64 runs), each level decoded and escaped. INBOX is case-insensitive on
 /// every server and is shown as `INBOX`.
-fn display_path(entry: &FolderEntry) -> Vec<String> {
+pub(super) fn display_path(entry: &FolderEntry) -> Vec<String> {
     let levels: Vec<&str> = match entry.delimiter {
         Some(d) => entry.name.split(d).collect(),
         None => vec![entry.name.as_str()],

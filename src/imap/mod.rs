@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+mod browse;
 mod connect;
 #[cfg(test)]
 mod fake;

@@ -56,7 +56,6 @@ pub fn parse_fetches(data: &[u8]) -> Result<Vec<FetchResponse>, ParseError> {
 }
 
 /// Parse one value (atom, string, literal, NIL or list) from the whole of `data`.
-#[cfg(test)]
 pub fn parse_value(data: &[u8]) -> Result<Value, ParseError> {
     let mut p = Parser { d: data, i: 0 };
     let v = p.value(0)?;

@@ -104,7 +104,7 @@ fn encoded_word(s: &str) -> Option<(String, usize)> {
     let text_start = enc.len_utf8() + 1;
     let end = after[text_start..].find("?=")?;
     let text = &after[text_start..text_start + end];
-    if cs.is_empty() || cs.len() > 40 || text.contains(|c: char| c == ' ' || c == '\t') {
+    if cs.is_empty() || cs.len() > 40 || text.contains([' ', '\t']) {
         return None;
     }
     let bytes = match enc {

@@ -20,16 +20,25 @@ pub struct NodeInfo {
     pub disposition: Option<String>,
     /// Content-Disposition `filename`, else Content-Type `name`, decoded (RFC 2231, RFC 2047).
     pub filename: Option<String>,
+    /// The node is a child of a multipart (so its own header is section `<file>.MIME`).
+    pub in_multipart: bool,
 }
 
 /// Every node of `root` (parsed from `v`) in pre-order.
 pub fn outline(v: &Value, root: &Part) -> Vec<NodeInfo> {
     let mut out = Vec::new();
-    walk(Some(v), root, 0, "TEXT".to_string(), &mut out);
+    walk(Some(v), root, 0, "TEXT".to_string(), false, &mut out);
     out
 }
 
-fn walk(v: Option<&Value>, part: &Part, depth: usize, label: String, out: &mut Vec<NodeInfo>) {
+fn walk(
+    v: Option<&Value>,
+    part: &Part,
+    depth: usize,
+    label: String,
+    in_multipart: bool,
+    out: &mut Vec<NodeInfo>,
+) {
     let list = v.and_then(Value::as_list).unwrap_or(&[]);
     let (params, dsp) = match part.kind {
         PartKind::Multipart => {
@@ -67,6 +76,7 @@ fn walk(v: Option<&Value>, part: &Part, depth: usize, label: String, out: &mut V
         charset: param(&params, "charset").filter(|c| !c.trim().is_empty()),
         disposition: disposition.filter(|d| !d.is_empty()),
         filename: filename.filter(|f| !f.is_empty()),
+        in_multipart,
     });
     match part.kind {
         PartKind::Multipart => {
@@ -74,7 +84,7 @@ fn walk(v: Option<&Value>, part: &Part, depth: usize, label: String, out: &mut V
             let mut kids = kids.map(Some).chain(std::iter::repeat(None));
             for child in &part.children {
                 let cv = kids.next().flatten();
-                walk(cv, child, depth + 1, child.section.clone(), out);
+                walk(cv, child, depth + 1, child.section.clone(), true, out);
             }
         }
         PartKind::Message => {
@@ -83,7 +93,7 @@ fn walk(v: Option<&Value>, part: &Part, depth: usize, label: String, out: &mut V
                     PartKind::Multipart => format!("{}.TEXT", part.section),
                     _ => child.section.clone(),
                 };
-                walk(list.get(8), child, depth + 1, label, out);
+                walk(list.get(8), child, depth + 1, label, false, out);
             }
         }
         PartKind::Leaf => {}
@@ -194,6 +204,8 @@ mod tests {
         assert_eq!(nodes[2].disposition.as_deref(), Some("attachment"));
         assert_eq!(nodes[2].filename.as_deref(), Some("résumé.pdf"));
         assert_eq!(nodes[5].file.as_deref(), Some("3.1"));
+        let in_mp: Vec<bool> = nodes.iter().map(|n| n.in_multipart).collect();
+        assert_eq!(in_mp, [false, true, true, true, false, true, true]);
     }
 
     #[test]
