@@ -110,4 +110,6 @@ pub struct DirEntry {
 }
 
 #[cfg(test)]
+mod browse_tests;
+#[cfg(test)]
 mod tests;

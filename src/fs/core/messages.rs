@@ -189,7 +189,16 @@ impl MailFs {
             }
             Err(_) => vec![(uid, info.clone())],
         };
-        settle(&batch, &[&f.name], |u| self.ctx(fs, uidvalidity, u))?;
+        // MIME headers are small and fetched whole: settle them along with any other file of
+        // the message, so that `ls -l` of its directory adds no round trip for them.
+        let mut names: Vec<&str> = vec![&f.name];
+        names.extend(
+            info.files
+                .iter()
+                .filter(|g| g.name != f.name && g.name.ends_with(".MIME") && g.size.get().is_none())
+                .map(|g| g.name.as_str()),
+        );
+        settle(&batch, &names, |u| self.ctx(fs, uidvalidity, u))?;
         f.size
             .get()
             .copied()
