@@ -143,7 +143,13 @@ fn uid_set(uids: &[u32]) -> String {
 
 fn flags_of(f: &FetchResponse) -> Option<Vec<String>> {
     let list = f.get("FLAGS")?.as_list()?;
-    Some(list.iter().filter_map(Value::as_text).collect())
+    // \Recent belongs to one session, not to the message: other clients see it differently.
+    let flags = list.iter().filter_map(Value::as_text);
+    Some(
+        flags
+            .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+            .collect(),
+    )
 }
 
 fn modseq_of(f: &FetchResponse) -> Option<u64> {
@@ -328,7 +334,13 @@ impl ImapStore {
             (false, true) => "LIST \"\" \"*\" RETURN (SPECIAL-USE)".to_string(),
             (false, false) => "LIST \"\" \"*\"".to_string(),
         };
-        let data = self.with_conn(None, None, |c| c.run_raw(&cmd))?;
+        let data = self.with_conn(None, None, |c| {
+            // A session with a folder open would count that folder from its own, older view.
+            if c.examined.is_some() {
+                c.run_raw("NOOP")?;
+            }
+            c.run_raw(&cmd)
+        })?;
         let mut folders = Vec::new();
         let mut counts = std::collections::HashMap::new();
         for line in logical_lines(&data) {

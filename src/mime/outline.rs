@@ -27,7 +27,22 @@ pub struct NodeInfo {
 /// Every node of `root` (parsed from `v`) in pre-order.
 pub fn outline(v: &Value, root: &Part) -> Vec<NodeInfo> {
     let mut out = Vec::new();
-    walk(Some(v), root, 0, "TEXT".to_string(), false, &mut out);
+    if root.kind == PartKind::Multipart {
+        walk(Some(v), root, 0, "TEXT".to_string(), false, &mut out);
+        return out;
+    }
+    // A single-part message: its body (TEXT) is part 1, whose file is decoded.
+    out.push(NodeInfo {
+        label: "TEXT".into(),
+        file: None,
+        depth: 0,
+        media_type: root.media_type.clone(),
+        charset: None,
+        disposition: None,
+        filename: None,
+        in_multipart: false,
+    });
+    walk(Some(v), root, 1, root.section.clone(), false, &mut out);
     out
 }
 
@@ -222,10 +237,10 @@ mod tests {
         ]);
         let root = parse_bodystructure(&bs).unwrap();
         let nodes = outline(&bs, &root);
-        assert_eq!(nodes.len(), 1);
-        assert_eq!(
-            (nodes[0].label.as_str(), nodes[0].file.as_deref()),
-            ("TEXT", Some("1"))
-        );
+        let got: Vec<_> = nodes
+            .iter()
+            .map(|n| (n.label.as_str(), n.file.as_deref(), n.depth))
+            .collect();
+        assert_eq!(got, [("TEXT", None, 0), ("1", Some("1"), 1)]);
     }
 }
