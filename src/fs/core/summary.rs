@@ -329,6 +329,10 @@ impl MailFs {
         };
         let s = Arc::new(Summary::new(uv, briefs, flags));
         *slot = Some(s.clone());
+        if missing.len() >= 10_000 {
+            // Parsing big answers leaves megabytes of freed buffers behind.
+            release_free_memory();
+        }
         Ok(s)
     }
 
