@@ -289,3 +289,27 @@ fn unreadable_structure_keeps_header_text_rfc822_flags() {
     );
     assert_eq!(text(&f.fs, "INBOX/8/FLAGS"), "\n");
 }
+
+#[test]
+fn listing_with_attributes_builds_nothing() {
+    let f = fixture(Duration::from_secs(60));
+    let root = f.fs.readdir(1).unwrap();
+    let attrs = f.fs.attrs_of(1, &root);
+    let folders = root.iter().position(|e| e.name == "FOLDERS").unwrap();
+    assert_eq!(attrs[folders].map(|a| a.1), Some(super::Ttl::Live));
+    let inbox = path_ino(&f.fs, "INBOX").unwrap();
+    let entries = f.fs.readdir(inbox).unwrap();
+    let attrs = f.fs.attrs_of(inbox, &entries);
+    assert!(attrs.iter().all(Option::is_some), "every entry listed");
+    let dir = path_ino(&f.fs, "INBOX/7").unwrap();
+    let entries = f.fs.readdir(dir).unwrap();
+    let attrs = f.fs.attrs_of(dir, &entries);
+    assert!(attrs.iter().all(Option::is_some), "every entry listed");
+    let c = f.store.counters();
+    assert_eq!((c.folder_counts, c.fetch_briefs, c.fetch_flags), (0, 0, 0));
+    // The exact size comes with a lookup.
+    assert_eq!(
+        f.fs.lookup(1, "FOLDERS").unwrap().0.size,
+        read_all(&f.fs, "FOLDERS").len() as u64
+    );
+}

@@ -284,7 +284,7 @@ class E_Faults(unittest.TestCase):
                 rc1, out1, err1, _ = user_op(["ls", inbox], timeout=30)
                 rc2, out2, err2, _ = user_op(["cat", os.path.join(inbox, "3", "1")], timeout=30)
                 attempts.append((rc1, err1, rc2, err2))
-                return (rc1 == 0 and sorted(int(x) for x in out1.split()) == uids and rc2 == 0
+                return (rc1 == 0 and sorted(int(x) for x in out1.split() if x.isdigit()) == uids and rc2 == 0
                         and out2 == self.inbox[3].files["1"])
 
             ok, secs = poll(recovered, 30, 0.25)

@@ -238,6 +238,35 @@ impl MailFs {
         Ok(bytes)
     }
 
+    /// Attributes for a READDIRPLUS listing of a generated entry, without building it: its
+    /// size when known, else a stand-in the kernel must not keep (it asks again, with a
+    /// lookup or getattr, before anything uses the size). `None` for other nodes.
+    pub(super) fn listed_attr(&self, ino: u64) -> Option<(Attr, Ttl)> {
+        let stand_in = |mtime| Some((self.file_attr(ino, 0, mtime), Ttl::Live));
+        match self.node(ino).ok()? {
+            Node::Folders | Node::Index(_) => stand_in(self.mount_time),
+            Node::Extra {
+                folder,
+                uidvalidity,
+                uid,
+                item,
+            } => {
+                let (fs, summary) = self.summary(folder, uidvalidity, uid).ok()?;
+                let extras = self.message_extras(&fs, uidvalidity, uid).ok()?;
+                match &extras.items.get(item as usize)?.1 {
+                    Extra::Link { .. } => self.extra_attr(ino, folder, uidvalidity, uid, item).ok(),
+                    _ => match extras.sizes[item as usize].get() {
+                        Some(&size) => {
+                            Some((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
+                        }
+                        None => stand_in(summary.internal_date),
+                    },
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Where a symbolic link points.
     pub fn readlink(&self, ino: u64) -> FsResult<String> {
         let Node::Extra {

@@ -19,6 +19,9 @@ impl MailFs {
         entries
             .iter()
             .map(|e| {
+                if let Some(a) = self.listed_attr(e.ino) {
+                    return Some(a);
+                }
                 if folder.is_none() || e.name == "." || e.name == ".." {
                     return match e.name.as_str() {
                         "." | ".." => self.getattr(e.ino).ok(),
