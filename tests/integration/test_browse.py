@@ -12,7 +12,7 @@ import unittest
 
 from harness import Mount, Watchdog, folder_path, log, read_file, world
 from imapcommon import check, connect, imap_quote, mutf7_decode, mutf7_encode
-from reference import _responses, children, is_message_rfc822, is_multipart, parse_fetch, parse_sexp, part_at
+from reference import _responses, children, is_message_rfc822, is_multipart, parse_fetch, parse_sexp, sections
 
 FOLDER = "Browse"
 SUB = "Browse/INDEX"  # a subfolder with a reserved name: shown as %49NDEX
@@ -162,21 +162,34 @@ def with_suffix(name, suffix):
     return name + suffix
 
 
-def python_links(raw, taken):
-    """{link name: target section} from Python's email package, numbered as IMAP sections."""
+def python_links(raw, taken, seen=None):
+    """{link name: target section} from Python's email package, numbered as IMAP sections; the
+    sections of the parts Python found are appended to `seen`."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     found = []
+    leaves = []
 
     def visit(part, sec):
-        if part.is_multipart():
+        # A multipart whose boundary is never found is one part to the server (Python keeps a str).
+        if part.get_content_maintype() == "multipart" and part.is_multipart():
             for i, child in enumerate(part.get_payload(), 1):
                 visit(child, "%s.%d" % (sec, i) if sec else str(i))
             return
+        leaves.append(sec)
         name = part.get_filename()
         if name:
             found.append((sec, str(email.header.make_header(email.header.decode_header(name)))))
+        if part.get_content_type() in ("message/rfc822", "message/global") and part.is_multipart():
+            inner = part.get_payload()[0]
+            if inner.get_content_maintype() == "multipart" and inner.is_multipart():
+                for i, child in enumerate(inner.get_payload(), 1):
+                    visit(child, "%s.%d" % (sec, i))
+            else:
+                visit(inner, sec + ".1")
 
-    visit(msg, "" if msg.is_multipart() else "1")
+    visit(msg, "" if msg.get_content_maintype() == "multipart" and msg.is_multipart() else "1")
+    if seen is not None:
+        seen.extend(leaves)
     out = {}
     taken = set(taken)
     for sec, name in found:
@@ -224,7 +237,8 @@ class X_Browse(unittest.TestCase):
             self.fail(d)
 
     def folders_to_check(self):
-        return ["INBOX", FOLDER, "Projects", "Entwürfe"]
+        # every seeded folder (the corpus tier too, when present) and the one made here
+        return sorted(self.w.messages) + [FOLDER]
 
     def test_01_index_matches_the_seeds_summary(self):
         with Watchdog(self.w, 120, "INDEX"):
@@ -275,6 +289,8 @@ class X_Browse(unittest.TestCase):
 
     def test_03_message_files_match_the_server(self):
         problems = []
+        not_comparable = []
+        compared = 0
         with Watchdog(self.w, 240, "message files"):
             for f in self.folders_to_check():
                 self.c.select(imap_quote(mutf7_encode(f)), readonly=True)
@@ -307,8 +323,14 @@ class X_Browse(unittest.TestCase):
                     raw = fetch_item(self.c, uid, "BODY.PEEK[]", "BODY[]")
                     links = {n: os.readlink(os.path.join(d, n)) for n in names if os.path.islink(os.path.join(d, n))}
                     plain = names - set(links)
-                    want_links = python_links(raw, plain)
-                    if links != want_links:
+                    py_sections = []
+                    want_links = python_links(raw, plain, py_sections)
+                    if py_sections != [sec for sec, _kind in sections(bs)]:
+                        # Python's parser splits this (broken) message differently from the server.
+                        not_comparable.append(rel)
+                    else:
+                        compared += 1
+                    if rel not in not_comparable and links != want_links:
                         problems.append("%s: links %s, want %s" % (rel, links, want_links))
                     for n, target in links.items():
                         if read_file(os.path.join(d, n)) != read_file(os.path.join(d, target)):
@@ -323,6 +345,9 @@ class X_Browse(unittest.TestCase):
                             if size != os.stat(os.path.join(d, label)).st_size:
                                 problems.append("%s/BODYSTRUCTURE: %s size=%d, file has %d" % (
                                     rel, label, size, os.stat(os.path.join(d, label)).st_size))
+        log("attachment links not compared where Python's parser sees other parts than the server: %s"
+            % (", ".join(not_comparable) or "none"))
+        self.assertLess(len(not_comparable), max(1, compared // 10), not_comparable)
         self.assertFalse(problems, "\n".join(problems[:40]))
 
     def test_04_names_outline_and_utf8(self):
