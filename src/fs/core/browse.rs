@@ -213,7 +213,19 @@ impl MailFs {
                 if let Some(b) = extras.outline.get() {
                     return Ok(b.clone());
                 }
-                // Sizes are the decoded ones, as the part files show them.
+                // Sizes are the decoded ones, as the part files show them: settle them all in
+                // one go (one round trip for every sample, then any scans).
+                let names: Vec<&str> = extras
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.file.as_deref())
+                    .collect();
+                {
+                    let _one_settle_at_a_time = lock(&fs.settle_lock);
+                    settle(&[(uid, info.clone())], &names, |u| {
+                        self.ctx(fs, uidvalidity, u)
+                    })?;
+                }
                 let mut sizes = HashMap::new();
                 for n in &extras.nodes {
                     let Some(idx) = n.file.as_deref().and_then(|f| info.file_index(f)) else {
