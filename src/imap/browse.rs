@@ -211,8 +211,18 @@ impl ImapStore {
         if let Some(c) = self.caps.get() {
             return Ok(*c);
         }
-        let data = self.with_conn(None, None, |c| c.run_raw("CAPABILITY"))?;
-        Ok(*self.caps.get_or_init(|| Caps::parse(&data)))
+        let caps = match self.with_conn(None, None, |c| c.run_raw("CAPABILITY")) {
+            Ok(data) => Caps::parse(&data),
+            // A server that refuses to say offers nothing extra.
+            Err(StoreError::Server(msg)) => {
+                log::info!(
+                    "IMAP CAPABILITY refused ({msg}): no CONDSTORE, LIST-STATUS, SPECIAL-USE"
+                );
+                Caps::default()
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(*self.caps.get_or_init(|| caps))
     }
 
     pub(super) fn browse_briefs(
@@ -423,10 +433,23 @@ fn sync_if_open(c: &mut Conn, folder: &str) -> Result<()> {
     Ok(())
 }
 
+/// A NO to STATUS that says the folder does not exist (`[NONEXISTENT]`, or no response code, as
+/// for EXAMINE) is `NoSuchFolder`.
 fn missing_folder(e: StoreError, folder: &str) -> StoreError {
     match e {
-        StoreError::Server(msg) if msg.to_ascii_lowercase().contains("nonexistent") => {
-            StoreError::NoSuchFolder(folder.to_string())
+        StoreError::Server(msg) => {
+            let lower = msg.to_ascii_lowercase();
+            let missing = match lower.rfind(": no ") {
+                Some(i) => {
+                    let text = lower[i + 5..].trim_start();
+                    text.starts_with("[nonexistent]") || !text.starts_with('[')
+                }
+                None => false,
+            };
+            match missing {
+                true => StoreError::NoSuchFolder(folder.to_string()),
+                false => StoreError::Server(msg),
+            }
         }
         other => other,
     }
@@ -446,6 +469,22 @@ mod tests {
         let v = untagged(lines[1], "STATUS").unwrap();
         assert_eq!(status_items(v.get(1)), [("MESSAGES".to_string(), 1)]);
         assert!(untagged(lines[1], "LIST").is_none());
+    }
+
+    #[test]
+    fn missing_folders() {
+        let e = |m: &str| missing_folder(StoreError::Server(m.into()), "x");
+        let gone = StoreError::NoSuchFolder("x".into());
+        assert_eq!(
+            e("STATUS \"x\" (A): NO [NONEXISTENT] Mailbox doesn't exist: x"),
+            gone
+        );
+        assert_eq!(e("STATUS \"x\" (A): NO Mailbox doesn't exist"), gone);
+        assert!(matches!(
+            e("STATUS x: NO [UNAVAILABLE] later"),
+            StoreError::Server(_)
+        ));
+        assert!(matches!(e("STATUS x: BAD syntax"), StoreError::Server(_)));
     }
 
     #[test]

@@ -263,6 +263,8 @@ impl MailFs {
             false => Some(self.folder_flags(&fs, &listing)?),
         };
         let mut slot = lock(&fs.summary);
+        // Another reader may have built the flags while this one waited for the summary.
+        let flags = flags.or_else(|| lock(&fs.flags).clone().filter(|f| f.uidvalidity == uv));
         let cur = slot.clone().filter(|s| s.uidvalidity == uv);
         if let (Some(c), Some(f)) = (&cur, &flags) {
             if Arc::ptr_eq(&c.flags, f) {
@@ -315,6 +317,8 @@ impl MailFs {
         };
         let flags = match flags {
             Some(f) => f,
+            // No FETCH brought the flags along: ask for them.
+            None if same => self.folder_flags(&fs, &listing)?,
             None => {
                 // Cold: the summary's own FETCH brought every message's flags.
                 let f = Arc::new(FolderFlags::build(
