@@ -313,3 +313,20 @@ fn listing_with_attributes_builds_nothing() {
         read_all(&f.fs, "FOLDERS").len() as u64
     );
 }
+
+#[test]
+fn a_reader_waiting_for_a_cold_index_keeps_its_flags() {
+    let f = Arc::new(fixture(Duration::from_secs(60)));
+    *f.store.briefs_delay.lock().unwrap() = Duration::from_millis(200);
+    let inbox = path_ino(&f.fs, "INBOX").unwrap();
+    let first = {
+        let f = f.clone();
+        std::thread::spawn(move || f.fs.lookup(inbox, "INDEX").map(|a| a.0.size))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    // Starts while the first build is fetching: waits for it, then uses it.
+    let second = f.fs.lookup(inbox, "INDEX").map(|a| a.0.size);
+    assert_eq!(first.join().unwrap(), second);
+    assert_eq!(text(&f.fs, "INBOX/7/FLAGS"), "\\Seen $Label1\n");
+    assert_eq!(f.store.counters().fetch_briefs, 1);
+}

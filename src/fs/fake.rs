@@ -50,6 +50,8 @@ pub struct Counters {
 pub struct FakeStore {
     pub folders: Mutex<BTreeMap<String, FakeFolder>>,
     pub counters: Mutex<Counters>,
+    /// How long `fetch_briefs` takes (to let tests line up concurrent readers).
+    pub briefs_delay: Mutex<std::time::Duration>,
 }
 
 impl FakeStore {
@@ -180,6 +182,7 @@ impl MailStore for FakeStore {
         uids: &[u32],
     ) -> Result<Vec<MessageBrief>> {
         self.counters.lock().unwrap().fetch_briefs += 1;
+        std::thread::sleep(*self.briefs_delay.lock().unwrap());
         self.with_folder(folder, Some(uidvalidity), |f| {
             uids.iter()
                 .filter_map(|uid| {
