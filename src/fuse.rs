@@ -56,6 +56,7 @@ fn ttl(t: Ttl) -> Duration {
     match t {
         Ttl::Long => LONG_TTL,
         Ttl::Short => SHORT_TTL,
+        Ttl::Live => Duration::ZERO,
     }
 }
 
@@ -63,6 +64,7 @@ fn kind(k: Kind) -> FileType {
     match k {
         Kind::Dir => FileType::Directory,
         Kind::File => FileType::RegularFile,
+        Kind::Symlink => FileType::Symlink,
     }
 }
 
@@ -215,6 +217,11 @@ impl Filesystem for FuseAdapter {
             return reply.error(Errno::EROFS);
         }
         match self.core.open(ino.0) {
+            // Files whose bytes change (FLAGS, INDEX, FOLDERS) bypass the page cache, so a read
+            // never mixes old pages with new bytes.
+            Ok(fh) if self.core.is_live(ino.0) => {
+                reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO)
+            }
             // Content never changes under an inode: the page cache may keep it across opens.
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(errno(&e)),
@@ -250,6 +257,13 @@ impl Filesystem for FuseAdapter {
     ) {
         self.core.release(fh.0);
         reply.ok();
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.core.readlink(ino.0) {
+            Ok(target) => reply.data(target.as_bytes()),
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -187,4 +187,78 @@ pub trait MailStore: Send + Sync {
         uidvalidity: u32,
         reqs: &[RangeRequest],
     ) -> Result<Vec<Vec<u8>>>;
+
+    // ---- browsing: summaries, flags and counts (defaults: not offered) --------------------
+
+    /// One line's worth of each UID for a folder summary (`UID FETCH uids (UID FLAGS
+    /// INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)])`), in pieces; vanished
+    /// UIDs are absent. Fails with `UidValidityChanged` as above.
+    fn fetch_briefs(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<Vec<MessageBrief>> {
+        let _ = (folder, uidvalidity, uids);
+        Err(StoreError::Server("summaries are not offered".into()))
+    }
+
+    /// The flags of `uids` (`UID FETCH uids (UID FLAGS)`), or with `changed_since` (CONDSTORE)
+    /// of every message whose flags changed after that mod-sequence. Also the highest
+    /// mod-sequence seen, when the server has CONDSTORE.
+    fn fetch_flags(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        changed_since: Option<u64>,
+    ) -> Result<FlagsAnswer> {
+        let _ = (folder, uidvalidity, uids, changed_since);
+        Err(StoreError::Server("flags are not offered".into()))
+    }
+
+    /// [`folder_status`](Self::folder_status) plus HIGHESTMODSEQ when the server has CONDSTORE
+    /// (in the same STATUS command).
+    fn folder_status_modseq(&self, folder: &str) -> Result<(FolderStatus, Option<u64>)> {
+        self.folder_status(folder).map(|s| (s, None))
+    }
+
+    /// LIST flags (with special-use) and MESSAGES / UNSEEN of every folder: one `LIST ...
+    /// RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN))` with LIST-STATUS, else LIST and a STATUS
+    /// per folder. Counts are `None` for a folder that cannot be opened.
+    fn folder_counts(&self) -> Result<Vec<FolderCounts>> {
+        Err(StoreError::Server("folder counts are not offered".into()))
+    }
+}
+
+/// One message for a folder summary, as the server gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageBrief {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    /// INTERNALDATE as seconds since the Unix epoch, and the server's offset from UTC in seconds.
+    pub internal_date: i64,
+    pub zone_offset: i32,
+    pub rfc822_size: u64,
+    /// `BODY[HEADER.FIELDS (FROM SUBJECT)]` as sent (raw header lines).
+    pub fields: Vec<u8>,
+}
+
+/// Flags by UID, and the highest mod-sequence seen (CONDSTORE only).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlagsAnswer {
+    pub flags: Vec<(u32, Vec<String>)>,
+    pub modseq: Option<u64>,
+}
+
+/// One folder's line in FOLDERS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderCounts {
+    /// The server's name (modified UTF-7).
+    pub name: String,
+    pub delimiter: Option<char>,
+    /// LIST flags including special-use ones, as sent (`\HasNoChildren`, `\Sent`).
+    pub flags: Vec<String>,
+    pub messages: Option<u32>,
+    pub unseen: Option<u32>,
 }

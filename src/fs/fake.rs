@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use crate::sexp::Value;
 use crate::store::{
-    FolderEntry, FolderListing, MailStore, MessageSummary, RangeRequest, Result, StoreError,
-    StructureData,
+    FlagsAnswer, FolderCounts, FolderEntry, FolderListing, MailStore, MessageBrief, MessageSummary,
+    RangeRequest, Result, StoreError, StructureData,
 };
 
 #[derive(Clone, Debug)]
@@ -26,6 +26,10 @@ pub struct FakeFolder {
     pub selectable: bool,
     pub uidvalidity: u32,
     pub messages: BTreeMap<u32, FakeMessage>,
+    /// Flags by UID (none when absent).
+    pub flags: HashMap<u32, Vec<String>>,
+    /// LIST flags, for FOLDERS.
+    pub list_flags: Vec<String>,
 }
 
 /// What the core asked of the store.
@@ -37,12 +41,17 @@ pub struct Counters {
     pub fetch_ranges: usize,
     /// Bytes of section data returned by fetch_ranges.
     pub range_bytes: u64,
+    pub fetch_briefs: usize,
+    pub fetch_flags: usize,
+    pub folder_counts: usize,
 }
 
 #[derive(Default)]
 pub struct FakeStore {
     pub folders: Mutex<BTreeMap<String, FakeFolder>>,
     pub counters: Mutex<Counters>,
+    /// How long `fetch_briefs` takes (to let tests line up concurrent readers).
+    pub briefs_delay: Mutex<std::time::Duration>,
 }
 
 impl FakeStore {
@@ -57,6 +66,8 @@ impl FakeStore {
                 selectable,
                 uidvalidity,
                 messages: BTreeMap::new(),
+                flags: HashMap::new(),
+                list_flags: Vec::new(),
             },
         );
     }
@@ -133,7 +144,8 @@ impl MailStore for FakeStore {
                 .map(|(&uid, m)| MessageSummary {
                     uid,
                     internal_date: m.internal_date,
-                    rfc822_size: 0,
+                    // The whole message when the test gives it (section ""), else unknown.
+                    rfc822_size: m.sections.get("").map_or(0, |s| s.len() as u64),
                 })
                 .collect(),
         })
@@ -162,6 +174,75 @@ impl MailStore for FakeStore {
                 })
                 .collect()
         })
+    }
+
+    fn fetch_briefs(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<Vec<MessageBrief>> {
+        self.counters.lock().unwrap().fetch_briefs += 1;
+        std::thread::sleep(*self.briefs_delay.lock().unwrap());
+        self.with_folder(folder, Some(uidvalidity), |f| {
+            uids.iter()
+                .filter_map(|uid| {
+                    let m = f.messages.get(uid)?;
+                    Some(MessageBrief {
+                        uid: *uid,
+                        flags: f.flags.get(uid).cloned().unwrap_or_default(),
+                        internal_date: m.internal_date,
+                        zone_offset: 3600,
+                        rfc822_size: m.sections.get("").map_or(0, |s| s.len() as u64),
+                        fields: m.header.clone(),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn fetch_flags(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        _changed_since: Option<u64>,
+    ) -> Result<FlagsAnswer> {
+        self.counters.lock().unwrap().fetch_flags += 1;
+        self.with_folder(folder, Some(uidvalidity), |f| FlagsAnswer {
+            flags: uids
+                .iter()
+                .filter(|u| f.messages.contains_key(u))
+                .map(|u| (*u, f.flags.get(u).cloned().unwrap_or_default()))
+                .collect(),
+            modseq: None,
+        })
+    }
+
+    fn folder_counts(&self) -> Result<Vec<FolderCounts>> {
+        self.counters.lock().unwrap().folder_counts += 1;
+        let folders = self.folders.lock().unwrap();
+        Ok(folders
+            .iter()
+            .map(|(name, f)| {
+                let unseen = f
+                    .messages
+                    .keys()
+                    .filter(|u| {
+                        !f.flags
+                            .get(u)
+                            .is_some_and(|fl| fl.iter().any(|x| x == "\\Seen"))
+                    })
+                    .count() as u32;
+                FolderCounts {
+                    name: name.clone(),
+                    delimiter: Some('/'),
+                    flags: f.list_flags.clone(),
+                    messages: f.selectable.then_some(f.messages.len() as u32),
+                    unseen: f.selectable.then_some(unseen),
+                }
+            })
+            .collect())
     }
 
     fn fetch_ranges(

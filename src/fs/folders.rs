@@ -41,6 +41,8 @@ impl FolderIds {
 pub struct FolderTree {
     /// Every folder by id; the root (id 0) holds the top-level folders.
     pub folders: HashMap<u32, Folder>,
+    /// Folder ids by raw server path (levels split at the delimiter).
+    by_raw_path: HashMap<Vec<String>, u32>,
 }
 
 /// Collisions already logged (a LIST is repeated often; warn once per pair).
@@ -69,8 +71,10 @@ impl FolderTree {
         }
         let mut folders: HashMap<u32, Folder> = HashMap::new();
         folders.insert(ROOT_FOLDER, empty_folder());
+        let mut by_raw_path = HashMap::new();
         for (path, raw) in &nodes {
             let id = ids.id_of(path);
+            by_raw_path.insert(path.clone(), id);
             folders.entry(id).or_insert_with(empty_folder).raw = raw.clone();
         }
         for (parent, kids) in by_parent {
@@ -94,11 +98,37 @@ impl FolderTree {
                 .or_insert_with(empty_folder)
                 .children = children;
         }
-        FolderTree { folders }
+        FolderTree {
+            folders,
+            by_raw_path,
+        }
+    }
+
+    /// The id of the folder LIST reported as `entry`.
+    pub fn find(&self, entry: &FolderEntry) -> Option<u32> {
+        self.by_raw_path.get(&raw_path(entry)).copied()
     }
 
     pub fn get(&self, id: u32) -> Option<&Folder> {
         self.folders.get(&id)
+    }
+
+    /// The path components (as children are named in the tree, before the escapes applied at
+    /// listing time) of every folder, by id; the root's is empty.
+    pub fn paths(&self) -> HashMap<u32, Vec<String>> {
+        let mut out = HashMap::new();
+        let mut stack = vec![(ROOT_FOLDER, Vec::new())];
+        while let Some((id, path)) = stack.pop() {
+            if let Some(f) = self.folders.get(&id) {
+                for (name, &child) in &f.children {
+                    let mut p: Vec<String> = path.clone();
+                    p.push(name.clone());
+                    stack.push((child, p));
+                }
+            }
+            out.insert(id, path);
+        }
+        out
     }
 }
 

@@ -20,6 +20,18 @@ pub enum Node {
         uid: u32,
         file: u32,
     },
+    /// Generated entry `item` of a message directory (FLAGS, BODYSTRUCTURE, `.utf8`, links;
+    /// see `layout::message_extras`).
+    Extra {
+        folder: u32,
+        uidvalidity: u32,
+        uid: u32,
+        item: u32,
+    },
+    /// `FOLDERS` at the root.
+    Folders,
+    /// `INDEX` of a selectable folder, by folder id.
+    Index(u32),
 }
 
 pub const ROOT_INO: u64 = 1;

@@ -210,3 +210,37 @@ fn range(uid: u32, section: &str, offset: u64, len: u64) -> RangeRequest {
         binary: false,
     }
 }
+
+/// Add the files every message directory has beside its parts (see `fs::layout`): `RFC822`
+/// (its size is RFC822.SIZE), `TEXT` (RFC822.SIZE less the header) unless the directory has it
+/// already, and `N.MIME` for each of `mime_sections` (sized by fetching them whole, when first
+/// wanted). An unknown RFC822.SIZE leaves those sizes to be fetched the same way.
+pub fn add_browse_files(
+    info: &mut MessageInfo,
+    rfc822_size: Option<u64>,
+    mime_sections: &[String],
+) {
+    let header = info.files.first().map(FileInfo::size).unwrap_or(0);
+    let sized = |name: &str, section: &str, size: Option<u64>| match size {
+        Some(size) => ready_file(name, section, size),
+        None => FileInfo {
+            name: name.into(),
+            section: section.into(),
+            encoding: Encoding::Identity,
+            encoded_size: 0,
+            need: Some(Need::Whole),
+            size: OnceLock::new(),
+            locator: RwLock::new(Locator::Identity { size: 0 }),
+        },
+    };
+    let rfc822_size = rfc822_size.filter(|&s| s > 0 && s >= header);
+    if info.file_index("TEXT").is_none() {
+        let text = rfc822_size.map(|s| s - header);
+        info.files.push(sized("TEXT", "TEXT", text));
+    }
+    info.files.push(sized("RFC822", "", rfc822_size));
+    for section in mime_sections {
+        let name = format!("{section}.MIME");
+        info.files.push(sized(&name, &name, None));
+    }
+}

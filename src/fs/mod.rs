@@ -9,6 +9,7 @@ pub mod fake;
 mod folders;
 mod inflight;
 mod inodes;
+pub mod layout;
 mod message;
 mod permits;
 mod walk;
@@ -63,6 +64,7 @@ pub type FsResult<T> = Result<T, FsError>;
 pub enum Kind {
     Dir,
     File,
+    Symlink,
 }
 
 /// What `stat` shows for a node.
@@ -86,6 +88,8 @@ pub enum Ttl {
     Long,
     /// Changes with the mailbox: the root and folder directories.
     Short,
+    /// Changes at any time, so never cached: FLAGS, INDEX, FOLDERS.
+    Live,
 }
 
 /// Something the kernel caches that is no longer true. Sent from the core, carried out by a
@@ -105,5 +109,7 @@ pub struct DirEntry {
     pub name: String,
 }
 
+#[cfg(test)]
+mod browse_tests;
 #[cfg(test)]
 mod tests;

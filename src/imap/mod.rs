@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+mod browse;
 mod caps;
 mod clock;
 mod cmd;

@@ -314,7 +314,6 @@ pub(super) fn parse_u32(b: &[u8]) -> Option<u32> {
 }
 
 /// Parse one value (atom, string, literal, NIL or list) from the whole of `data`.
-#[cfg(test)]
 pub fn parse_value(data: &[u8]) -> Result<Value, ParseError> {
     let mut p = Parser::new(data);
     let v = p.value(0)?;

@@ -16,8 +16,8 @@ use super::uidset;
 use super::{ConnectError, ServerConfig};
 use crate::sexp::Value;
 use crate::store::{
-    FolderEntry, FolderListing, FolderStatus, MailStore, MessageSummary, RangeRequest, Result,
-    StoreError, StructureData,
+    FlagsAnswer, FolderCounts, FolderEntry, FolderListing, FolderStatus, MailStore, MessageBrief,
+    MessageSummary, RangeRequest, Result, StoreError, StructureData,
 };
 
 /// Wait before the first retry of an idempotent command after a transient failure; each later
@@ -35,6 +35,8 @@ pub struct ImapStore {
     gave_up: Mutex<Option<(Instant, String)>>,
     /// The connection that IDLEs, outside the pool; `Err` once the server refused IDLE.
     idler: Mutex<std::result::Result<Option<Conn>, ()>>,
+    /// What the server offers for browsing (asked once; see `browse`).
+    pub(super) caps: std::sync::OnceLock<super::browse::Caps>,
 }
 
 /// After an operation gave up on the server, others fail at once for this long instead of each
@@ -51,6 +53,7 @@ impl ImapStore {
                 pool,
                 gave_up: Mutex::new(None),
                 idler: Mutex::new(Ok(None)),
+                caps: std::sync::OnceLock::new(),
             })
             .map_err(|f| ConnectError(f.msg))
     }
@@ -68,7 +71,7 @@ impl ImapStore {
     /// Run `op` on a connection (preferring one that has `folder` EXAMINEd), retrying on a
     /// fresh one after transient (connection) errors. With `uidvalidity`, the connection has
     /// `folder` EXAMINEd first and its UIDVALIDITY must be that one; without, `op` EXAMINEs.
-    fn with_conn<T>(
+    pub(super) fn with_conn<T>(
         &self,
         folder: Option<&str>,
         uidvalidity: Option<u32>,
@@ -123,7 +126,7 @@ impl ImapStore {
     /// Run `job` on each of `jobs`, several at once over the pool's connections (round trips
     /// overlap instead of adding up); results in job order. The first error stops the rest and
     /// is returned.
-    fn in_parallel<T: Sync, R: Send>(
+    pub(super) fn in_parallel<T: Sync, R: Send>(
         &self,
         jobs: &[T],
         job: impl Fn(&T) -> Result<R> + Sync,
@@ -414,5 +417,33 @@ impl MailStore for ImapStore {
         self.in_parallel(&plan.groups(self.pool.limit()), run)?;
         let got = got.into_inner().unwrap_or_else(|e| e.into_inner());
         Ok(plan.answers(got))
+    }
+
+    // Browsing: see `browse`.
+    fn fetch_briefs(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<Vec<MessageBrief>> {
+        self.browse_briefs(folder, uidvalidity, uids)
+    }
+
+    fn fetch_flags(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        changed_since: Option<u64>,
+    ) -> Result<FlagsAnswer> {
+        self.browse_flags(folder, uidvalidity, uids, changed_since)
+    }
+
+    fn folder_status_modseq(&self, folder: &str) -> Result<(FolderStatus, Option<u64>)> {
+        self.browse_status(folder)
+    }
+
+    fn folder_counts(&self) -> Result<Vec<FolderCounts>> {
+        self.browse_counts()
     }
 }

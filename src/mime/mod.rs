@@ -10,9 +10,11 @@
 
 mod base64;
 mod decoder;
+pub mod header;
 mod index;
 mod layout;
 mod locator;
+mod outline;
 mod qp;
 mod structure;
 #[cfg(test)]
@@ -20,6 +22,7 @@ mod testutil;
 
 pub use index::{DecodeIndex, IndexBuilder};
 pub use layout::Base64Layout;
+pub use outline::{outline, NodeInfo};
 
 use crate::sexp::Value;
 

@@ -693,6 +693,20 @@ def describe_mismatch(path, want, got):
         path, len(want), len(got), i, want[i : i + 24], got[i : i + 24])
 
 
+# Files of the browsing layout (README, "Browsing"): compared by test_browse.py, left out elsewhere.
+BROWSE_NAME = re.compile(r"^(INDEX|FOLDERS|TEXT|RFC822|FLAGS|BODYSTRUCTURE|.+\.(MIME|utf8))$")
+
+
+def is_browse(path):
+    """True for an INDEX/FOLDERS/FLAGS/... file or an attachment link."""
+    return bool(BROWSE_NAME.match(os.path.basename(path))) or os.path.islink(path)
+
+
+def uid_names(d):
+    """The message directories of a folder directory, as sorted UIDs."""
+    return sorted(int(n) for n in os.listdir(d) if n.isdigit())
+
+
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()
@@ -707,7 +721,7 @@ def check_messages(root, folder, msgs, stats=None):
         d = os.path.join(fdir, str(uid))
         rel = "%s/%d" % (folder_path(folder), uid)
         try:
-            names = set(os.listdir(d))
+            names = set(n for n in os.listdir(d) if n in m.files or not is_browse(os.path.join(d, n)))
         except OSError as e:
             problems.append("%s: cannot list: %s" % (rel, e))
             continue

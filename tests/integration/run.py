@@ -25,6 +25,7 @@ TIERS = {
     "faults": ["E_Faults", "F_Load"],
     "errors": ["C_Errors"],
     "lifecycle": ["D_Lifecycle"],
+    "browse": ["X_Browse"],
     "extensions": ["X_Extensions"],  # only when asked for; needs --server dovecot-min
 }
 
@@ -64,6 +65,7 @@ def main():
     # imported only now: the harness reads IMAPFS_TEST_SERVER when it is loaded
     global harness
     import harness  # noqa: E402
+    import test_browse  # noqa: E402
     import test_corpus  # noqa: E402
     import test_faults  # noqa: E402
     import test_mount  # noqa: E402
@@ -84,7 +86,7 @@ def main():
     # explicit order: content first, the flags check last
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
                test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
-               test_faults.E_Faults, test_faults.F_Load, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
+               test_faults.E_Faults, test_faults.F_Load, test_browse.X_Browse, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     if tiers is not None:
         if "extensions" in tiers:
             classes.insert(-1, test_servers.X_Extensions)

@@ -89,6 +89,10 @@ impl MailFs {
                 last_access: Mutex::new(Instant::now()),
                 walk: Mutex::new(Walk::default()),
                 meta_walk: Mutex::new(MetaWalk::default()),
+                extras: Mutex::new(HashMap::new()),
+                flags: Mutex::new(None),
+                summary: Mutex::new(None),
+                modseq: AtomicU64::new(0),
             })
         });
         *lock(&state.last_access) = Instant::now();
@@ -152,7 +156,8 @@ impl MailFs {
         let Some(old) = old.map(|l| &l.data).filter(|d| d.uidnext > 0) else {
             return self.store.list_messages(&fs.raw).map(Some);
         };
-        let st = self.store.folder_status(&fs.raw)?;
+        let (st, modseq) = self.store.folder_status_modseq(&fs.raw)?;
+        fs.modseq.store(modseq.unwrap_or(0), Ordering::Relaxed);
         if st.uidvalidity != old.uidvalidity || st.uidnext == 0 {
             return self.store.list_messages(&fs.raw).map(Some);
         }
@@ -207,7 +212,10 @@ impl MailFs {
                 old.uidvalidity,
                 new.uidvalidity
             );
-            lock(&fs.infos).clear();
+            let mut infos = lock(&fs.infos);
+            infos.clear();
+            lock(&fs.extras).clear();
+            drop(infos);
             self.cache.drop_folder(fs.id);
         }
         let gone: Vec<u32> = old
@@ -218,8 +226,10 @@ impl MailFs {
             .collect();
         if !renewed {
             let mut infos = lock(&fs.infos);
+            let mut extras = lock(&fs.extras);
             for uid in &gone {
                 infos.remove(uid);
+                extras.remove(uid);
             }
         }
         let Some(folder_ino) = lock(&self.inodes).existing(&Node::Folder(fs.id)) else {

@@ -81,12 +81,32 @@ impl MailFs {
                 }
             }
         }
+        let mut outlines: HashMap<u32, _> = good
+            .iter()
+            .map(|(u, data)| (*u, super::browse::outline_of(data)))
+            .collect();
         let mut built = build_batch(good, |u| self.ctx(fs, uidvalidity, u));
         built.extend(
             broken
                 .iter()
                 .filter_map(|&u| Some((u, self.header_only(fs, uidvalidity, u)?))),
         );
+        let rfc822_sizes: HashMap<u32, u64> = match lock(&fs.listing).as_ref() {
+            Some(l) => batch
+                .iter()
+                .filter_map(|u| Some((*u, l.message(*u)?.rfc822_size)))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let extras: Vec<_> = built
+            .iter_mut()
+            .map(|(u, info)| {
+                let (nodes, mime) = outlines.remove(u).unwrap_or_default();
+                let size = rfc822_sizes.get(u).copied();
+                let e = super::browse::complete_message(info, nodes, &mime, size);
+                (*u, Arc::new(e))
+            })
+            .collect();
         // Kept only if the folder still has this UIDVALIDITY: a refresh that saw it change
         // clears `infos` while holding the listing lock, so check and insert under it too
         // (a window fetched in the background may finish after such a change).
@@ -95,9 +115,12 @@ impl MailFs {
             return Err(FsError::Stale);
         }
         let mut infos = lock(&fs.infos);
-        for (u, info) in built {
+        let mut extras_map = lock(&fs.extras);
+        for ((u, info), (_, e)) in built.into_iter().zip(extras) {
             infos.insert(u, info);
+            extras_map.insert(u, e);
         }
+        drop(extras_map);
         drop(infos);
         drop(listing);
         self.remember(fs.id, batch);
@@ -166,7 +189,16 @@ impl MailFs {
             }
             Err(_) => vec![(uid, info.clone())],
         };
-        settle(&batch, &[&f.name], |u| self.ctx(fs, uidvalidity, u))?;
+        // MIME headers are small and fetched whole: settle them along with any other file of
+        // the message, so that `ls -l` of its directory adds no round trip for them.
+        let mut names: Vec<&str> = vec![&f.name];
+        names.extend(
+            info.files
+                .iter()
+                .filter(|g| g.name != f.name && g.name.ends_with(".MIME") && g.size.get().is_none())
+                .map(|g| g.name.as_str()),
+        );
+        settle(&batch, &names, |u| self.ctx(fs, uidvalidity, u))?;
         f.size
             .get()
             .copied()
@@ -195,7 +227,9 @@ impl MailFs {
         let folders: HashMap<u32, Arc<FolderState>> = lock(&self.folders).clone();
         for (f, uid) in evicted {
             if let Some(state) = folders.get(&f) {
-                lock(&state.infos).remove(&uid);
+                let mut infos = lock(&state.infos);
+                infos.remove(&uid);
+                lock(&state.extras).remove(&uid);
             }
         }
     }

@@ -1,9 +1,13 @@
 //! [`MailFs`]: lookup, getattr, readdir, open/read/release over a [`MailStore`], in terms the
 //! FUSE adapter passes straight on to the kernel.
 
+mod browse;
+mod dirs;
+mod folders_file;
 mod live;
 mod messages;
 mod reading;
+mod summary;
 mod walkahead;
 
 use std::collections::{HashMap, HashSet};
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::ChunkCache;
 use crate::mime::{Locator, RangePlan};
-use crate::names::{component_beside_uid, folder_level};
+use crate::names::folder_level;
 use crate::store::{FolderListing, MailStore, MessageSummary, RangeRequest, StoreError};
 
 use super::Invalidation;
@@ -24,10 +28,13 @@ use super::content::{MsgCtx, UNKNOWN_SIZE_GUESS};
 use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
 use super::inflight::InFlight;
 use super::inodes::{InodeTable, Node, ROOT_INO};
+use super::layout;
 use super::message::{build_batch, settle, MessageInfo};
 use super::permits::Permits;
 use super::walk::Walk;
 use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
+use browse::{MsgExtras, Snapshot};
+use summary::{FolderFlags, Summary};
 use walkahead::{MetaAhead, MetaWalk};
 
 /// Messages whose structure is fetched together when one of them is first needed.
@@ -72,6 +79,10 @@ pub struct MailFs {
     /// Where reads and walks hand their read-ahead to background workers (see
     /// `start_readahead`).
     readahead_tx: Mutex<Option<Sender<Background>>>,
+    /// What each open generated file (FLAGS, INDEX, ...) shows, fixed at open.
+    snapshots: Mutex<HashMap<u64, Snapshot>>,
+    /// FOLDERS as last built, and when.
+    folders_file: Mutex<Option<(Instant, Arc<Vec<u8>>)>>,
 }
 
 /// Work for the background workers.
@@ -117,6 +128,14 @@ struct FolderState {
     walk: Mutex<Walk>,
     /// Message directories walked in order (`find`, `ls -lR`).
     meta_walk: Mutex<MetaWalk>,
+    /// Generated entries of the message directories in `infos` (kept and dropped with them).
+    extras: Mutex<HashMap<u32, Arc<MsgExtras>>>,
+    /// Flags of every message, once someone looked at FLAGS or INDEX.
+    flags: Mutex<Option<Arc<FolderFlags>>>,
+    /// INDEX, once someone looked at it.
+    summary: Mutex<Option<Arc<Summary>>>,
+    /// HIGHESTMODSEQ at the last STATUS (0: unknown or no CONDSTORE).
+    modseq: AtomicU64,
 }
 
 struct Listing {
@@ -216,6 +235,8 @@ impl MailFs {
             invalidations: Mutex::new(None),
             known: Mutex::new(lru::LruCache::unbounded()),
             readahead_tx: Mutex::new(None),
+            snapshots: Mutex::new(HashMap::new()),
+            folders_file: Mutex::new(None),
         }
     }
 
@@ -302,6 +323,14 @@ impl MailFs {
                 let size = self.file_size(&fs, uidvalidity, uid, &info, file as usize)?;
                 Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
+            Node::Extra {
+                folder,
+                uidvalidity,
+                uid,
+                item,
+            } => self.extra_attr(ino, folder, uidvalidity, uid, item),
+            Node::Folders => self.folders_attr(ino),
+            Node::Index(id) => self.index_attr(ino, id),
         }
     }
 
@@ -316,7 +345,16 @@ impl MailFs {
             } => {
                 let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
                 let info = self.message_info(&fs, uidvalidity, uid)?;
-                let file = info.file_index(name).ok_or(FsError::NotFound)?;
+                let Some(file) = info.file_index(name) else {
+                    let item = self.extra_index(&fs, uidvalidity, uid, name)?;
+                    let ino = self.ino(Node::Extra {
+                        folder,
+                        uidvalidity,
+                        uid,
+                        item,
+                    });
+                    return self.extra_attr(ino, folder, uidvalidity, uid, item);
+                };
                 let ino = self.ino(Node::File {
                     folder,
                     uidvalidity,
@@ -326,11 +364,14 @@ impl MailFs {
                 let size = self.file_size(&fs, uidvalidity, uid, &info, file)?;
                 Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
-            Node::File { .. } => Err(FsError::NotDir),
+            _ => Err(FsError::NotDir),
         }
     }
 
     fn lookup_in_folder(&self, id: u32, name: &str) -> FsResult<(Attr, Ttl)> {
+        if id == ROOT_FOLDER && name == layout::FOLDERS {
+            return self.folders_attr(self.ino(Node::Folders));
+        }
         let tree = self.tree()?;
         let folder = tree.get(id).ok_or(FsError::NotFound)?;
         let state = self.folder_state(id)?;
@@ -351,8 +392,17 @@ impl MailFs {
                 return Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long));
             }
         }
+        if name == layout::INDEX && state.is_some() {
+            return self.index_attr(self.ino(Node::Index(id)), id);
+        }
+        if layout::RESERVED.contains(&name) {
+            return Err(FsError::NotFound);
+        }
         let child = match folder.children.get(name) {
             Some(&child) => Some(child),
+            None if layout::reserved_component(name).is_some() => {
+                layout::reserved_component(name).and_then(|c| folder.children.get(c).copied())
+            }
             None => folder_level(name)
                 .filter(|plain| parse_uid(plain).is_some_and(has_uid))
                 .and_then(|plain| folder.children.get(&plain).copied()),
@@ -360,119 +410,5 @@ impl MailFs {
         let child = child.ok_or(FsError::NotFound)?;
         let ino = self.ino(Node::Folder(child));
         Ok((self.dir_attr(ino, self.mount_time), Ttl::Short))
-    }
-
-    /// Attributes of directory entries (from [`readdir`](Self::readdir) of `parent`), for
-    /// READDIRPLUS: one look at the folder's listing serves all its message directories. `None`
-    /// for an entry that is gone.
-    pub fn attrs_of(&self, parent: u64, entries: &[DirEntry]) -> Vec<Option<(Attr, Ttl)>> {
-        let folder = match self.node(parent) {
-            Ok(Node::Root) => Some(ROOT_FOLDER),
-            Ok(Node::Folder(id)) => Some(id),
-            _ => None,
-        };
-        let listing = folder
-            .and_then(|id| self.folder_state(id).ok().flatten())
-            .and_then(|fs| self.listing(&fs).ok());
-        entries
-            .iter()
-            .map(|e| {
-                if folder.is_none() || e.name == "." || e.name == ".." {
-                    return match e.name.as_str() {
-                        "." | ".." => self.getattr(e.ino).ok(),
-                        name => self.lookup(parent, name).ok(),
-                    };
-                }
-                match self.node(e.ino).ok()? {
-                    Node::Message { uid, .. } => {
-                        let summary = listing.as_ref()?.message(uid)?;
-                        Some((self.dir_attr(e.ino, summary.internal_date), Ttl::Long))
-                    }
-                    Node::Folder(_) => Some((self.dir_attr(e.ino, self.mount_time), Ttl::Short)),
-                    _ => None,
-                }
-            })
-            .collect()
-    }
-
-    /// Every entry of a directory, `.` and `..` first.
-    pub fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
-        let node = self.node(ino)?;
-        let mut out = vec![
-            DirEntry {
-                ino,
-                kind: Kind::Dir,
-                name: ".".into(),
-            },
-            DirEntry {
-                ino: ROOT_INO,
-                kind: Kind::Dir,
-                name: "..".into(),
-            },
-        ];
-        match node {
-            Node::Root | Node::Folder(_) => {
-                let id = match node {
-                    Node::Folder(id) => id,
-                    _ => ROOT_FOLDER,
-                };
-                let tree = self.tree()?;
-                let folder = tree.get(id).ok_or(FsError::NotFound)?;
-                let listing = match self.folder_state(id)? {
-                    Some(fs) => Some(self.listing(&fs)?),
-                    None => None,
-                };
-                for (name, &child) in &folder.children {
-                    let beside_message = parse_uid(name).is_some_and(|uid| {
-                        listing.as_ref().is_some_and(|l| l.message(uid).is_some())
-                    });
-                    out.push(DirEntry {
-                        ino: self.ino(Node::Folder(child)),
-                        kind: Kind::Dir,
-                        name: match beside_message {
-                            true => component_beside_uid(name),
-                            false => name.clone(),
-                        },
-                    });
-                }
-                if let Some(listing) = listing {
-                    let uidvalidity = listing.data.uidvalidity;
-                    let mut inodes = lock(&self.inodes);
-                    for m in &listing.data.messages {
-                        out.push(DirEntry {
-                            ino: inodes.ino_of(Node::Message {
-                                folder: id,
-                                uidvalidity,
-                                uid: m.uid,
-                            }),
-                            kind: Kind::Dir,
-                            name: m.uid.to_string(),
-                        });
-                    }
-                }
-            }
-            Node::Message {
-                folder,
-                uidvalidity,
-                uid,
-            } => {
-                let (fs, _) = self.summary(folder, uidvalidity, uid)?;
-                let info = self.message_info(&fs, uidvalidity, uid)?;
-                for (i, f) in info.files.iter().enumerate() {
-                    out.push(DirEntry {
-                        ino: self.ino(Node::File {
-                            folder,
-                            uidvalidity,
-                            uid,
-                            file: i as u32,
-                        }),
-                        kind: Kind::File,
-                        name: f.name.clone(),
-                    });
-                }
-            }
-            Node::File { .. } => return Err(FsError::NotDir),
-        }
-        Ok(out)
     }
 }

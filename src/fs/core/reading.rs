@@ -60,6 +60,12 @@ impl MailFs {
     /// Open a file for reading; the handle tracks sequential access for read-ahead.
     pub fn open(&self, ino: u64) -> FsResult<u64> {
         match self.node(ino)? {
+            node @ (Node::Extra { .. } | Node::Folders | Node::Index(_)) => {
+                let snap = self.snapshot(node)?.ok_or(FsError::IsDir)?;
+                let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+                lock(&self.snapshots).insert(fh, snap);
+                Ok(fh)
+            }
             Node::File { .. } => {
                 let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
                 lock(&self.handles).insert(fh, ReadState::default());
@@ -71,10 +77,14 @@ impl MailFs {
 
     pub fn release(&self, fh: u64) {
         lock(&self.handles).remove(&fh);
+        lock(&self.snapshots).remove(&fh);
     }
 
     /// Up to `size` bytes at `offset`; fewer only at the end of the file.
     pub fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        if let Some(bytes) = self.read_snapshot(fh, offset, size) {
+            return Ok(bytes);
+        }
         let Node::File {
             folder,
             uidvalidity,

@@ -1,0 +1,150 @@
+//! Directory listings: the root, folder directories and message directories, with the names
+//! [`layout`] gives them, and their attributes in one go for READDIRPLUS.
+
+use super::*;
+
+impl MailFs {
+    /// Attributes of directory entries (from [`readdir`](Self::readdir) of `parent`), for
+    /// READDIRPLUS: one look at the folder's listing serves all its message directories. `None`
+    /// for an entry that is gone.
+    pub fn attrs_of(&self, parent: u64, entries: &[DirEntry]) -> Vec<Option<(Attr, Ttl)>> {
+        let folder = match self.node(parent) {
+            Ok(Node::Root) => Some(ROOT_FOLDER),
+            Ok(Node::Folder(id)) => Some(id),
+            _ => None,
+        };
+        let listing = folder
+            .and_then(|id| self.folder_state(id).ok().flatten())
+            .and_then(|fs| self.listing(&fs).ok());
+        entries
+            .iter()
+            .map(|e| {
+                if let Some(a) = self.listed_attr(e.ino) {
+                    return Some(a);
+                }
+                if folder.is_none() || e.name == "." || e.name == ".." {
+                    return match e.name.as_str() {
+                        "." | ".." => self.getattr(e.ino).ok(),
+                        name => self.lookup(parent, name).ok(),
+                    };
+                }
+                match self.node(e.ino).ok()? {
+                    Node::Message { uid, .. } => {
+                        let summary = listing.as_ref()?.message(uid)?;
+                        Some((self.dir_attr(e.ino, summary.internal_date), Ttl::Long))
+                    }
+                    Node::Folder(_) => Some((self.dir_attr(e.ino, self.mount_time), Ttl::Short)),
+                    _ => self.getattr(e.ino).ok(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every entry of a directory, `.` and `..` first.
+    pub fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        let node = self.node(ino)?;
+        let mut out = vec![
+            DirEntry {
+                ino,
+                kind: Kind::Dir,
+                name: ".".into(),
+            },
+            DirEntry {
+                ino: ROOT_INO,
+                kind: Kind::Dir,
+                name: "..".into(),
+            },
+        ];
+        match node {
+            Node::Root | Node::Folder(_) => {
+                let id = match node {
+                    Node::Folder(id) => id,
+                    _ => ROOT_FOLDER,
+                };
+                let tree = self.tree()?;
+                let folder = tree.get(id).ok_or(FsError::NotFound)?;
+                let listing = match self.folder_state(id)? {
+                    Some(fs) => Some(self.listing(&fs)?),
+                    None => None,
+                };
+                if id == ROOT_FOLDER {
+                    out.push(DirEntry {
+                        ino: self.ino(Node::Folders),
+                        kind: Kind::File,
+                        name: layout::FOLDERS.into(),
+                    });
+                }
+                if listing.is_some() {
+                    out.push(DirEntry {
+                        ino: self.ino(Node::Index(id)),
+                        kind: Kind::File,
+                        name: layout::INDEX.into(),
+                    });
+                }
+                for (name, &child) in &folder.children {
+                    let beside_message = parse_uid(name).is_some_and(|uid| {
+                        listing.as_ref().is_some_and(|l| l.message(uid).is_some())
+                    });
+                    out.push(DirEntry {
+                        ino: self.ino(Node::Folder(child)),
+                        kind: Kind::Dir,
+                        name: layout::subfolder_name(name, beside_message),
+                    });
+                }
+                if let Some(listing) = listing {
+                    let uidvalidity = listing.data.uidvalidity;
+                    let mut inodes = lock(&self.inodes);
+                    for m in &listing.data.messages {
+                        out.push(DirEntry {
+                            ino: inodes.ino_of(Node::Message {
+                                folder: id,
+                                uidvalidity,
+                                uid: m.uid,
+                            }),
+                            kind: Kind::Dir,
+                            name: m.uid.to_string(),
+                        });
+                    }
+                }
+            }
+            Node::Message {
+                folder,
+                uidvalidity,
+                uid,
+            } => {
+                let (fs, _) = self.summary(folder, uidvalidity, uid)?;
+                let info = self.message_info(&fs, uidvalidity, uid)?;
+                for (i, f) in info.files.iter().enumerate() {
+                    out.push(DirEntry {
+                        ino: self.ino(Node::File {
+                            folder,
+                            uidvalidity,
+                            uid,
+                            file: i as u32,
+                        }),
+                        kind: Kind::File,
+                        name: f.name.clone(),
+                    });
+                }
+                let extras = self.message_extras(&fs, uidvalidity, uid)?;
+                for (i, (name, extra)) in extras.items.iter().enumerate() {
+                    out.push(DirEntry {
+                        ino: self.ino(Node::Extra {
+                            folder,
+                            uidvalidity,
+                            uid,
+                            item: i as u32,
+                        }),
+                        kind: match extra {
+                            layout::Extra::Link { .. } => Kind::Symlink,
+                            _ => Kind::File,
+                        },
+                        name: name.clone(),
+                    });
+                }
+            }
+            _ => return Err(FsError::NotDir),
+        }
+        Ok(out)
+    }
+}
