@@ -13,6 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import test_content_hostile  # noqa: E402
 import test_corpus  # noqa: E402
 import test_faults  # noqa: E402
 import test_mount  # noqa: E402
@@ -51,7 +52,7 @@ def main():
         loader.testNamePatterns = ["*%s*" % pattern]
     # explicit order: content first, the flags check last
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
-               test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
+               test_content_hostile.H_ContentHostile, test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
                test_faults.E_Faults, test_faults.F_Load, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in classes)
     t0 = time.time()

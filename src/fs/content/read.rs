@@ -67,7 +67,7 @@ impl MsgCtx<'_> {
             if start >= end {
                 return Ok(Vec::new());
             }
-            match self.read_once(file, info, &snap, start, end, prefetch_end) {
+            match self.read_once(file, info, &snap, start, end, prefetch_end, true) {
                 Ok(bytes) if info.generation() == snap.generation => return Ok(bytes),
                 Ok(_) => {}
                 Err(e) if info.generation() != snap.generation => {
@@ -79,10 +79,25 @@ impl MsgCtx<'_> {
         Err(self.error(info, "cannot be read consistently"))
     }
 
+    /// Read-ahead: fetch and cache the chunks of `[from, to)` not cached yet. Nothing is
+    /// confirmed or copied out here; the reads that want these bytes do that.
+    pub fn fetch_window(&self, file: u32, info: &FileInfo, from: u64, to: u64) -> FsResult<()> {
+        let snap = info.snapshot();
+        let to = to.min(snap.size);
+        if from >= to {
+            return Ok(());
+        }
+        self.read_once(file, info, &snap, from, from + 1, to, false)
+            .map(drop)
+    }
+
     fn error(&self, info: &FileInfo, what: &str) -> FsError {
         FsError::Io(format!("UID {} section {} {what}", self.uid, info.section))
     }
 
+    /// The bytes `[start, end)` (end ≤ `snap.size`) under one generation; with `confirm`, a
+    /// layout's chunks are confirmed before they are served.
+    #[allow(clippy::too_many_arguments)]
     fn read_once(
         &self,
         file: u32,
@@ -91,6 +106,7 @@ impl MsgCtx<'_> {
         start: u64,
         end: u64,
         prefetch_end: u64,
+        confirm: bool,
     ) -> FsResult<Vec<u8>> {
         let g = snap.generation;
         let first = start / CHUNK;
@@ -133,7 +149,7 @@ impl MsgCtx<'_> {
                 };
             }
         }
-        if snap.is_guess() {
+        if snap.is_guess() && confirm {
             self.confirm(file, info, snap, first, &mut chunks[..wanted])?;
         }
         let mut out = Vec::with_capacity((end - start) as usize);

@@ -53,10 +53,9 @@ impl MailFs {
             return Ok(());
         }
         let ctx = self.ctx(&fs, job.uidvalidity, job.uid);
-        // Reading its first byte fetches (and caches) the whole window.
-        let result = ctx.read(job.file, f, job.from, job.from + 1, job.to.min(size));
+        let result = ctx.fetch_window(job.file, f, job.from, job.to.min(size));
         self.tell_corrections(job.folder, job.uidvalidity, job.uid, job.file, f);
-        result.map(drop)
+        result
     }
 
     /// A read found a file's size wrong and corrected it: the kernel must drop its attributes
