@@ -38,8 +38,9 @@ pub struct Counters {
     pub fetch_ranges: usize,
     /// Bytes of section data returned by fetch_ranges.
     pub range_bytes: u64,
-    /// Ranges asked for with `binary` (BINARY.PEEK).
+    /// Ranges asked for with `binary` (BINARY.PEEK), and the bytes they returned.
     pub binary_ranges: usize,
+    pub binary_bytes: u64,
 }
 
 /// What the fake answers to `BINARY.PEEK[section]` (see [`FakeStore::set_binary`]).
@@ -244,6 +245,10 @@ impl MailStore for FakeStore {
         let mut c = self.counters.lock().unwrap();
         c.fetch_ranges += 1;
         c.binary_ranges += reqs.iter().filter(|r| r.binary).count();
+        c.binary_bytes += (reqs.iter().zip(&answers))
+            .filter(|(r, _)| r.binary)
+            .map(|(_, a)| a.len() as u64)
+            .sum::<u64>();
         c.range_bytes += answers.iter().map(|a| a.len() as u64).sum::<u64>();
         Ok(answers)
     }

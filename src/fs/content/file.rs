@@ -107,6 +107,8 @@ struct State {
     islands: Runs,
     /// Layout only: chunks the server decoded (BINARY): exact wherever they are.
     exact: Runs,
+    /// The last of them fetched.
+    last_exact: Option<u64>,
     /// The server refused a BINARY fetch of this part (Dovecot: `NO [PARSE]` on broken base64).
     binary_refused: bool,
     /// The size was corrected and the kernel not told yet.
@@ -178,6 +180,7 @@ impl FileInfo {
                 prefix: 0,
                 islands: Runs::default(),
                 exact: Runs::default(),
+                last_exact: None,
                 binary_refused: false,
                 corrected: false,
                 broken: false,
@@ -230,6 +233,22 @@ impl FileInfo {
             && (!matches!(*st.locator, Locator::Layout(_)) || c < st.prefix || st.exact.contains(c))
     }
 
+    /// Is chunk `c` more than `slack` chunks past the confirmed prefix (layout only)?
+    pub fn beyond_prefix(&self, g: u32, c: u64, slack: u64) -> bool {
+        let st = self.state();
+        st.generation == g && matches!(*st.locator, Locator::Layout(_)) && c > st.prefix + slack
+    }
+
+    /// Does a read-ahead window from chunk `c` continue a reader served by the server's
+    /// decoding, beyond the confirmed prefix (shortly after the last exact chunk)?
+    pub fn reading_on_exact(&self, g: u32, c: u64) -> bool {
+        const NEAR: u64 = 128; // two read-ahead windows
+        let st = self.state();
+        st.generation == g
+            && c >= st.prefix
+            && st.last_exact.is_some_and(|e| e < c && c <= e + NEAR)
+    }
+
     /// Chunks `[lo, hi)` were decoded strictly by generation `g`'s layout.
     pub fn record_clean(&self, g: u32, lo: u64, hi: u64) {
         let mut st = self.state();
@@ -247,8 +266,9 @@ impl FileInfo {
     /// Chunks `[lo, hi)` were decoded by the server (exact under generation `g`'s size).
     pub fn record_exact(&self, g: u32, lo: u64, hi: u64) {
         let mut st = self.state();
-        if st.generation == g {
+        if st.generation == g && lo < hi {
             st.exact.insert(lo, hi);
+            st.last_exact = Some(hi - 1);
         }
     }
 
@@ -284,6 +304,7 @@ impl FileInfo {
         st.prefix = 0;
         st.islands = Runs::default();
         st.exact = Runs::default();
+        st.last_exact = None;
         if self.size.get() != Some(&new) {
             if self.size.correct(new) {
                 st.corrected = true;

@@ -36,6 +36,10 @@ const PIECE_CHUNKS: usize = 8;
 /// grow with the gap.
 const GAP_WINDOW: u64 = 64;
 
+/// A read starting this many chunks (2 MiB) past the confirmed prefix is a seek, not a
+/// sequential reader whose earlier reads are still in flight.
+const SEEK_CHUNKS: u64 = 16;
+
 /// How long to wait for another reader's fetch of a chunk before fetching it ourselves.
 const INFLIGHT_WAIT: Duration = Duration::from_secs(120);
 
@@ -87,8 +91,23 @@ impl MsgCtx<'_> {
         if from >= to {
             return Ok(());
         }
+        let (lo, hi) = (from / CHUNK, (to - 1) / CHUNK + 1);
+        if snap.is_guess() && self.binary_usable(info) && info.reading_on_exact(snap.generation, lo)
+        {
+            // A reader going on from bytes the server decoded (a seek past the unchecked
+            // lines): its reads fetch by BINARY, so the window too, or it would come twice.
+            for piece in (lo..hi).step_by(PIECE_CHUNKS) {
+                let end = (piece + PIECE_CHUNKS as u64).min(hi);
+                self.fetch_exact(file, info, &snap, piece, end)?;
+            }
+            return Ok(());
+        }
         self.read_once(file, info, &snap, from, from + 1, to, false)
             .map(drop)
+    }
+
+    fn binary_usable(&self, info: &FileInfo) -> bool {
+        self.store.offers_binary() && !info.binary_refused()
     }
 
     fn error(&self, info: &FileInfo, what: &str) -> FsError {
@@ -116,7 +135,16 @@ impl MsgCtx<'_> {
         let keys: Vec<ChunkKey> = (first..=last).map(|c| self.key(file, g, c)).collect();
         let mut chunks: Vec<Option<Arc<Vec<u8>>>> =
             keys.iter().map(|k| self.cache.get(k)).collect();
-        let missing: Vec<usize> = (0..chunks.len()).filter(|&i| chunks[i].is_none()).collect();
+        // A read well past the confirmed prefix (a seek) on a server that decodes: the bytes
+        // come by BINARY (in `confirm`), not by BODY first.
+        let seek = confirm
+            && snap.is_guess()
+            && self.binary_usable(info)
+            && info.beyond_prefix(g, first, SEEK_CHUNKS);
+        let missing: Vec<usize> = match seek {
+            true => Vec::new(),
+            false => (0..chunks.len()).filter(|&i| chunks[i].is_none()).collect(),
+        };
         if !missing.is_empty() {
             let missing_keys: Vec<ChunkKey> = missing.iter().map(|&i| keys[i].clone()).collect();
             let claimed = self.inflight.claim(&missing_keys);
@@ -151,6 +179,18 @@ impl MsgCtx<'_> {
         }
         if snap.is_guess() && confirm {
             self.confirm(file, info, snap, first, &mut chunks[..wanted])?;
+            // Chunks confirmed without their bytes at hand (checked as part of a gap).
+            for i in 0..wanted {
+                if chunks[i].is_none() {
+                    chunks[i] = match self.cache.get(&keys[i]) {
+                        Some(c) => Some(c),
+                        None => self
+                            .fetch_chunks(file, info, snap, first, &[i])?
+                            .pop()
+                            .map(|(_, c)| c),
+                    };
+                }
+            }
         }
         let mut out = Vec::with_capacity((end - start) as usize);
         for (k, chunk) in chunks.iter().enumerate().take(wanted) {
@@ -184,7 +224,8 @@ impl MsgCtx<'_> {
     ) -> FsResult<()> {
         let g = snap.generation;
         let stale = || self.error(info, "was re-indexed meanwhile");
-        for _ in 0..4 {
+        // Each round fetches something or waits for another reader's fetch.
+        for _ in 0..8 {
             let open: Vec<u64> = (first..first + chunks.len() as u64)
                 .filter(|&c| !info.servable(g, c))
                 .collect();
@@ -192,18 +233,16 @@ impl MsgCtx<'_> {
                 return Ok(());
             };
             let (prefix, _) = info.confirmation(g, lo).ok_or_else(stale)?;
-            // The gap: chunks before the last open one, neither checked nor exact.
+            // The gap: chunks up to the last open one not checked against the layout yet
+            // (chunks the server decoded too: they say nothing about the lines after them).
             let gap: Vec<u64> = (prefix..=hi)
-                .filter(|&c| {
-                    !info.servable(g, c) && !info.confirmation(g, c).is_some_and(|(_, isl)| isl)
-                })
+                .filter(|&c| !info.confirmation(g, c).is_some_and(|(_, island)| island))
                 .collect();
             let gap_keys: Vec<ChunkKey> = gap.iter().map(|&c| self.key(file, g, c)).collect();
             let claimed = self.inflight.claim(&gap_keys);
             let (mine, theirs): (Vec<usize>, Vec<usize>) =
                 (0..gap.len()).partition(|&i| claimed[i]);
-            let use_binary =
-                !mine.is_empty() && self.store.offers_binary() && !info.binary_refused();
+            let use_binary = !mine.is_empty() && self.binary_usable(info);
             if use_binary {
                 self.inflight.release(&gap_keys_of(&gap_keys, &mine));
                 match self.fetch_exact(file, info, snap, lo, hi + 1) {
@@ -274,14 +313,11 @@ impl MsgCtx<'_> {
         let _permit = self.permits.acquire();
         let bytes = self.fetch_section(&info.section, start, want + at_end as u64, true)?;
         if bytes.len() as u64 != want {
-            log::warn!(
-                "UID {} section {}: the server decodes {} bytes at {start} where {want} were \
-                 expected; re-indexing",
-                self.uid,
-                info.section,
+            let why = format!(
+                "the server decodes {} bytes at {start} where {want} were expected",
                 bytes.len()
             );
-            self.reindex(file, info, snap.generation)?;
+            self.reindex(file, info, snap.generation, &why)?;
             return Err(self.error(info, "was re-indexed"));
         }
         let chunks = self.cache_decoded(file, snap.generation, start, &bytes, snap.size);
@@ -361,16 +397,13 @@ impl MsgCtx<'_> {
         let decoded = match locator.decode(&plan, &fetched) {
             Some(decoded) if !longer => decoded,
             _ => {
-                log::warn!(
-                    "UID {} section {}: the part is not what its {} said; re-indexing",
-                    self.uid,
-                    info.section,
-                    match **locator {
-                        Locator::Layout(_) => "line layout",
-                        _ => "size",
+                let why = match **locator {
+                    Locator::Layout(_) => {
+                        "the part does not have the line layout of its head and tail"
                     }
-                );
-                self.reindex(file, info, snap.generation)?;
+                    _ => "the part does not have the size its structure gave",
+                };
+                self.reindex(file, info, snap.generation, why)?;
                 return Err(self.error(info, "was re-indexed"));
             }
         };
@@ -383,11 +416,16 @@ impl MsgCtx<'_> {
     }
 
     /// Replace generation `g`'s locator by a full scan's exact index (once, whoever comes first).
-    pub(super) fn reindex(&self, file: u32, info: &FileInfo, g: u32) -> FsResult<()> {
+    pub(super) fn reindex(&self, file: u32, info: &FileInfo, g: u32, why: &str) -> FsResult<()> {
         let _one_at_a_time = info.rescan_lock();
         if info.generation() != g {
             return Ok(());
         }
+        log::warn!(
+            "UID {} section {}: {why}; re-indexing it",
+            self.uid,
+            info.section
+        );
         let scanned = self.scan(file, g.wrapping_add(1), info)?;
         let (old, new) = (info.size(), scanned.decoded_size());
         if info.replace(g, scanned) && old != new {
