@@ -1,5 +1,7 @@
 //! Reading decoded content: chunk-aligned cache lookups, partial fetches mapped through each
-//! file's [`Locator`], and the full-scan fallback that builds an exact index.
+//! file's [`Locator`], and the full-scan fallback that builds an exact index. What a file knows
+//! about its bytes is in `file.rs`; the read path, and why it never serves other bytes than the
+//! part's, in `read.rs`.
 
 mod file;
 mod read;
