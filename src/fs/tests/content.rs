@@ -416,6 +416,7 @@ proptest! {
         eol in prop_oneof![Just("\r\n"), Just("\n")],
         how in proptest::collection::vec(spoils(), 0..3),
         binary in any::<bool>(),
+        workers in any::<bool>(),
         reads in proptest::collection::vec((0u64..600_000, 1u32..300_000), 1..6),
     ) {
         let data = pseudo_random(len, seed);
@@ -430,6 +431,11 @@ proptest! {
         }
         let store = store_with(&body, b"", binary);
         let (fs, _rx) = mount(&store);
+        let fs = Arc::new(fs);
+        if workers {
+            // Read-ahead in the background, racing the reads (as in a real mount).
+            fs.start_readahead(2);
+        }
         let ino = path_ino(&fs, "F/1/2").unwrap();
         for (offset, size) in reads {
             // Offsets up to what stat says now (it may still be the layout's guess).
