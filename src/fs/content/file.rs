@@ -22,9 +22,9 @@ use super::super::message::Need;
 /// the run farthest from the start is forgotten (that costs a refetch, never a wrong byte).
 const MAX_RUNS: usize = 256;
 
-/// Corrections of one file's size before it is given up on (EIO): one re-index gives the exact
-/// size, so a second correction means the server answers inconsistently.
-const SIZE_SLOTS: usize = 4;
+/// The settled size and up to two corrections, then the file is given up on (EIO): one
+/// re-index gives the exact size, so more means the server answers inconsistently.
+const SIZE_SLOTS: usize = 3;
 
 /// A file's decoded size: settled once, then replaced by each correction. Write-once slots, so
 /// [`get`](Self::get) hands out a reference without a lock.
@@ -101,20 +101,27 @@ impl Runs {
 struct State {
     generation: u32,
     locator: Arc<Locator>,
-    /// Layout only: chunks `[0, prefix)` are confirmed (decoded strictly, joined from the start).
-    prefix: u64,
-    /// Layout only: chunks decoded strictly beyond the prefix, not yet joined to it.
-    islands: Runs,
-    /// Layout only: chunks the server decoded (BINARY): exact wherever they are.
-    exact: Runs,
-    /// The last of them fetched.
-    last_exact: Option<u64>,
+    /// What is confirmed of a layout guess; `None` for exact locators (most files: boxed).
+    guess: Option<Box<Guess>>,
     /// The server refused a BINARY fetch of this part (Dovecot: `NO [PARSE]` on broken base64).
     binary_refused: bool,
     /// The size was corrected and the kernel not told yet.
     corrected: bool,
     /// The size needed correcting more often than makes sense: serve nothing.
     broken: bool,
+}
+
+/// Which chunks of a layout guess may be served.
+#[derive(Debug, Default)]
+struct Guess {
+    /// Chunks `[0, prefix)` are confirmed (decoded strictly, joined from the start).
+    prefix: u64,
+    /// Chunks decoded strictly beyond the prefix, not yet joined to it.
+    islands: Runs,
+    /// Chunks the server decoded (BINARY): exact wherever they are.
+    exact: Runs,
+    /// The last of them fetched.
+    last_exact: Option<u64>,
 }
 
 /// What one read works with: the generation and locator at its start and the size they give.
@@ -177,10 +184,7 @@ impl FileInfo {
                 locator: Arc::new(Locator::Identity {
                     size: size.unwrap_or(encoded_size),
                 }),
-                prefix: 0,
-                islands: Runs::default(),
-                exact: Runs::default(),
-                last_exact: None,
+                guess: None,
                 binary_refused: false,
                 corrected: false,
                 broken: false,
@@ -221,6 +225,7 @@ impl FileInfo {
         let mut st = self.state();
         if self.size.get().is_none() {
             let _ = self.size.slots[0].set(locator.decoded_size());
+            st.guess = matches!(locator, Locator::Layout(_)).then(Box::default);
             st.locator = Arc::new(locator);
         }
     }
@@ -230,13 +235,16 @@ impl FileInfo {
         let st = self.state();
         st.generation == g
             && !st.broken
-            && (!matches!(*st.locator, Locator::Layout(_)) || c < st.prefix || st.exact.contains(c))
+            && st
+                .guess
+                .as_ref()
+                .is_none_or(|gs| c < gs.prefix || gs.exact.contains(c))
     }
 
     /// Is chunk `c` more than `slack` chunks past the confirmed prefix (layout only)?
     pub fn beyond_prefix(&self, g: u32, c: u64, slack: u64) -> bool {
         let st = self.state();
-        st.generation == g && matches!(*st.locator, Locator::Layout(_)) && c > st.prefix + slack
+        st.generation == g && st.guess.as_ref().is_some_and(|gs| c > gs.prefix + slack)
     }
 
     /// Does a read-ahead window from chunk `c` continue a reader served by the server's
@@ -245,8 +253,9 @@ impl FileInfo {
         const NEAR: u64 = 128; // two read-ahead windows
         let st = self.state();
         st.generation == g
-            && c >= st.prefix
-            && st.last_exact.is_some_and(|e| e < c && c <= e + NEAR)
+            && st.guess.as_ref().is_some_and(|gs| {
+                c >= gs.prefix && gs.last_exact.is_some_and(|e| e < c && c <= e + NEAR)
+            })
     }
 
     /// Chunks `[lo, hi)` were decoded strictly by generation `g`'s layout.
@@ -255,27 +264,30 @@ impl FileInfo {
         if st.generation != g {
             return;
         }
-        st.islands.insert(lo, hi);
-        let mut prefix = st.prefix;
-        while let Some(hi) = st.islands.take_from(prefix) {
-            prefix = prefix.max(hi);
+        let Some(gs) = st.guess.as_mut() else { return };
+        gs.islands.insert(lo, hi);
+        while let Some(hi) = gs.islands.take_from(gs.prefix) {
+            gs.prefix = gs.prefix.max(hi);
         }
-        st.prefix = prefix;
     }
 
     /// Chunks `[lo, hi)` were decoded by the server (exact under generation `g`'s size).
     pub fn record_exact(&self, g: u32, lo: u64, hi: u64) {
         let mut st = self.state();
-        if st.generation == g && lo < hi {
-            st.exact.insert(lo, hi);
-            st.last_exact = Some(hi - 1);
+        let current = st.generation == g && lo < hi;
+        if let Some(gs) = st.guess.as_mut().filter(|_| current) {
+            gs.exact.insert(lo, hi);
+            gs.last_exact = Some(hi - 1);
         }
     }
 
     /// The confirmed prefix and whether chunk `c` was decoded (strictly) beyond it.
     pub fn confirmation(&self, g: u32, c: u64) -> Option<(u64, bool)> {
         let st = self.state();
-        (st.generation == g).then(|| (st.prefix, st.islands.contains(c)))
+        (st.generation == g).then(|| match &st.guess {
+            Some(gs) => (gs.prefix, gs.islands.contains(c)),
+            None => (u64::MAX, false),
+        })
     }
 
     pub fn binary_refused(&self) -> bool {
@@ -301,10 +313,7 @@ impl FileInfo {
         let new = locator.decoded_size();
         st.generation = g.wrapping_add(1);
         st.locator = Arc::new(locator);
-        st.prefix = 0;
-        st.islands = Runs::default();
-        st.exact = Runs::default();
-        st.last_exact = None;
+        st.guess = None;
         if self.size.get() != Some(&new) {
             if self.size.correct(new) {
                 st.corrected = true;
@@ -346,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn islands_join_the_prefix_and_generations_fence_them() {
+    fn generations_fence_chunks_and_corrections_are_bounded() {
         let f = FileInfo::new("2".into(), "2".into(), Encoding::Base64, 0, None, None);
         f.settle(Locator::Identity { size: 10 });
         assert!(f.servable(0, 3), "identity is exact");
@@ -361,8 +370,11 @@ mod tests {
         assert_eq!(f.size(), 7);
         assert!(f.take_correction() && !f.take_correction());
         assert!(f.replace(1, Locator::Identity { size: 8 }));
+        assert!(!f.is_broken());
         assert!(f.replace(2, Locator::Identity { size: 9 }));
-        assert!(f.replace(3, Locator::Identity { size: 10 }));
-        assert!(f.is_broken() && !f.servable(4, 0));
+        assert!(
+            f.is_broken() && !f.servable(3, 0),
+            "a third correction: given up"
+        );
     }
 }
