@@ -15,6 +15,9 @@ pub struct ChunkKey {
     pub uid: u32,
     /// Index of the file within its message directory.
     pub file: u32,
+    /// The file's locator generation the chunk was decoded under: a replaced locator's chunks
+    /// are never looked up again (they age out of the LRU).
+    pub generation: u32,
     pub chunk: u64,
 }
 
@@ -109,6 +112,7 @@ mod tests {
             uidvalidity: 7,
             uid,
             file: 0,
+            generation: 0,
             chunk,
         }
     }

@@ -2,6 +2,7 @@
 //! header, BODYSTRUCTURE and the encoded bytes of each section, with counters of what was asked.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::sexp::Value;
@@ -44,6 +45,18 @@ pub struct Counters {
     pub fetch_briefs: usize,
     pub fetch_flags: usize,
     pub folder_counts: usize,
+    /// Ranges asked for with `binary` (BINARY.PEEK), and the bytes they returned.
+    pub binary_ranges: usize,
+    pub binary_bytes: u64,
+}
+
+/// What the fake answers to `BINARY.PEEK[section]` (see [`FakeStore::set_binary`]).
+#[derive(Clone, Debug)]
+pub enum BinaryAnswer {
+    /// The section as the server decodes it.
+    Decoded(Vec<u8>),
+    /// The server refuses (Dovecot: `NO [PARSE] Invalid data in MIME part` for broken base64).
+    Refused,
 }
 
 #[derive(Default)]
@@ -52,6 +65,13 @@ pub struct FakeStore {
     pub counters: Mutex<Counters>,
     /// How long `fetch_briefs` takes (to let tests line up concurrent readers).
     pub briefs_delay: Mutex<std::time::Duration>,
+    /// Offer BINARY (RFC 3516).
+    pub binary: AtomicBool,
+    /// Replace NUL by 0x80 in `BODY[]` answers, as Dovecot does (IMAP literals cannot hold NUL).
+    pub substitute_nul: AtomicBool,
+    /// BINARY answers by (folder, UID, section); a section without one is answered as stored
+    /// (what a server's BINARY gives for 7bit/8bit/binary parts).
+    pub binary_answers: Mutex<HashMap<(String, u32, String), BinaryAnswer>>,
 }
 
 impl FakeStore {
@@ -93,6 +113,15 @@ impl FakeStore {
         );
     }
 
+    /// Offer BINARY, answering `section` of `uid` with `answer`.
+    pub fn set_binary(&self, folder: &str, uid: u32, section: &str, answer: BinaryAnswer) {
+        self.binary.store(true, Ordering::Relaxed);
+        self.binary_answers
+            .lock()
+            .unwrap()
+            .insert((folder.into(), uid, section.into()), answer);
+    }
+
     pub fn counters(&self) -> Counters {
         self.counters.lock().unwrap().clone()
     }
@@ -116,6 +145,10 @@ impl FakeStore {
 }
 
 impl MailStore for FakeStore {
+    fn offers_binary(&self) -> bool {
+        self.binary.load(Ordering::Relaxed)
+    }
+
     fn list_folders(&self) -> Result<Vec<FolderEntry>> {
         self.counters.lock().unwrap().list_folders += 1;
         Ok(self
@@ -251,27 +284,53 @@ impl MailStore for FakeStore {
         uidvalidity: u32,
         reqs: &[RangeRequest],
     ) -> Result<Vec<Vec<u8>>> {
-        let answers: Vec<Vec<u8>> = self.with_folder(folder, Some(uidvalidity), |f| {
+        let binary_answers = self.binary_answers.lock().unwrap().clone();
+        let substitute = self.substitute_nul.load(Ordering::Relaxed);
+        let answers: Result<Vec<Vec<u8>>> = self.with_folder(folder, Some(uidvalidity), |f| {
             reqs.iter()
                 .map(|r| {
                     let Some(m) = f.messages.get(&r.uid) else {
-                        return Vec::new();
+                        return Ok(Vec::new());
                     };
-                    let data = match r.section.as_str() {
+                    let mut data = match r.section.as_str() {
                         "HEADER" => &m.header,
                         s => match m.sections.get(s) {
                             Some(d) => d,
-                            None => return Vec::new(),
+                            None => return Ok(Vec::new()),
                         },
                     };
+                    if r.binary {
+                        if !self.offers_binary() {
+                            return Err(StoreError::Server("BINARY is not offered".into()));
+                        }
+                        match binary_answers.get(&(folder.to_string(), r.uid, r.section.clone())) {
+                            Some(BinaryAnswer::Decoded(d)) => data = d,
+                            Some(BinaryAnswer::Refused) => {
+                                return Err(StoreError::Server(
+                                    "[PARSE] Invalid data in MIME part".into(),
+                                ))
+                            }
+                            None => {}
+                        }
+                    }
                     let start = (r.offset as usize).min(data.len());
                     let end = (r.offset.saturating_add(r.len) as usize).min(data.len());
-                    data[start..end].to_vec()
+                    let mut out = data[start..end].to_vec();
+                    if substitute && !r.binary {
+                        out.iter_mut().filter(|b| **b == 0).for_each(|b| *b = 0x80);
+                    }
+                    Ok(out)
                 })
                 .collect()
         })?;
+        let answers = answers?;
         let mut c = self.counters.lock().unwrap();
         c.fetch_ranges += 1;
+        c.binary_ranges += reqs.iter().filter(|r| r.binary).count();
+        c.binary_bytes += (reqs.iter().zip(&answers))
+            .filter(|(r, _)| r.binary)
+            .map(|(_, a)| a.len() as u64)
+            .sum::<u64>();
         c.range_bytes += answers.iter().map(|a| a.len() as u64).sum::<u64>();
         Ok(answers)
     }

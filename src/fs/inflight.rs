@@ -59,6 +59,7 @@ mod tests {
             uidvalidity: 1,
             uid: 1,
             file: 1,
+            generation: 0,
             chunk,
         }
     }

@@ -7,7 +7,7 @@
 //! batch of neighbouring messages at once (`grep x Folder/*/1` needs part 1 of every message,
 //! never the attachments' sizes), with all whole/head/tail fetches in one request to the store.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::Arc;
 
 use crate::mime::{
     files_of, infer_base64_layout, parse_bodystructure, Encoding, FileKind, IndexBuilder, Locator,
@@ -42,15 +42,14 @@ pub enum Need {
 }
 
 fn ready_file(name: &str, section: &str, size: u64) -> FileInfo {
-    FileInfo {
-        name: name.into(),
-        section: section.into(),
-        encoding: Encoding::Identity,
-        encoded_size: size,
-        need: None,
-        size: OnceLock::from(size),
-        locator: RwLock::new(Locator::Identity { size }),
-    }
+    FileInfo::new(
+        name.into(),
+        section.into(),
+        Encoding::Identity,
+        size,
+        None,
+        Some(size),
+    )
 }
 
 /// Build the directories of a batch of messages; sizes that need fetching are left unsettled
@@ -63,45 +62,47 @@ pub fn build_batch<'a>(
     let mut out = Vec::with_capacity(items.len());
     for (uid, data) in items {
         let header_size = data.header.len() as u64;
-        ctx_of(uid).cache_decoded(0, 0, &data.header, header_size);
+        let ctx = ctx_of(uid);
+        ctx.cache_decoded(0, 0, 0, &data.header, header_size);
         let mut files = vec![ready_file("HEADER", "HEADER", header_size)];
         match parse_bodystructure(&data.bodystructure) {
             Ok(root) => {
                 for part in files_of(&root) {
                     let need = match (part.kind, part.encoding) {
                         (FileKind::NestedHeader, _) => Some(Need::Whole),
+                        // Unknown (NIL, absurd): read it; streamed, as it may be big.
+                        _ if !part.size_known => Some(Need::Scan),
                         (_, Encoding::Identity) => None,
                         (_, _) if part.encoded_size <= SMALL_PART => Some(Need::Whole),
                         (_, Encoding::Base64) => Some(Need::HeadTail),
                         (_, Encoding::QuotedPrintable) => Some(Need::Scan),
                     };
                     let size = part.encoded_size;
-                    files.push(FileInfo {
-                        name: part.file_name(),
-                        section: part.fetch_section(),
-                        encoding: part.encoding,
-                        encoded_size: size,
+                    let mut file = FileInfo::new(
+                        part.file_name(),
+                        part.fetch_section(),
+                        part.encoding,
+                        size,
                         need,
-                        size: match need {
-                            None => OnceLock::from(size),
-                            Some(_) => OnceLock::new(),
-                        },
-                        locator: RwLock::new(Locator::Identity { size }),
-                    });
+                        need.is_none().then_some(size),
+                    );
+                    // An 8bit/binary part's size is the same either way (what the server
+                    // stores is what BINARY gives), but only BINARY carries its NUL bytes.
+                    file.binary = part.eight_bit && ctx.store.offers_binary();
+                    files.push(file);
                 }
             }
             Err(e) => {
                 // Still show what can be shown: the header, and the body as stored.
                 log::warn!("UID {uid}: {e}; showing its HEADER and raw TEXT");
-                files.push(FileInfo {
-                    name: "TEXT".into(),
-                    section: "TEXT".into(),
-                    encoding: Encoding::Identity,
-                    encoded_size: 0,
-                    need: Some(Need::Whole),
-                    size: OnceLock::new(),
-                    locator: RwLock::new(Locator::Identity { size: 0 }),
-                });
+                files.push(FileInfo::new(
+                    "TEXT".into(),
+                    "TEXT".into(),
+                    Encoding::Identity,
+                    0,
+                    Some(Need::Whole),
+                    None,
+                ));
             }
         }
         out.push((uid, Arc::new(MessageInfo { files })));
@@ -131,11 +132,11 @@ pub fn settle<'a>(
     let mut reqs = Vec::new();
     for (uid, f, _, need) in &pending {
         match need {
-            Need::Whole => reqs.push(range(*uid, &f.section, 0, whole_request(f))),
+            Need::Whole => reqs.push(range(*uid, f, 0, whole_request(f))),
             Need::HeadTail => {
                 let n = LAYOUT_SAMPLE.min(f.encoded_size);
-                reqs.push(range(*uid, &f.section, 0, n));
-                reqs.push(range(*uid, &f.section, f.encoded_size - n, n));
+                reqs.push(range(*uid, f, 0, n));
+                reqs.push(range(*uid, f, f.encoded_size - n, n));
             }
             Need::Scan => {}
         }
@@ -155,10 +156,10 @@ pub fn settle<'a>(
         let locator = match need {
             Need::Whole => {
                 let first = answers.next().unwrap_or_default();
-                let bytes = ctx.complete(&f.section, first, whole_request(f))?;
+                let bytes = ctx.complete_section(&f.section, first, whole_request(f), f.binary)?;
                 match f.encoding {
                     Encoding::Identity => {
-                        ctx.cache_decoded(file_no, 0, &bytes, bytes.len() as u64);
+                        ctx.cache_decoded(file_no, 0, 0, &bytes, bytes.len() as u64);
                         Locator::Identity {
                             size: bytes.len() as u64,
                         }
@@ -168,7 +169,7 @@ pub fn settle<'a>(
                         let mut builder = IndexBuilder::new(enc, bytes.len() as u64, CHUNK);
                         builder.feed(&bytes, &mut out);
                         let index = builder.finish(&mut out);
-                        ctx.cache_decoded(file_no, 0, &out, out.len() as u64);
+                        ctx.cache_decoded(file_no, 0, 0, &out, out.len() as u64);
                         Locator::Index(index)
                     }
                 }
@@ -178,14 +179,13 @@ pub fn settle<'a>(
                 let tail = answers.next().unwrap_or_default();
                 match infer_base64_layout(&head, &tail, f.encoded_size) {
                     Some(layout) => Locator::Layout(layout),
-                    None => ctx.scan(file_no, &f.section, f.encoding, f.encoded_size)?,
+                    None => ctx.scan(file_no, 0, f)?,
                 }
             }
-            Need::Scan => ctx.scan(file_no, &f.section, f.encoding, f.encoded_size)?,
+            Need::Scan => ctx.scan(file_no, 0, f)?,
         };
         // Whoever settled it first wins; the answers are the same.
-        *f.locator.write().unwrap_or_else(|e| e.into_inner()) = locator.clone();
-        let _ = f.size.set(locator.decoded_size());
+        f.settle(locator);
     }
     Ok(())
 }
@@ -201,13 +201,13 @@ fn whole_request(f: &FileInfo) -> u64 {
     }
 }
 
-fn range(uid: u32, section: &str, offset: u64, len: u64) -> RangeRequest {
+fn range(uid: u32, f: &FileInfo, offset: u64, len: u64) -> RangeRequest {
     RangeRequest {
         uid,
-        section: section.to_string(),
+        section: f.section.clone(),
         offset,
         len,
-        binary: false,
+        binary: f.binary,
     }
 }
 
@@ -223,15 +223,14 @@ pub fn add_browse_files(
     let header = info.files.first().map(FileInfo::size).unwrap_or(0);
     let sized = |name: &str, section: &str, size: Option<u64>| match size {
         Some(size) => ready_file(name, section, size),
-        None => FileInfo {
-            name: name.into(),
-            section: section.into(),
-            encoding: Encoding::Identity,
-            encoded_size: 0,
-            need: Some(Need::Whole),
-            size: OnceLock::new(),
-            locator: RwLock::new(Locator::Identity { size: 0 }),
-        },
+        None => FileInfo::new(
+            name.into(),
+            section.into(),
+            Encoding::Identity,
+            0,
+            Some(Need::Whole),
+            None,
+        ),
     };
     let rfc822_size = rfc822_size.filter(|&s| s > 0 && s >= header);
     if info.file_index("TEXT").is_none() {

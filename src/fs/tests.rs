@@ -514,3 +514,5 @@ fn a_walk_through_every_message_gets_exact_sizes_with_metadata_fetched_ahead() {
     fs.start_readahead(3);
     walk(&fs);
 }
+
+mod content;

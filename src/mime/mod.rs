@@ -69,8 +69,12 @@ pub struct Part {
     /// Lower-case `type/subtype`, e.g. `text/plain`, `multipart/mixed`.
     pub media_type: String,
     pub encoding: Encoding,
-    /// Octets of the part's body as stored on the server (0 for multiparts).
+    /// Stored as `8bit` or `binary`: may hold NUL, which `BODY[]` cannot carry (servers replace it).
+    pub eight_bit: bool,
+    /// Octets of the part's body as stored on the server (0 for multiparts and when unknown).
     pub encoded_size: u64,
+    /// False when BODYSTRUCTURE gave no believable size (NIL, or absurdly large).
+    pub size_known: bool,
     /// Subparts of a multipart; for a message part, its one body (a Part whose section follows the
     /// numbering rule above).
     pub children: Vec<Part>,
@@ -101,8 +105,12 @@ pub struct FilePart {
     pub section: String,
     pub kind: FileKind,
     pub encoding: Encoding,
+    /// Stored as `8bit` or `binary` (see [`Part::eight_bit`]).
+    pub eight_bit: bool,
     /// For Content: the encoded size from BODYSTRUCTURE. For NestedHeader: 0 (unknown until fetched).
     pub encoded_size: u64,
+    /// False when the size must be learnt by reading (nested headers, NIL or absurd sizes).
+    pub size_known: bool,
 }
 
 impl FilePart {

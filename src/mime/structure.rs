@@ -6,8 +6,13 @@ use crate::sexp::Value;
 
 /// Deeper nesting than any real mail; guards the recursion.
 const MAX_DEPTH: usize = 100;
-/// More parts than any real mail; guards memory and listing size.
+/// More leaf parts than any real mail; guards memory and listing size.
 const MAX_PARTS: usize = 5_000;
+/// Bodies of any kind (multiparts and message parts too), so that containers cannot pile up
+/// without bound either.
+const MAX_BODIES: usize = 4 * MAX_PARTS;
+/// A part size beyond this (1 TiB) is not believed: the part's size is settled by reading it.
+const MAX_PART_SIZE: u64 = 1 << 40;
 
 enum Fail {
     /// The value does not look like a body; a message part falls back to a leaf.
@@ -22,7 +27,10 @@ pub(crate) fn parse(v: &Value) -> Result<Part, StructureError> {
         .ok_or_else(|| StructureError("not a list".into()))?;
     // A top-level multipart has the empty section; a single body is part 1.
     let section = if is_multipart(list) { "" } else { "1" };
-    let mut parser = Parser { parts: 0 };
+    let mut parser = Parser {
+        leaves: 0,
+        bodies: 0,
+    };
     parser.body(v, section.to_string(), 1).map_err(|f| match f {
         Fail::Malformed(m) => StructureError(m.to_string()),
         Fail::Limit(m) => StructureError(m),
@@ -48,7 +56,9 @@ fn token(v: Option<&Value>) -> Option<String> {
 }
 
 struct Parser {
-    parts: usize,
+    /// Leaf parts so far: the README's "more than 5,000 parts" counts these.
+    leaves: usize,
+    bodies: usize,
 }
 
 impl Parser {
@@ -56,9 +66,9 @@ impl Parser {
         if depth > MAX_DEPTH {
             return Err(Fail::Limit(format!("nested deeper than {MAX_DEPTH}")));
         }
-        self.parts += 1;
-        if self.parts > MAX_PARTS {
-            return Err(Fail::Limit(format!("more than {MAX_PARTS} parts")));
+        self.bodies += 1;
+        if self.bodies > MAX_BODIES {
+            return Err(Fail::Limit(format!("more than {MAX_BODIES} bodies")));
         }
         let list = v.as_list().ok_or(Fail::Malformed("body is not a list"))?;
         if is_multipart(list) {
@@ -87,7 +97,9 @@ impl Parser {
             kind: PartKind::Multipart,
             media_type: format!("multipart/{}", subtype.as_deref().unwrap_or("mixed")),
             encoding: Encoding::Identity,
+            eight_bit: false,
             encoded_size: 0,
+            size_known: true,
             children,
         })
     }
@@ -111,18 +123,31 @@ impl Parser {
                 kind: PartKind::Multipart,
                 media_type,
                 encoding: Encoding::Identity,
+                eight_bit: false,
                 encoded_size: 0,
+                size_known: true,
                 children: Vec::new(),
             });
         }
-        let encoding = Encoding::from_cte(list.get(5).and_then(Value::as_text).as_deref());
-        let encoded_size = list.get(6).and_then(Value::as_u64).unwrap_or(0);
+        let cte = list.get(5).and_then(Value::as_text);
+        let encoding = Encoding::from_cte(cte.as_deref());
+        let eight_bit = cte.is_some_and(|c| {
+            let c = c.trim();
+            c.eq_ignore_ascii_case("8bit") || c.eq_ignore_ascii_case("binary")
+        });
+        // NIL, not a number, or absurd: unknown, settled by reading the part (never shown as 0).
+        let size = list
+            .get(6)
+            .and_then(Value::as_u64)
+            .filter(|&n| n <= MAX_PART_SIZE);
         let mut part = Part {
             section,
             kind: PartKind::Leaf,
             media_type,
             encoding,
-            encoded_size,
+            eight_bit,
+            encoded_size: size.unwrap_or(0),
+            size_known: size.is_some(),
             children: Vec::new(),
         };
         if ty == "message" && (sub == "rfc822" || sub == "global") {
@@ -147,6 +172,12 @@ impl Parser {
                 }
             }
         }
+        if part.kind == PartKind::Leaf {
+            self.leaves += 1;
+            if self.leaves > MAX_PARTS {
+                return Err(Fail::Limit(format!("more than {MAX_PARTS} parts")));
+            }
+        }
         Ok(part)
     }
 }
@@ -157,17 +188,26 @@ pub(crate) fn files_of(root: &Part) -> Vec<FilePart> {
     // An explicit stack: a hand-built Part tree may be arbitrarily deep.
     let mut stack = vec![root];
     while let Some(p) = stack.pop() {
-        let file = |kind, encoding, encoded_size| FilePart {
+        let content = || FilePart {
             section: p.section.clone(),
-            kind,
-            encoding,
-            encoded_size,
+            kind: FileKind::Content,
+            encoding: p.encoding,
+            eight_bit: p.eight_bit,
+            encoded_size: p.encoded_size,
+            size_known: p.size_known,
         };
         match p.kind {
-            PartKind::Leaf => files.push(file(FileKind::Content, p.encoding, p.encoded_size)),
+            PartKind::Leaf => files.push(content()),
             PartKind::Message => {
-                files.push(file(FileKind::Content, p.encoding, p.encoded_size));
-                files.push(file(FileKind::NestedHeader, Encoding::Identity, 0));
+                files.push(content());
+                files.push(FilePart {
+                    section: p.section.clone(),
+                    kind: FileKind::NestedHeader,
+                    encoding: Encoding::Identity,
+                    eight_bit: false,
+                    encoded_size: 0,
+                    size_known: false,
+                });
             }
             PartKind::Multipart => {}
         }

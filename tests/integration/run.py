@@ -26,6 +26,7 @@ TIERS = {
     "errors": ["C_Errors"],
     "lifecycle": ["D_Lifecycle"],
     "browse": ["X_Browse"],
+    "hostile": ["H_ContentHostile"],
     "extensions": ["X_Extensions"],  # only when asked for; needs --server dovecot-min
 }
 
@@ -66,6 +67,7 @@ def main():
     global harness
     import harness  # noqa: E402
     import test_browse  # noqa: E402
+    import test_content_hostile  # noqa: E402
     import test_corpus  # noqa: E402
     import test_faults  # noqa: E402
     import test_mount  # noqa: E402
@@ -85,7 +87,7 @@ def main():
         loader.testNamePatterns = ["*%s*" % pattern]
     # explicit order: content first, the flags check last
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
-               test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
+               test_content_hostile.H_ContentHostile, test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
                test_faults.E_Faults, test_faults.F_Load, test_browse.X_Browse, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     if tiers is not None:
         if "extensions" in tiers:

@@ -2,6 +2,7 @@
 //! and read-ahead across messages for tools that walk one file name through a folder.
 
 use super::*;
+use crate::fs::content::{FileInfo, Snapshot};
 
 impl MailFs {
     /// Fetch read-ahead windows on `workers` background threads, so that a sequential reader
@@ -52,9 +53,23 @@ impl MailFs {
             return Ok(());
         }
         let ctx = self.ctx(&fs, job.uidvalidity, job.uid);
-        // Reading its first byte fetches (and caches) the whole window.
-        ctx.read(job.file, f, job.from, job.from + 1, job.to.min(size))
-            .map(drop)
+        let result = ctx.fetch_window(job.file, f, job.from, job.to.min(size));
+        self.tell_corrections(job.folder, job.uidvalidity, job.uid, job.file, f);
+        result
+    }
+
+    /// A read found a file's size wrong and corrected it: the kernel must drop its attributes
+    /// and pages (notified from another thread, never from inside a request).
+    fn tell_corrections(&self, folder: u32, uidvalidity: u32, uid: u32, file: u32, f: &FileInfo) {
+        if f.take_correction() {
+            let ino = self.ino(Node::File {
+                folder,
+                uidvalidity,
+                uid,
+                file,
+            });
+            self.invalidate(Invalidation::Inode(ino));
+        }
     }
 
     /// Open a file for reading; the handle tracks sequential access for read-ahead.
@@ -128,7 +143,16 @@ impl MailFs {
             (Some((_, to)), false) => to,
             _ => end,
         };
-        let result = ctx.read(file, f, offset, end, prefetch_end);
+        // Asked by what the kernel wants, not clamped: a size corrected meanwhile is handled
+        // inside (see content::read).
+        let result = ctx.read(
+            file,
+            f,
+            offset,
+            offset.saturating_add(size as u64),
+            prefetch_end,
+        );
+        self.tell_corrections(folder, uidvalidity, uid, file, f);
         if result == Err(FsError::NotFound) {
             // The server no longer has it: look again at the folder on the next access.
             fs.stale.store(true, Ordering::Relaxed);
@@ -150,7 +174,8 @@ impl MailFs {
             info: Arc<MessageInfo>,
             file: usize,
             len: u64,
-            plan: Option<(Locator, RangePlan)>,
+            snap: Snapshot,
+            plan: Option<RangePlan>,
         }
         let mut jobs = Vec::new();
         let mut reqs = Vec::new();
@@ -164,25 +189,21 @@ impl MailFs {
             };
             let f = &info.files[file];
             let ctx = self.ctx(fs, uidvalidity, uid);
-            let key = ctx.key(file as u32, 0);
             let Ok(size) = self.file_size(fs, uidvalidity, uid, &info, file) else {
                 continue;
             };
+            let snap = f.snapshot();
+            let key = ctx.key(file as u32, snap.generation, 0);
             let len = size.min(CHUNK);
             if len == 0 || self.cache.get(&key).is_some() {
                 continue;
             }
-            let locator = f.locator.read().unwrap_or_else(|e| e.into_inner()).clone();
             // Parts served as stored all ask for the same length, so one command covers them.
-            let (offset, fetch_len, plan) = match locator {
+            let (offset, fetch_len, plan) = match *snap.locator {
                 Locator::Identity { .. } => (0, CHUNK, None),
-                other => {
+                ref other => {
                     let plan = other.plan(0, len);
-                    (
-                        plan.enc_start,
-                        plan.enc_end - plan.enc_start,
-                        Some((other, plan)),
-                    )
+                    (plan.enc_start, plan.enc_end - plan.enc_start, Some(plan))
                 }
             };
             reqs.push(RangeRequest {
@@ -190,7 +211,7 @@ impl MailFs {
                 section: f.section.clone(),
                 offset,
                 len: fetch_len,
-                binary: false,
+                binary: f.binary,
             });
             keys.push(key);
             jobs.push(Job {
@@ -198,6 +219,7 @@ impl MailFs {
                 info: info.clone(),
                 file,
                 len,
+                snap,
                 plan,
             });
         }
@@ -217,19 +239,28 @@ impl MailFs {
             Ok(answers) => {
                 for (job, bytes) in jobs_mine.iter().zip(answers) {
                     let decoded = match &job.plan {
+                        // More bytes than the size of a short part served as stored: its size
+                        // is wrong; the read will find out and correct it.
+                        None if job.len < CHUNK && bytes.len() as u64 > job.len => None,
                         None => Some(bytes),
-                        Some((locator, plan)) => locator.decode(plan, &bytes),
+                        Some(plan) => job.snap.locator.decode(plan, &bytes),
                     };
                     let Some(decoded) = decoded.filter(|d| d.len() as u64 >= job.len) else {
                         continue;
                     };
                     let f = &job.info.files[job.file];
+                    let g = job.snap.generation;
                     self.ctx(fs, uidvalidity, job.uid).cache_decoded(
                         job.file as u32,
+                        g,
                         0,
                         &decoded[..job.len as usize],
-                        f.size(),
+                        job.snap.size,
                     );
+                    if job.snap.is_guess() {
+                        // Decoded strictly from the part's first byte: confirmed.
+                        f.record_clean(g, 0, 1);
+                    }
                 }
             }
             Err(e) => log::debug!("{}: read-ahead across messages failed: {e}", fs.raw),

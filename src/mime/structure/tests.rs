@@ -29,7 +29,9 @@ fn single_part_message_is_part_1() {
             section: "1".into(),
             kind: FileKind::Content,
             encoding: Encoding::QuotedPrintable,
+            eight_bit: false,
             encoded_size: 1234,
+            size_known: true,
         }]
     );
 }
@@ -145,12 +147,13 @@ fn odd_servers() {
     assert_eq!(c[1].encoding, Encoding::QuotedPrintable);
     assert_eq!(c[1].media_type, "application/octet-stream");
     assert_eq!(c[2].media_type, "application/octet-stream");
-    assert_eq!(c[2].encoded_size, 0);
+    assert_eq!((c[2].encoded_size, c[2].size_known), (0, false));
     for m in &c[3..6] {
         assert_eq!(m.kind, PartKind::Leaf, "{m:?}");
     }
     assert_eq!(c[6].encoding, Encoding::Identity);
-    assert_eq!(c[6].encoded_size, 0);
+    assert_eq!((c[6].encoded_size, c[6].size_known), (0, false));
+    assert!(c[7].eight_bit && c[7].size_known);
     assert_eq!(c[7].media_type, "text/plain");
     assert_eq!(sections(&p), ["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
 }
@@ -244,4 +247,50 @@ fn cte_names() {
     ] {
         assert_eq!(Encoding::from_cte(s), e, "{s:?}");
     }
+}
+
+fn flat_multipart(leaves: usize) -> Value {
+    let mut v: Vec<Value> = (0..leaves).map(|_| imap(LEAF)).collect();
+    v.push(Value::Str(b"mixed".to_vec()));
+    Value::List(v)
+}
+
+#[test]
+fn the_part_limit_counts_leaves_and_refuses_only_beyond_5000() {
+    let p = parse_bodystructure(&flat_multipart(5_000)).expect("exactly 5,000 leaves are fine");
+    assert_eq!(files_of(&p).len(), 5_000);
+    assert!(parse_bodystructure(&flat_multipart(5_001)).is_err());
+    // Containers do not count as parts, but cannot pile up without bound either.
+    let mut v: Vec<Value> = (0..100).map(|_| flat_multipart(1)).collect();
+    v.push(Value::Str(b"mixed".to_vec()));
+    assert_eq!(
+        files_of(&parse_bodystructure(&Value::List(v)).unwrap()).len(),
+        100
+    );
+    let mut v: Vec<Value> = (0..20_001)
+        .map(|_| imap(r#"("multipart" "mixed" NIL NIL NIL "7bit" 0)"#))
+        .collect();
+    v.push(Value::Str(b"mixed".to_vec()));
+    assert!(parse_bodystructure(&Value::List(v)).is_err());
+}
+
+#[test]
+fn nil_and_absurd_sizes_are_unknown_and_8bit_binary_are_marked() {
+    let p = parse(r#"("application" "octet-stream" NIL NIL NIL "binary" NIL)"#);
+    assert_eq!(
+        (p.encoded_size, p.size_known, p.eight_bit),
+        (0, false, true)
+    );
+    let p = parse(r#"("application" "octet-stream" NIL NIL NIL "base64" 99999999999999999)"#);
+    assert_eq!((p.encoded_size, p.size_known), (0, false));
+    let p = parse(r#"("text" "plain" NIL NIL NIL " 8BIT " 12 1)"#);
+    assert_eq!(
+        (p.encoded_size, p.size_known, p.eight_bit),
+        (12, true, true)
+    );
+    let p = parse(r#"("text" "plain" NIL NIL NIL "7bit" 0 0)"#);
+    assert_eq!(
+        (p.encoded_size, p.size_known, p.eight_bit),
+        (0, true, false)
+    );
 }
