@@ -242,6 +242,8 @@ pub struct MessageBrief {
     pub rfc822_size: u64,
     /// `BODY[HEADER.FIELDS (FROM SUBJECT)]` as sent (raw header lines).
     pub fields: Vec<u8>,
+    /// MODSEQ, when the server has CONDSTORE (asked along, so flags can follow with CHANGEDSINCE).
+    pub modseq: Option<u64>,
 }
 
 /// Flags by UID, and the highest mod-sequence seen (CONDSTORE only).

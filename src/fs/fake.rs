@@ -228,6 +228,7 @@ impl MailStore for FakeStore {
                         zone_offset: 3600,
                         rfc822_size: m.sections.get("").map_or(0, |s| s.len() as u64),
                         fields: m.header.clone(),
+                        modseq: None,
                     })
                 })
                 .collect()

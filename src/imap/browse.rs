@@ -201,6 +201,7 @@ fn briefs_of(resps: &[FetchResponse], wanted: &HashSet<u32>) -> Vec<MessageBrief
             zone_offset,
             rfc822_size: size,
             fields,
+            modseq: modseq_of(f),
         });
     }
     out
@@ -232,10 +233,15 @@ impl ImapStore {
         uidvalidity: u32,
         uids: &[u32],
     ) -> Result<Vec<MessageBrief>> {
+        let modseq = if self.caps()?.condstore {
+            " MODSEQ"
+        } else {
+            ""
+        };
         let pieces: Vec<&[u32]> = uids.chunks(PIECE).collect();
         let per_piece = self.in_parallel(&pieces, |piece| {
             let cmd = format!(
-                "UID FETCH {} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)])",
+                "UID FETCH {} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]{modseq})",
                 uid_set(piece)
             );
             let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(&cmd))?;
@@ -293,8 +299,9 @@ impl ImapStore {
         let mut out = FlagsAnswer::default();
         for a in per_piece {
             out.flags.extend(a.flags);
+            // Pieces answered at different moments: the lowest misses no later change.
             out.modseq = match (out.modseq, a.modseq) {
-                (Some(x), Some(y)) => Some(x.max(y)),
+                (Some(x), Some(y)) => Some(x.min(y)),
                 (x, y) => x.or(y),
             };
         }

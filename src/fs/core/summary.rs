@@ -27,7 +27,7 @@ pub struct FolderFlags {
 }
 
 impl FolderFlags {
-    fn build(
+    pub(super) fn build(
         uidvalidity: u32,
         flags: impl Iterator<Item = (u32, String)>,
         modseq: Option<u64>,
@@ -65,6 +65,18 @@ impl FolderFlags {
         self.by_uid
             .iter()
             .map(|&(u, i)| (u, self.sets[i as usize].clone()))
+    }
+}
+
+/// Briefs fetched, their flags (UID, space-separated) and the mod-sequence to ask changes from.
+type Fetched = (Briefs, Vec<(u32, String)>, Option<u64>);
+
+/// Of two answers' mod-sequences, the one to ask CHANGEDSINCE from: answers taken at different
+/// moments each saw every change up to their own, so the lower one misses nothing.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
     }
 }
 
@@ -231,7 +243,7 @@ impl MailFs {
                     let mut modseq = ans.modseq.unwrap_or(since).max(since);
                     if !missing.is_empty() {
                         let more = self.store.fetch_flags(&fs.raw, uv, &missing, None)?;
-                        modseq = modseq.max(more.modseq.unwrap_or(0));
+                        modseq = earliest(Some(modseq), more.modseq).unwrap_or(modseq);
                         map.extend(more.flags.into_iter().map(|(u, f)| (u, f.join(" "))));
                     }
                     let keep = listing
@@ -280,10 +292,10 @@ impl MailFs {
             .filter(|u| !have.contains(u))
             .collect();
         let same = missing.is_empty() && old.entries.len() == listing.uids.len();
-        let (briefs, new_flags) = match same {
-            true => (old, Vec::new()),
+        let (briefs, new_flags, new_modseq) = match same {
+            true => (old, Vec::new(), None),
             false => {
-                let (fetched, flags) = self.fetch_briefs(&fs, uv, &missing)?;
+                let (fetched, flags, modseq) = self.fetch_briefs(&fs, uv, &missing)?;
                 let mut b = Briefs::default();
                 let mut it_old = old
                     .entries
@@ -312,7 +324,7 @@ impl MailFs {
                     }
                 }
                 b.text.shrink_to_fit();
-                (Arc::new(b), flags)
+                (Arc::new(b), flags, modseq)
             }
         };
         let flags = match flags {
@@ -324,7 +336,7 @@ impl MailFs {
                 let f = Arc::new(FolderFlags::build(
                     uv,
                     new_flags.into_iter(),
-                    None,
+                    new_modseq,
                     listing.fetched,
                 ));
                 *lock(&fs.flags) = Some(f.clone());
@@ -341,12 +353,8 @@ impl MailFs {
     }
 
     /// Briefs of `uids` (ascending), in pieces over several connections; compact as they come.
-    fn fetch_briefs(
-        &self,
-        fs: &FolderState,
-        uidvalidity: u32,
-        uids: &[u32],
-    ) -> FsResult<(Briefs, Vec<(u32, String)>)> {
+    /// Also the flags, and a mod-sequence from which CHANGEDSINCE catches every later change.
+    fn fetch_briefs(&self, fs: &FolderState, uidvalidity: u32, uids: &[u32]) -> FsResult<Fetched> {
         let pieces: Vec<&[u32]> = uids.chunks(BRIEF_PIECE).collect();
         let parts = crate::parallel::in_order(
             &pieces,
@@ -361,13 +369,16 @@ impl MailFs {
                     b.push(m);
                     flags.push((m.uid, m.flags.join(" ")));
                 }
-                Ok::<_, StoreError>((b, flags))
+                let modseq = got.iter().filter_map(|m| m.modseq).max();
+                Ok::<_, StoreError>((b, flags, modseq))
             },
             || StoreError::Connection("a summary worker panicked".into()),
         )?;
         let mut out = Briefs::default();
         let mut flags = Vec::new();
-        for (b, f) in parts {
+        let mut modseq: Option<u64> = None;
+        for (b, f, m) in parts {
+            modseq = earliest(modseq, m);
             let base = out.text.len() as u32;
             out.text.push_str(&b.text);
             out.entries.extend(b.entries.iter().map(|e| Brief {
@@ -376,7 +387,7 @@ impl MailFs {
             }));
             flags.extend(f);
         }
-        Ok((out, flags))
+        Ok((out, flags, modseq))
     }
 
     pub(super) fn index_attr(&self, ino: u64, id: u32) -> FsResult<(Attr, Ttl)> {
@@ -416,6 +427,7 @@ mod tests {
             zone_offset: 0,
             rfc822_size: 10,
             fields: fields.as_bytes().to_vec(),
+            modseq: None,
         }
     }
 
