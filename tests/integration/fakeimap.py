@@ -428,7 +428,7 @@ class FakeIMAP:
         out = []
         with self.lock:
             for _, line in self.received:
-                w = line.split(b" ", 3)
+                w = line.rstrip(b"\r\n").split(b" ", 3)
                 if len(w) >= 2:
                     name = w[1].upper()
                     if name == b"UID" and len(w) >= 3:
@@ -589,8 +589,14 @@ class FakeIMAP:
         elif not conn.authenticated:
             await conn.send(tag + b" BAD Error in IMAP command: not authenticated.\r\n")
         elif name == "LIST" or name == "LSUB":
-            untagged = [b"* " + name.encode() + b" (" + f.attrs + (b"" if f.selectable else b" \\Noselect") +
-                        b') "/" ' + f.wire_name() + b"\r\n" for f in self.folders]
+            # LIST-EXTENDED / LIST-STATUS: `RETURN (... STATUS (items))` adds a STATUS after each folder
+            ret = re.search(rb"RETURN \(.*STATUS \(([A-Za-z ]*)\)", rest)
+            untagged = []
+            for f in self.folders:
+                untagged.append(b"* " + name.encode() + b" (" + f.attrs + (b"" if f.selectable else b" \\Noselect") +
+                                b') "/" ' + f.wire_name() + b"\r\n")
+                if ret and f.selectable:
+                    untagged.append(self.status_line(f, ret.group(1).split()))
             await self.respond(conn, name, line, untagged, ok + b"List completed.\r\n")
         elif name in ("EXAMINE", "SELECT"):
             args = tokens(rest)
@@ -615,12 +621,8 @@ class FakeIMAP:
             if f is None:
                 await conn.send(tag + b" NO [NONEXISTENT] Mailbox doesn't exist.\r\n")
                 return True
-            vals = {b"MESSAGES": len(f.messages), b"UIDNEXT": f.uidnext(), b"UIDVALIDITY": f.uidvalidity,
-                    b"UNSEEN": 0, b"RECENT": 0, b"HIGHESTMODSEQ": 1}
-            items = [i.upper() for i in (args[1] if len(args) > 1 and isinstance(args[1], list) else [])]
-            body = b" ".join(i + b" %d" % vals[i] for i in items if i in vals)
-            await self.respond(conn, name, line, [b"* STATUS " + astring(f.name) + b" (" + body + b")\r\n"],
-                               ok + b"Status completed.\r\n")
+            items = args[1] if len(args) > 1 and isinstance(args[1], list) else []
+            await self.respond(conn, name, line, [self.status_line(f, items)], ok + b"Status completed.\r\n")
         elif name == "SEARCH":
             f = conn.folder
             if f is None:
@@ -639,6 +641,12 @@ class FakeIMAP:
         else:
             await conn.send(tag + b" BAD Error in IMAP command " + name.encode() + b": Unknown command.\r\n")
         return True
+
+    def status_line(self, f, items):
+        vals = {b"MESSAGES": len(f.messages), b"UIDNEXT": f.uidnext(), b"UIDVALIDITY": f.uidvalidity,
+                b"UNSEEN": 0, b"RECENT": 0, b"HIGHESTMODSEQ": 1}
+        body = b" ".join(i.upper() + b" %d" % vals[i.upper()] for i in items if i.upper() in vals)
+        return b"* STATUS " + f.wire_name() + b" (" + body + b")\r\n"
 
     async def finish_auth(self, conn, tag, user, pw):
         if user == self.b.user.encode() and pw == self.b.password.encode():

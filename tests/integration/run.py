@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import test_corpus  # noqa: E402
 import test_faults  # noqa: E402
+import test_hostile  # noqa: E402
 import test_mount  # noqa: E402
 
 
@@ -52,7 +53,7 @@ def main():
     # explicit order: content first, the flags check last
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
                test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
-               test_faults.E_Faults, test_faults.F_Load, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
+               test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in classes)
     t0 = time.time()
     result = None
