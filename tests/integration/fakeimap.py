@@ -263,6 +263,9 @@ class Behaviour:
         self.handlers = {}  # command name ("LIST", "FETCH", "EXAMINE", ...) -> coroutine
         self.inject = {}  # command name -> [untagged lines without CRLF]
         self.drip = {}  # command name -> (bytes per write, seconds between writes, predicate(cmd_line) or None)
+        # Dovecot replaces NUL bytes in BODY[] literals (IMAP forbids NUL there); only BINARY[] (literal8)
+        # carries them
+        self.nul_in_body = b"\x80"
 
 
 class Conn:
@@ -281,6 +284,10 @@ class Conn:
 
 
 class Closed(Exception):
+    pass
+
+
+class BadCommand(Exception):
     pass
 
 
@@ -688,11 +695,15 @@ class FakeIMAP:
                         continue
                     kind, sec = m.group(1).upper(), m.group(2)
                     binary = kind.startswith("BINARY")
+                    if binary and b"BINARY" not in self.b.caps_post.split():
+                        raise BadCommand("BINARY is not advertised")
                     data = msg.section(sec, binary=binary)
                     if kind == "BINARY.SIZE":
                         parts.append(b"BINARY.SIZE[" + sec.encode() + b"] %d" % len(data or b""))
                         continue
                     data = data or b""
+                    if not binary and self.b.nul_in_body is not None:
+                        data = data.replace(b"\0", self.b.nul_in_body)
                     label = ("BINARY[" if binary else "BODY[") + sec.upper() + "]"
                     if m.group(3) is not None:
                         o, n = int(m.group(3)), int(m.group(4))
@@ -712,7 +723,11 @@ class FakeIMAP:
         if not m:
             await conn.send(tag + b" BAD Error in IMAP command FETCH: Invalid arguments.\r\n")
             return
-        answers = self.fetch_answers(f, m.group(1).decode(), m.group(2).decode("latin-1"), uid_cmd)
+        try:
+            answers = self.fetch_answers(f, m.group(1).decode(), m.group(2).decode("latin-1"), uid_cmd)
+        except BadCommand as e:
+            await conn.send(tag + b" BAD Error in IMAP command FETCH: " + str(e).encode() + b"\r\n")
+            return
         await self.respond(conn, "FETCH", line, answers, tag + b" OK Fetch completed (0.001 + 0.000 secs).\r\n")
 
 

@@ -35,6 +35,7 @@ BOUND = 3 * T + SLACK  # "no syscall takes more than about 3x --timeout"
 CACHE = 16 << 20
 RSS_LIMIT = CACHE + (64 << 20)
 RSS_KILL = 512 << 20  # protect the (shared) machine: kill imapfs far beyond the limit
+FAIL_FAST = 2  # seconds imapfs fails at once after giving up on the server (README "When things go wrong")
 PASSWORD = "secret"
 UMLAUT_PASSWORD = "pässwörd"
 _STRERR = {os.strerror(e): errno.errorcode[e] for e in errno.errorcode}
@@ -258,6 +259,19 @@ class H_Hostile(unittest.TestCase):
             how, el, m.log_text()[-2000:]))
         return m
 
+    def up_or_exited(self, timeout, what):
+        """Launch imapfs against a server that misbehaves after login: the mount comes up (returned) or
+        imapfs exits non-zero (None) within 3x timeout, as issue 9 allows either."""
+        m = self.launch(self.make_mount(timeout=timeout))
+        how, el = self.wait_up(m, 3 * timeout + SLACK)
+        if how == "exited":
+            self.rows.append("%s: imapfs exited with %s after %.1fs" % (what, m.proc.returncode, el))
+            self.assertNotEqual(m.proc.returncode, 0, "imapfs exited 0 without mounting")
+            return None
+        self.assertEqual(how, "mounted", "%s: imapfs neither mounted nor exited within %.1fs" % (
+            what, 3 * timeout + SLACK))
+        return m
+
     def kill_mount(self, m):
         if m.proc is not None and m.proc.poll() is None:
             try:
@@ -366,7 +380,9 @@ class H_Hostile(unittest.TestCase):
         """Mount (must come up quickly: these servers misbehave only after login), run `action` (argv relative
         to the mount) and assert it returns within 3x timeout."""
         self.serve(folders, b)
-        m = self.mounted(timeout=timeout)
+        m = self.up_or_exited(timeout, what)
+        if m is None:
+            return None, None
         if prepare:
             d = self.user([a.replace("MNT", m.path) for a in prepare], 3 * timeout + SLACK)
             self.assertEqual(d.rc, 0, "preparing (%s) failed: %r" % (prepare, d))
@@ -425,7 +441,10 @@ class H_Hostile(unittest.TestCase):
 
     def memory_case_after_mount(self, b, action, what, folders=None, bound=BOUND, users=1):
         self.serve(folders, b)
-        m = self.mounted()
+        m = self.up_or_exited(T, what)
+        if m is None:
+            self.assert_rss(self.mounts[-1], what)
+            return None
         if users == 1:
             d = self.user([a.replace("MNT", m.path) for a in action], bound)
             self.assert_rss(m, what)
@@ -500,6 +519,7 @@ class H_Hostile(unittest.TestCase):
         d = self.user(["find", m.path + "/INBOX"], 30)
         self.assert_rss(m, "find over 20 messages of 100,000 parts")
         self.assert_bounded(d, "find over 20 messages of 100,000 parts", 30)
+        time.sleep(FAIL_FAST + 0.5)  # after giving up on a server, imapfs fails fast for a while (README)
         d = self.user(["cat", m.path + "/INBOX/21/1"], BOUND)
         self.assert_bounded(d, "cat of the neighbour", BOUND)
         self.assertEqual(d.out, b"the normal neighbour\r\n")
@@ -508,11 +528,14 @@ class H_Hostile(unittest.TestCase):
 
     def unsolicited_case(self, line):
         b = fi.Behaviour()
-        for cmd in ("LIST", "EXAMINE", "FETCH"):
+        for cmd in ("LIST", "EXAMINE", "FETCH", "STATUS", "NOOP", "SEARCH"):
             b.inject[cmd] = [line]
         self.serve(None, b)
-        m = self.mounted()
+        m = self.mounted(extra=["--poll-interval", "1"])
         self.check_standard(m.path)
+        time.sleep(1.3)  # the listings are now stale: the next access asks the server again (STATUS)
+        self.check_standard(m.path)
+        self.assertIn("STATUS", self.server.commands())
         self.assertTrue(any(l.startswith(b"F") or b"FETCH" in l for l in self.server.lines()))
         self.assert_read_only()
 
@@ -734,6 +757,16 @@ class H_Hostile(unittest.TestCase):
         how, el = self.wait_up(m2, BOUND)
         self.assertEqual(how, "exited")
         self.assertNotEqual(m2.proc.returncode, 0)
+        self.kill_mount(m2)
+        # AUTHENTICATE PLAIN (LOGINDISABLED): its base64 payload must not be logged either
+        self.server.b.caps_pre = b"IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN LOGINDISABLED"
+        self.server.b.login_disabled = True
+        m3 = self.launch(self.make_mount(password=pw, debug=True))
+        how3, _ = self.wait_up(m3, BOUND)
+        self.rows.append("credentials: AUTHENTICATE mount %s" % how3)
+        if how3 == "mounted":
+            self.assertEqual(self.user(["ls", "-R", m3.path], BOUND).rc, 0)
+        self.kill_mount(m3)
         secrets = [pw, wrong]
         forms = []
         for s in secrets:
@@ -741,13 +774,31 @@ class H_Hostile(unittest.TestCase):
                 forms.append(base64.b64encode(b"\0" + u + b"\0" + s.encode()))
                 forms.append(base64.b64encode(u + b"\0alice\0" + s.encode()))
             forms += [s.encode(), s.encode("latin-1"), s.encode()[:10]]
-        for mm in (m, m2):
+        for mm in (m, m2, m3):
             text = open(mm.log_path, "rb").read()
             self.assertIn(b"DEBUG", text, "no debug log written")
             for f in forms:
                 self.assertNotIn(f, text, "a credential (%r) is in the log %s" % (f[:6], mm.log_path))
 
     # ------------------------------------------------------------ wrong bytes
+
+    def test_binary_part_with_nul_bytes(self):
+        """A `Content-Transfer-Encoding: binary` part holding NUL bytes (UTF-16 text): the server, like
+        Dovecot, replaces NUL in BODY[] literals; with BINARY advertised the file must hold the true bytes."""
+        utf16 = "Grüße aus der Hölle, UTF-16 text\r\n".encode("utf-16-le") * 40
+        raw = fi.multipart_message("nul", [(b"text/plain; charset=us-ascii", None, b"see part 2", None),
+                                           (b"text/plain; charset=utf-16le", b"binary", utf16, None)])
+        self.serve([fi.Folder("INBOX", [fi.Message(1, raw)])])
+        m = self.mounted()
+        p = os.path.join(m.path, "INBOX/1/2")
+        try:
+            got = self.read(p)
+        except OSError as e:
+            self.fail("reading a binary part: %s" % errno.errorcode.get(e.errno))
+        self.assertTrue(got == utf16, "binary part with NUL bytes: %d bytes, %d NUL (want %d, %d NUL)" % (
+            len(got), got.count(b"\0"), len(utf16), utf16.count(b"\0")))
+        self.assertEqual(os.stat(p).st_size, len(utf16))
+        self.assert_read_only()
 
     GARBAGE_SIZE = 2 * 1024 * 1024
 
