@@ -371,6 +371,7 @@ class FakeIMAP:
         self.lock = threading.Lock()
         self.received = []  # (connection id, command bytes with literals inline)
         self.auths = []  # (mechanism, user bytes, password bytes, how it was sent)
+        self.plaintext_auths = 0  # LOGIN/AUTHENTICATE received before TLS (must stay 0)
         self.connections = 0
         self.bytes_sent = 0
         self.loop = None
@@ -513,8 +514,10 @@ class FakeIMAP:
                 self.bytes_sent += n
                 await asyncio.sleep(interval)
             return
-        self.bytes_sent += len(data)
-        await conn.send(data)
+        # one response at a time, so that a huge answer starts flowing at once
+        for piece in untagged + [tagged]:
+            self.bytes_sent += len(piece)
+            await conn.send(piece)
 
     def folder(self, name):
         for f in self.folders:
@@ -536,6 +539,8 @@ class FakeIMAP:
         else:
             uid_cmd = False
             rest = line[len(tag) + 1 + len(m.group(2)) :]
+        if name in ("LOGIN", "AUTHENTICATE") and not conn.tls:
+            self.plaintext_auths += 1
         h = self.b.handlers.get(name)
         if h is not None and await h(self, conn, tag, line):
             return True
