@@ -53,6 +53,8 @@ def astring(b):
 
 
 def _split_header(raw):
+    if raw.startswith(b"\r\n"):  # no header fields at all
+        return b"\r\n", raw[2:]
     k = raw.find(b"\r\n\r\n")
     if k < 0:
         return raw, b""
@@ -134,8 +136,9 @@ class Part:
             s += b" %d" % self.body.count(b"\n")
         s += b" NIL "
         if self.disposition:
-            d, _, dp = _params(self.disposition + b"/x")
-            s += b"(" + quote(d.split(b"/")[0]) + b" " + _plist(dp) + b")"
+            d = self.disposition.split(b";", 1)
+            _, _, dp = _params(b"x/x;" + d[1]) if len(d) > 1 else (None, None, [])
+            s += b"(" + quote(d[0].strip().lower()) + b" " + _plist(dp) + b")"
         else:
             s += b"NIL"
         return s + b" NIL NIL)"
@@ -623,8 +626,7 @@ class FakeIMAP:
                         b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n",
                         b"* %d EXISTS\r\n" % len(f.messages), b"* 0 RECENT\r\n",
                         b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % f.uidvalidity,
-                        b"* OK [UIDNEXT %d] Predicted next UID\r\n" % f.uidnext(),
-                        b"* OK [HIGHESTMODSEQ 1] Highest\r\n"]
+                        b"* OK [UIDNEXT %d] Predicted next UID\r\n" % f.uidnext()]
             mode = b"[READ-ONLY]" if name == "EXAMINE" else b"[READ-WRITE]"
             await self.respond(conn, name, line, untagged, ok + mode + b" Examine completed (0.001 + 0.000 secs).\r\n")
         elif name == "STATUS":
@@ -714,7 +716,8 @@ class FakeIMAP:
                         o, n = int(m.group(3)), int(m.group(4))
                         data = data[o : o + n]
                         label += "<%d>" % o
-                    lit = b"~{%d}" if binary and b"\0" in data else b"{%d}"
+                    # Dovecot sends BINARY[] as literal8 when the bytes are not 7-bit text
+                    lit = b"~{%d}" if binary and (b"\0" in data or not data.isascii()) else b"{%d}"
                     parts.append(label.encode() + b" " + lit % len(data) + b"\r\n" + data)
             out.append(b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n")
         return out
