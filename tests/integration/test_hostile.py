@@ -433,25 +433,52 @@ class H_Hostile(unittest.TestCase):
         self.hang_case(b, ["cat", "MNT/INBOX/1/1"], "cat with the body dripped at 1 byte/s", folders=folders,
                        prepare=["ls", "MNT/INBOX/1"])
 
-    def test_hang_greeting_dripped(self):
-        greeting = b"* OK [CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ AUTH=PLAIN] " + b"x" * 300 + b"\r\n"
+    def mount_within_bound(self, b, what, starttls=False):
+        """The mount comes up or imapfs exits non-zero within 3x timeout; if up, `ls` is bounded too."""
+        self.serve(None, b)
+        m = self.launch(self.make_mount(starttls=starttls))
+        how, el = self.wait_up(m, BOUND)
+        self.rows.append("%s: %s after %.1fs (rc %s)" % (what, how, el, m.proc.returncode))
+        self.assertNotEqual(how, "neither", "%s: imapfs neither mounted nor exited within %.1fs" % (what, BOUND))
+        if how == "exited":
+            self.assertNotEqual(m.proc.returncode, 0)
+        else:
+            self.assert_bounded(self.user(["ls", m.path], BOUND), "ls after " + what)
+
+    @staticmethod
+    def dripping_greeting():
+        greeting = b"* OK [CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ AUTH=PLAIN STARTTLS] " + b"x" * 300 + \
+            b"\r\n"
 
         async def g(server, conn):
             for i in range(len(greeting)):
                 await conn.send(greeting[i : i + 1])
                 await fi.asyncio.sleep(1.0)
 
+        return g
+
+    def test_hang_greeting_dripped(self):
         b = fi.Behaviour()
-        b.greeting = g
-        self.serve(None, b)
-        m = self.launch(self.make_mount())
-        how, el = self.wait_up(m, BOUND)
-        self.rows.append("greeting dripped: %s after %.1fs (rc %s)" % (how, el, m.proc.returncode))
-        self.assertNotEqual(how, "neither", "imapfs neither mounted nor exited within %.1fs" % BOUND)
-        if how == "exited":
-            self.assertNotEqual(m.proc.returncode, 0)
-        else:
-            self.assert_bounded(self.user(["ls", m.path], BOUND), "ls with a dripping greeting")
+        b.greeting = self.dripping_greeting()
+        self.mount_within_bound(b, "greeting dripped at 1 byte/s")
+
+    def test_hang_greeting_dripped_starttls(self):
+        b = fi.Behaviour()
+        b.greeting = self.dripping_greeting()
+        self.mount_within_bound(b, "plain-text greeting (STARTTLS) dripped at 1 byte/s", starttls=True)
+
+    def test_hang_login_answer_dripped(self):
+        async def login(server, conn, tag, cmd):
+            server.auths.append(("LOGIN", b"", b"", "dripped"))
+            for c in tag + b" OK [CAPABILITY IMAP4rev1 IDLE LITERAL+] Logged in, " + b"x" * 300 + b"\r\n":
+                await conn.send(bytes([c]))
+                await fi.asyncio.sleep(1.0)
+            return True
+
+        b = fi.Behaviour()
+        b.handlers["LOGIN"] = login
+        b.handlers["AUTHENTICATE"] = login
+        self.mount_within_bound(b, "LOGIN answer dripped at 1 byte/s")
 
     # ------------------------------------------------------------ memory
 
