@@ -6,7 +6,7 @@ child process polled against a deadline; a Watchdog kills the mount if anything 
 tearDown kills imapfs and lazily unmounts.
 
 Scenarios (one test each): LIST answered a line a second / a byte every 2 s, a FETCH body dripped at
-1 byte/s, a dripped greeting (hangs); a greeting or LIST line that never ends, an endless LIST, literals
+1 byte/s, a dripped greeting (TLS and STARTTLS), a dripped LOGIN answer (hangs); a greeting or LIST line that never ends, an endless LIST, literals
 announced as 250 MB, 20 BODYSTRUCTUREs of 100,000 parts (memory); unsolicited FETCH FLAGS, CAPABILITY,
 ENABLED, SEARCH, NO inside LIST/EXAMINE/FETCH/STATUS answers; a Latin-1 folder name, 10 colliding names, a
 name with CR/LF; LOGINDISABLED with and without SASL-IR, a non-ASCII password, NIL and absurd part sizes,
@@ -388,8 +388,8 @@ class H_Hostile(unittest.TestCase):
     # ------------------------------------------------------------ the fake server itself
 
     def test_baseline_well_behaved_server(self):
-        """The fake server without any hook: everything reads back, nothing but read-only commands sent
-        (so a failure elsewhere is the scenario's, not the fake's)."""
+        # The fake server without any hook: everything reads back, nothing but read-only commands sent
+        # (so a failure elsewhere is the scenario's, not the fake's).
         self.serve()
         m = self.mounted()
         self.check_standard(m.path)
@@ -842,8 +842,8 @@ class H_Hostile(unittest.TestCase):
     # ------------------------------------------------------------ wrong bytes
 
     def test_binary_part_with_nul_bytes(self):
-        """A `Content-Transfer-Encoding: binary` part holding NUL bytes (UTF-16 text): the server, like
-        Dovecot, replaces NUL in BODY[] literals; with BINARY advertised the file must hold the true bytes."""
+        # A `Content-Transfer-Encoding: binary` part holding NUL bytes (UTF-16 text): the server, like
+        # Dovecot, replaces NUL in BODY[] literals; with BINARY advertised the file must hold the true bytes.
         utf16 = "Grüße aus der Hölle, UTF-16 text\r\n".encode("utf-16-le") * 40
         raw = fi.multipart_message("nul", [(b"text/plain; charset=us-ascii", None, b"see part 2", None),
                                            (b"text/plain; charset=utf-16le", b"binary", utf16, None)])
