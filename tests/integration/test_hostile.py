@@ -639,7 +639,9 @@ class H_Hostile(unittest.TestCase):
         dirs = [n for n in os.listdir(m.path) if n != "INBOX"]
         found = {}
         for n in dirs:
-            for uid in os.listdir(os.path.join(m.path, n)):
+            uids = os.listdir(os.path.join(m.path, n))
+            self.assertEqual(len(uids), 1, "directory %r lists %s, not its folder's one message" % (n, uids))
+            for uid in uids:
                 found.setdefault(self.read(os.path.join(m.path, n, uid, "1")), []).append(n)
         self.rows.append("colliding names: directories %s" % sorted(dirs))
         want = {b"folder-%d\r\n" % i for i in range(len(raw))}
