@@ -643,8 +643,18 @@ class FakeIMAP:
                 await conn.send(tag + b" BAD No mailbox selected.\r\n")
                 return True
             nums = [m.uid if uid_cmd else i + 1 for i, m in enumerate(f.messages)]
-            await self.respond(conn, name, line, [b"* SEARCH" + b"".join(b" %d" % n for n in nums) + b"\r\n"],
-                               ok + b"Search completed.\r\n")
+            crit = re.search(rb"\bUID ([0-9:*,]+)", rest)  # the only criterion besides ALL understood here
+            if crit:
+                keep = set(parse_set(crit.group(1).decode(), [m.uid for m in f.messages]))
+                nums = [n for n, m in zip(nums, f.messages) if m.uid in keep]
+            if re.match(rb" *RETURN \(", rest):  # ESEARCH (RFC 4731) answers RETURN options
+                answer = b'* ESEARCH (TAG "' + tag + b'")' + (b" UID" if uid_cmd else b"")
+                if nums:
+                    answer += b" ALL " + b",".join(b"%d" % n for n in nums) + b" COUNT %d" % len(nums)
+                answer += b"\r\n"
+            else:
+                answer = b"* SEARCH" + b"".join(b" %d" % n for n in nums) + b"\r\n"
+            await self.respond(conn, name, line, [answer], ok + b"Search completed (0.001 + 0.000 secs).\r\n")
         elif name == "IDLE":
             await conn.send(b"+ idling\r\n")
             done = await conn.reader.readuntil(b"\n")
