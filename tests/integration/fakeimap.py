@@ -282,6 +282,9 @@ class Conn:
         self.authenticated = False
 
     async def send(self, data):
+        # a gone client ends every (possibly endless) hostile answer here
+        if self.writer.is_closing() or self.reader.at_eof():
+            raise Closed()
         self.writer.write(data)
         await self.writer.drain()
 
@@ -428,6 +431,8 @@ class FakeIMAP:
         except RuntimeError:
             return
         self.thread.join(10)
+        if self.thread.is_alive():
+            raise RuntimeError("the fake IMAP server's thread did not stop")
 
     # -- what was received
     def record(self, conn, line):
