@@ -287,6 +287,8 @@ class Conn:
             raise Closed()
         self.writer.write(data)
         await self.writer.drain()
+        # drain() does not yield while the buffer is small: let the loop notice a lost connection
+        await asyncio.sleep(0)
 
 
 class Closed(Exception):
