@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # A throwaway Dovecot IMAP server on 127.0.0.1 for imapfs tests and demos.
 #
-#   scripts/test-server.sh start DIR [--no-starttls]   start (or reuse) a server whose state lives in DIR
+#   scripts/test-server.sh start DIR [--no-starttls] [--capability "CAPS"]
+#                                                      start (or reuse) a server whose state lives in DIR
+#       --capability "IMAP4rev1 LITERAL+"  advertise only these capabilities (imap_capability, before and
+#                                          after login; AUTH=/STARTTLS are still added before login): a
+#                                          cut-down server to exercise every client fallback
 #   scripts/test-server.sh stop DIR                    stop it (only the dovecot started from DIR)
 #   scripts/test-server.sh status DIR                  exit 0 when it is running
 #
@@ -95,20 +99,25 @@ make_certs() {
 }
 
 cmd_start() {
-    local dir="$1" starttls=yes
+    local dir="$1" starttls=yes caps=
     shift
-    for a in "$@"; do
-        case "$a" in
+    while [ $# -gt 0 ]; do
+        case "$1" in
             --no-starttls) starttls=no ;;
-            *) die "unknown option $a" ;;
+            --capability) [ $# -ge 2 ] || die "--capability needs a value"; caps=$2; shift ;;
+            --capability=*) caps=${1#--capability=} ;;
+            *) die "unknown option $1" ;;
         esac
+        shift
     done
+    case "$caps" in *[!A-Za-z0-9\ +=.-]*) die "--capability: unexpected characters in '$caps'" ;; esac
     need_pkgs
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     if master_pid "$dir" >/dev/null; then
         # already running: keep it if the options match
-        if grep -q "^STARTTLS=$starttls\$" "$dir/env" 2>/dev/null; then
+        if grep -q "^STARTTLS=$starttls\$" "$dir/env" 2>/dev/null \
+            && [ "$(sed -n "s/^CAPABILITY=//p" "$dir/env" | tr -d "'")" = "$caps" ]; then
             echo "test-server.sh: already running ($dir)" >&2
             return 0
         fi
@@ -245,6 +254,11 @@ open(p, "w").write(s)
 PY
         imaps_port=
     fi
+    if [ -n "$caps" ]; then
+        # imap_capability replaces the list advertised before and after login (imap-login still adds
+        # AUTH= and STARTTLS); no plugin that adds one (quota, zlib) is loaded in this config anyway
+        printf 'imap_capability = %s\n' "$caps" >>"$dir/dovecot.conf"
+    fi
     cat >"$dir/env" <<EOF
 IMAP_HOST=127.0.0.1
 IMAPS_PORT=$imaps_port
@@ -256,6 +270,8 @@ OTHER_CA_FILE='$dir/tls/other-ca.pem'
 WRONG_NAME_HOST=127.0.0.2
 DOVECOT_CONF='$dir/dovecot.conf'
 STARTTLS=$starttls
+SERVER=dovecot
+CAPABILITY='$caps'
 EOF
     : >"$dir/log/dovecot.log"
     dovecot -c "$dir/dovecot.conf" 2>>"$dir/log/dovecot.log" || { tail -20 "$dir/log/dovecot.log" >&2; die "dovecot failed to start"; }
@@ -301,8 +317,8 @@ cmd_status() {
 }
 
 case "${1:-}" in
-    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
+    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls] [--capability CAPS]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
     stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
     status) [ $# -eq 2 ] || die "usage: $0 status DIR"; cmd_status "$2" ;;
-    *) die "usage: $0 start DIR [--no-starttls] | stop DIR | status DIR" ;;
+    *) die "usage: $0 start DIR [--no-starttls] [--capability CAPS] | stop DIR | status DIR" ;;
 esac

@@ -18,6 +18,7 @@ pub mod mount;
 pub mod names;
 pub mod parallel;
 pub mod password;
+pub mod search;
 pub mod secret;
 pub mod sexp;
 pub mod store;

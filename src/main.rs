@@ -19,6 +19,9 @@ use imapfs::password;
 /// How long one IDLE lasts before it is renewed (and retargeted to the folder in use).
 const IDLE_CYCLE: Duration = Duration::from_secs(20);
 
+/// How long after unmounting on a signal the process waits for running requests to end.
+const EXIT_GRACE: Duration = Duration::from_secs(3);
+
 /// A folder counts as in use (and is polled) this long after its last access.
 const IN_USE: Duration = Duration::from_secs(600);
 
@@ -114,18 +117,29 @@ fn mount_and_serve(
     let unmounter: Arc<OnceLock<Mutex<fuser::SessionUnmounter>>> = Arc::new(OnceLock::new());
     let core_cell: Arc<OnceLock<Arc<MailFs>>> = Arc::new(OnceLock::new());
     let (to_unmount, to_refresh) = (unmounter.clone(), core_cell.clone());
+    let mountpoint = args.mountpoint.clone();
     mount::handle_signals(
         move |sig| {
             log::info!("signal {sig}: unmounting");
             match to_unmount.get() {
                 Some(u) => {
                     if let Err(e) = u.lock().unwrap_or_else(|e| e.into_inner()).unmount() {
-                        log::error!("unmount failed: {e}");
-                        std::process::exit(1);
+                        // Busy: a process sits in the mount, perhaps in a request that waits
+                        // on the server. Detach it anyway rather than leave a dead mount.
+                        log::warn!("unmount failed ({e}); detaching the mount lazily");
+                        if let Err(e) = mount::lazy_unmount(&mountpoint) {
+                            log::error!("unmount failed: {e}");
+                            std::process::exit(1);
+                        }
                     }
                 }
                 None => std::process::exit(1),
             }
+            // The session ends once its requests are answered; one still waiting on the server
+            // must not keep the process alive.
+            std::thread::sleep(EXIT_GRACE);
+            log::warn!("requests still running {EXIT_GRACE:?} after unmounting: exiting");
+            std::process::exit(0);
         },
         move || {
             // SIGUSR1: forget every listing's age and ask the server now.

@@ -50,6 +50,34 @@ fn push(cfg: &mut Config, opt: MountOption) {
     }
 }
 
+/// Detach the mount at `path` even while it is busy (`umount2(MNT_DETACH)` as root, else
+/// `fusermount3 -u -z`): processes inside keep what they hold, new ones no longer see it.
+pub fn lazy_unmount(path: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("{}: NUL in path", path.display()))?;
+    // SAFETY: umount2 with a valid NUL-terminated path; no memory is handed over.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    let mut last = String::new();
+    for bin in ["fusermount3", "fusermount"] {
+        match std::process::Command::new(bin)
+            .args(["-u", "-z", "--"])
+            .arg(path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+        {
+            Ok(s) if s.success() => return Ok(()),
+            Ok(s) => last = format!("{bin} -u -z: {s}"),
+            Err(e) => last = format!("{bin}: {e}"),
+        }
+    }
+    Err(last)
+}
+
 /// Refuse a mountpoint that is missing or not a directory, with a clear message.
 pub fn check_mountpoint(path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {

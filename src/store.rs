@@ -31,12 +31,15 @@ pub enum StoreError {
 /// One folder as LIST reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FolderEntry {
-    /// The server's name, raw (modified UTF-7), as it must be sent back in commands.
+    /// The server's name, raw (modified UTF-7), as it must be sent back in commands. Bytes that
+    /// are not UTF-8 are mapped reversibly (see `names::name_from_raw`).
     pub name: String,
     /// The hierarchy delimiter, `None` for a flat namespace.
     pub delimiter: Option<char>,
     /// False for `\Noselect` and `\NonExistent` folders: they hold only subfolders.
     pub selectable: bool,
+    /// LIST's attributes as the server wrote them (`\HasChildren`, `\Sent`, ...).
+    pub attributes: Vec<String>,
 }
 
 /// One message as a folder listing reports it.
@@ -163,6 +166,18 @@ pub trait MailStore: Send + Sync {
         uidvalidity: u32,
         uids: &[u32],
     ) -> Result<Vec<(u32, Result<StructureData>)>>;
+
+    /// The UIDs of the folder's messages that match `criteria` (`UID SEARCH`), ascending. Fails
+    /// with `UidValidityChanged` as above.
+    fn search(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        criteria: &crate::search::Criteria,
+    ) -> Result<Vec<u32>> {
+        let _ = (folder, uidvalidity, criteria);
+        Err(StoreError::Server("this store cannot search".into()))
+    }
 
     /// Partial fetches, batched; answer `i` is the bytes for `reqs[i]` (empty for a vanished
     /// message or a range past the end).

@@ -23,11 +23,12 @@ sys.path.insert(0, HERE)
 import gen  # noqa: E402
 
 MiB = 1 << 20
-ALL_SCENARIOS = ["cat", "head", "ls", "find", "grep", "par", "warm", "rss", "huge"]
+ALL_SCENARIOS = ["cat", "head", "ls", "find", "grep", "par", "warm", "rss", "huge", "index", "folders"]
 
 # full and --quick sizes
-FULL = dict(big_mib=50, par_n=8, par_mib=20, ls_msgs=10000, msgs=2000, gig_mib=1024, huge_msgs=100000)
-QUICK = dict(big_mib=8, par_n=8, par_mib=2, ls_msgs=1000, msgs=200, gig_mib=128, huge_msgs=5000)
+FULL = dict(big_mib=50, par_n=8, par_mib=20, ls_msgs=10000, msgs=2000, gig_mib=1024, huge_msgs=100000,
+            folders=200)
+QUICK = dict(big_mib=8, par_n=8, par_mib=2, ls_msgs=1000, msgs=200, gig_mib=128, huge_msgs=5000, folders=50)
 
 
 def log(msg):
@@ -76,7 +77,20 @@ def cpu_seconds(pid):
 
 
 def run(cmd, timeout=1800, **kw):
-    return subprocess.run(cmd, timeout=timeout, check=True, **kw)
+    """subprocess.run with a watchdog thread instead of `timeout=`: with a timeout, Popen.wait polls
+    with sleeps of 1, 2, 4 ... 50 ms, so every time measured around it lands just after ~7, 15, 31,
+    63, 113 ms ...; without one it blocks in waitpid and returns the moment the child exits."""
+    p = subprocess.Popen(cmd, **kw)
+    killer = threading.Timer(timeout, p.kill)
+    killer.daemon = True
+    killer.start()
+    try:
+        out, err = p.communicate()
+    finally:
+        killer.cancel()
+    if p.returncode != 0:
+        raise subprocess.CalledProcessError(p.returncode, cmd, out, err)
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
 def sh_timed(cmd, timeout=1800):
@@ -198,6 +212,21 @@ class Bench:
         log("%s: server indexed in %.1fs (%d items)" % (folder, time.time() - t0, r["items"]))
         self.mark(folder, params)
 
+    def make_folders(self, parent, n):
+        """n small folders parent/f000 ... (1-3 messages each, some read), for FOLDERS."""
+        params = json.dumps(["folders", n])
+        if self.generated(parent, params):
+            log("%s: reusing %d folders" % (parent, n))
+            return
+        shutil.rmtree(os.path.join(self.maildir, parent), ignore_errors=True)
+        for k in range(n):
+            folder = "%s/f%03d" % (parent, k)
+            self.md.folder(folder)
+            for i in range(1 + k % 3):
+                self.md.write(folder, i, gen.message(i, 600, []), seen=(i + k) % 2 == 0)
+        self.mark(parent, params)
+        log("%s: wrote %d folders" % (parent, n))
+
     def generate(self, sc):
         a = self.a
         if {"cat", "head", "warm"} & sc:
@@ -232,6 +261,11 @@ class Bench:
                 tot += s
                 i += 1
             self.make_folder("Gig", [(2000, [s * MiB]) for s in sizes])
+        if "index" in sc and "ls" not in sc:
+            self.make_folder("Ten", [(1000 + (i * 37) % 3000, gen.realistic_attachments(i, 16))
+                                     for i in range(a.ls_msgs)], warm="warm-listing")
+        if "folders" in sc:
+            self.make_folders("Many", a.folders)
         if "huge" in sc:
             self.make_folder("Huge", [(800 + (i * 37) % 2000, gen.realistic_attachments(i, 8))
                                       for i in range(a.huge_msgs)], warm="warm-listing")
@@ -615,6 +649,74 @@ class Bench:
                  "≤ 300 B metadata/message (RSS delta)", lambda r: median(per) <= 300, ist, pst,
                  "RSS after %.1f MiB; %.0f B/message" % (median(rss) / MiB, median(per)))
 
+    def sc_index(self, link, port, sc):
+        """`cat Folder/INDEX` (the browser's folder summary) against the seed's single FETCH."""
+        n = self.a.ls_msgs
+        cold, warm, peer, ist, wst, pst = [], [], [], [], [], []
+        out = os.path.join(self.work, "index.out")
+        for r in range(self.a.repeat):
+            m = self.mount(port)
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("cat %s/Ten/INDEX >%s" % (m.path, out)))
+            cold.append(t)
+            ist.append(d)
+            t, d = self.measure(lambda: sh_timed("cat %s/Ten/INDEX >/dev/null" % m.path), settle=0.05)
+            warm.append(t)
+            wst.append(d)
+            self.unmount(m)
+            lines = sum(1 for _ in open(out, "rb"))
+            if lines != n:
+                self.notes.append("cat Ten/INDEX: %d lines, expected %d" % (lines, n))
+            self.drop_caches()
+            res, d = self.measure(lambda: self.peer("index", port, "Ten"))
+            peer.append(res["seconds"])
+            pst.append(d)
+        self.add("`cat Folder/INDEX` of a %d-message folder, cold (peer: one summary FETCH)" % n, link, cold,
+                 peer, "≤ 1.3× peer", lambda r: r["ratio"] <= 1.3, ist, pst)
+        self.add("`cat Folder/INDEX` of a %d-message folder, warm" % n, link, warm, None, "≤ 50 ms",
+                 lambda r: median(r["imapfs"]) <= 0.05, wst, None)
+        if "huge" not in sc:
+            return
+        hn = self.a.huge_msgs
+        times, per, ist = [], [], []
+        for r in range(self.a.repeat):
+            m = self.mount(port)
+            time.sleep(0.2)
+            r0 = proc_status(m.pid, "VmRSS")
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("cat %s/Huge/INDEX | wc -l >%s" % (m.path, out)))
+            times.append(t)
+            ist.append(d)
+            per.append((proc_status(m.pid, "VmHWM") - r0) / hn)
+            self.unmount(m)
+            got = int(open(out).read().strip() or 0)
+            if got != hn:
+                self.notes.append("cat Huge/INDEX: %d lines, expected %d" % (got, hn))
+        self.add("`cat Folder/INDEX` of a %d-message folder: memory" % hn, link, times, None,
+                 "≤ 300 B/message (peak RSS growth)", lambda r: median(per) <= 300, ist, None,
+                 "%.0f B/message" % median(per))
+
+    def sc_folders(self, link, port):
+        """`cat FOLDERS` against LIST + STATUS of every folder in imaplib."""
+        times, peer, ist, pst = [], [], [], []
+        out = os.path.join(self.work, "folders.out")
+        for r in range(self.a.repeat):
+            m = self.mount(port)
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("cat %s/FOLDERS >%s" % (m.path, out)))
+            times.append(t)
+            ist.append(d)
+            self.unmount(m)
+            self.drop_caches()
+            res, d = self.measure(lambda: self.peer("folders", port, "INBOX"))
+            peer.append(res["seconds"])
+            pst.append(d)
+            lines = sum(1 for _ in open(out, "rb"))
+            if lines != res["items"]:
+                self.notes.append("cat FOLDERS: %d lines, the peer listed %d folders" % (lines, res["items"]))
+        self.add("`cat FOLDERS` over %d+ folders, cold (peer: LIST + STATUS each)" % self.a.folders, link, times,
+                 peer, "≤ 1.3× peer, ≤ 2 round trips", lambda r: r["ratio"] <= 1.3, ist, pst)
+
     # ------------------------------------------------------------ report
 
     def report(self, t_start, load_start):
@@ -807,6 +909,10 @@ def main():
                 b.sc_rss(link, port)
             if "huge" in sc:
                 b.sc_huge(link, port)
+            if "index" in sc:
+                b.sc_index(link, port, sc)
+            if "folders" in sc:
+                b.sc_folders(link, port)
         b.report(t_start, load_start)
     finally:
         b.stop_proxies()

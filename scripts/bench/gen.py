@@ -150,11 +150,11 @@ class Maildir:
         if self.uid is not None:
             os.chown(path, self.uid, self.gid)
 
-    def write(self, folder, index, raw):
+    def write(self, folder, index, raw, seen=False):
         d = self.folder(folder) if not os.path.isdir(os.path.join(self.root, folder, "cur")) else \
             os.path.join(self.root, folder)
         t = BASE_TIME + index * 3600
-        name = "%d.M%dP1.bench,S=%d,W=%d:2," % (t, index, len(raw), len(raw))
+        name = "%d.M%dP1.bench,S=%d,W=%d:2,%s" % (t, index, len(raw), len(raw), "S" if seen else "")
         tmp = os.path.join(d, "tmp", name)
         with open(tmp, "wb") as f:
             f.write(raw)

@@ -8,6 +8,9 @@ usage: peer.py MODE HOST PORT CA USER FOLDER     (password in $IMAP_PASS)
   structure  UID FETCH 1:* (BODYSTRUCTURE)
   grep       UID SEARCH ALL, then UID FETCH <uid> (BODY.PEEK[1]) one message at a time (one round trip
              each), counting the texts that contain "needle" (quoted-printable decoded when needed)
+  index      UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]):
+             the browser's one-round-trip folder summary
+  folders    LIST "" "*", then STATUS (MESSAGES UNSEEN) of every folder in turn (FOLDER is ignored)
   warm       everything imapfs asks the server for (listing items, BODYSTRUCTURE, BODY.PEEK[HEADER]),
              so Dovecot has indexed the folder and cached those fields before anything is timed
 """
@@ -28,9 +31,27 @@ def main():
     c._mode_utf8 = False
     typ, _ = c.login(user, os.environ["IMAP_PASS"])
     assert typ == "OK"
+    items = nbytes = 0
+    if mode == "folders":
+        typ, data = c.list('""', "*")
+        assert typ == "OK"
+        for line in data:
+            if isinstance(line, tuple):  # a name sent as a literal
+                line = line[0] + line[1]
+            nbytes += len(line)
+            flags = line[line.index(b"(") + 1:line.index(b")")]
+            if b"\\noselect" in flags.lower() or b"\\nonexistent" in flags.lower():
+                items += 1
+                continue
+            name = line.rsplit(b" ", 1)[1] if not line.endswith(b'"') else b'"' + line.rsplit(b' "', 1)[1]
+            typ, st = c.status(name.decode(), "(MESSAGES UNSEEN)")
+            assert typ == "OK", (name, st)
+            nbytes += sum(len(x) for x in st if isinstance(x, bytes))
+            items += 1
+        print(json.dumps({"seconds": time.perf_counter() - t0, "items": items, "bytes": nbytes}))
+        return
     typ, _ = c.select('"%s"' % folder, readonly=True)
     assert typ == "OK", "EXAMINE %s failed" % folder
-    items = nbytes = 0
     if mode in ("listing", "structure", "warm", "warm-listing"):
         what = {"listing": "(UID RFC822.SIZE INTERNALDATE)", "structure": "(BODYSTRUCTURE)",
                 "warm-listing": "(UID RFC822.SIZE INTERNALDATE)",
@@ -43,6 +64,14 @@ def main():
                 items += 1
             elif d and d != b")":
                 nbytes += len(d)
+                items += 1
+    elif mode == "index":
+        typ, data = c.uid("FETCH", "1:*",
+                          "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)])")
+        assert typ == "OK"
+        for d in data:
+            if isinstance(d, tuple):
+                nbytes += len(d[0]) + len(d[1])
                 items += 1
     elif mode == "grep":
         typ, data = c.uid("SEARCH", None, "ALL")

@@ -116,6 +116,7 @@ impl MailStore for FakeStore {
                 name: name.clone(),
                 delimiter: Some('/'),
                 selectable: f.selectable,
+                attributes: Vec::new(),
             })
             .collect())
     }

@@ -1,10 +1,13 @@
 //! The folder hierarchy: LIST entries split by their delimiter, decoded from modified UTF-7 and
 //! escaped into path components; parents that LIST implies but does not name become
-//! non-selectable directories.
+//! non-selectable directories. Folders are told apart by their raw server names, so names that
+//! collide once decoded and escaped are disambiguated (see [`crate::names::disambiguate`]) and
+//! every folder stays reachable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 
-use crate::names::{decode_mutf7, folder_component};
+use crate::names::{decode_mutf7, disambiguate, folder_component};
 use crate::store::FolderEntry;
 
 pub const ROOT_FOLDER: u32 = 0;
@@ -17,7 +20,8 @@ pub struct Folder {
     pub children: BTreeMap<String, u32>,
 }
 
-/// Folder ids, stable by path for the life of the mount (so inodes survive a re-LIST).
+/// Folder ids, stable by raw server path for the life of the mount (so inodes survive a
+/// re-LIST).
 #[derive(Default)]
 pub struct FolderIds {
     by_path: HashMap<Vec<String>, u32>,
@@ -39,30 +43,56 @@ pub struct FolderTree {
     pub folders: HashMap<u32, Folder>,
 }
 
+/// Collisions already logged (a LIST is repeated often; warn once per pair).
+static LOGGED: Mutex<Option<HashSet<(String, String)>>> = Mutex::new(None);
+
 impl FolderTree {
     pub fn build(entries: &[FolderEntry], ids: &mut FolderIds) -> FolderTree {
+        // Every raw path (and its implied parents), with the name to EXAMINE if selectable.
+        let mut nodes: BTreeMap<Vec<String>, Option<String>> = BTreeMap::new();
+        for entry in entries {
+            let path = raw_path(entry);
+            for depth in 1..path.len() {
+                nodes.entry(path[..depth].to_vec()).or_insert(None);
+            }
+            let slot = nodes.entry(path).or_insert(None);
+            if entry.selectable {
+                *slot = Some(entry.name.clone());
+            }
+        }
+        let mut by_parent: BTreeMap<Vec<String>, Vec<Vec<String>>> = BTreeMap::new();
+        for path in nodes.keys() {
+            by_parent
+                .entry(path[..path.len() - 1].to_vec())
+                .or_default()
+                .push(path.clone());
+        }
         let mut folders: HashMap<u32, Folder> = HashMap::new();
         folders.insert(ROOT_FOLDER, empty_folder());
-        for entry in entries {
-            let path = display_path(entry);
-            let mut parent = ROOT_FOLDER;
-            for depth in 1..=path.len() {
-                let id = ids.id_of(&path[..depth]);
-                folders.entry(id).or_insert_with(empty_folder);
-                let component = path[depth - 1].clone();
-                if let Some(p) = folders.get_mut(&parent) {
-                    let existing = *p.children.entry(component).or_insert(id);
-                    if existing != id {
-                        log::warn!("folder name collision at {:?}", &path[..depth]);
-                    }
-                }
-                parent = id;
-            }
-            if entry.selectable {
-                if let Some(f) = folders.get_mut(&parent) {
-                    f.raw = Some(entry.name.clone());
-                }
-            }
+        for (path, raw) in &nodes {
+            let id = ids.id_of(path);
+            folders.entry(id).or_insert_with(empty_folder).raw = raw.clone();
+        }
+        for (parent, kids) in by_parent {
+            let levels: Vec<(String, String)> = kids
+                .iter()
+                .map(|p| {
+                    let level = &p[p.len() - 1];
+                    (level.clone(), display_level(level, p.len() == 1))
+                })
+                .collect();
+            let names = disambiguate(&levels);
+            log_collisions(&parent, &levels, &names);
+            let parent_id = ids.id_of(&parent);
+            let children: BTreeMap<String, u32> = kids
+                .iter()
+                .zip(names)
+                .map(|(p, name)| (name, ids.id_of(p)))
+                .collect();
+            folders
+                .entry(parent_id)
+                .or_insert_with(empty_folder)
+                .children = children;
         }
         FolderTree { folders }
     }
@@ -79,25 +109,61 @@ fn empty_folder() -> Folder {
     }
 }
 
-/// Path components of a folder: split on the delimiter (ASCII, so it never occurs inside
-/// modified UTF-7's base64 runs), each level decoded and escaped. INBOX is case-insensitive on
-/// every server and is shown as `INBOX`.
-fn display_path(entry: &FolderEntry) -> Vec<String> {
-    let levels: Vec<&str> = match entry.delimiter {
-        Some(d) => entry.name.split(d).collect(),
-        None => vec![entry.name.as_str()],
+/// Warn (once per pair) about subfolders that had to be renamed.
+fn log_collisions(parent: &[String], levels: &[(String, String)], names: &[String]) {
+    for (i, (raw, plain)) in levels.iter().enumerate() {
+        if names[i] == *plain {
+            continue;
+        }
+        let Some(keeper) = levels
+            .iter()
+            .zip(names)
+            .find(|((_, p), n)| p == plain && *n == plain)
+            .map(|((r, _), _)| r)
+        else {
+            continue;
+        };
+        let mut logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+        if logged
+            .get_or_insert_with(HashSet::new)
+            .insert((keeper.clone(), raw.clone()))
+        {
+            let mut a = parent.to_vec();
+            a.push(keeper.clone());
+            let mut b = parent.to_vec();
+            b.push(raw.clone());
+            log::warn!(
+                "folders {:?} and {:?} would both show as {:?}; the second shows as {:?}",
+                a.join("/"),
+                b.join("/"),
+                plain,
+                names[i]
+            );
+        }
+    }
+}
+
+/// The levels of a folder's raw name, split on the delimiter (ASCII, so it never occurs inside
+/// modified UTF-7's base64 runs). INBOX is case-insensitive on every server: its level is
+/// written `INBOX`.
+fn raw_path(entry: &FolderEntry) -> Vec<String> {
+    let mut levels: Vec<String> = match entry.delimiter {
+        Some(d) => entry.name.split(d).map(str::to_string).collect(),
+        None => vec![entry.name.clone()],
     };
+    if levels[0].eq_ignore_ascii_case("INBOX") {
+        levels[0] = "INBOX".to_string();
+    }
     levels
-        .iter()
-        .enumerate()
-        .map(|(i, level)| {
-            if i == 0 && level.eq_ignore_ascii_case("INBOX") {
-                "INBOX".to_string()
-            } else {
-                folder_component(&decode_mutf7(level))
-            }
-        })
-        .collect()
+}
+
+/// The directory name of one level: decoded from modified UTF-7 and escaped.
+fn display_level(level: &str, top: bool) -> String {
+    if top && level == "INBOX" {
+        "INBOX".to_string()
+    } else {
+        folder_component(&decode_mutf7(level))
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +175,7 @@ mod tests {
             name: name.into(),
             delimiter: Some('/'),
             selectable,
+            attributes: Vec::new(),
         }
     }
 
@@ -160,10 +227,76 @@ mod tests {
                 name: "a/b.c".into(),
                 delimiter: Some('.'),
                 selectable: true,
+                attributes: Vec::new(),
             }],
             &mut ids,
         );
         let root = t.get(ROOT_FOLDER).unwrap();
         assert_eq!(root.children.keys().collect::<Vec<_>>(), ["a%2Fb"]);
+    }
+
+    #[test]
+    fn colliding_names_all_reachable() {
+        let mut ids = FolderIds::default();
+        let t = FolderTree::build(
+            &[
+                entry(".", true),
+                entry("&AC4-", true),
+                entry("Entwürfe/a", true),
+                entry("Entw&APw-rfe/b", true),
+                entry("x%41", true),
+                entry("x&ACU-41", true),
+            ],
+            &mut ids,
+        );
+        let root = t.get(ROOT_FOLDER).unwrap();
+        assert_eq!(
+            root.children.keys().collect::<Vec<_>>(),
+            [
+                "%2E",
+                "%2E~2",
+                "Entwürfe",
+                "Entwürfe~2",
+                "x%2541",
+                "x%2541~2"
+            ]
+        );
+        let raw = |name: &str| t.get(root.children[name]).unwrap().raw.clone();
+        assert_eq!(raw("%2E").as_deref(), Some("&AC4-"));
+        assert_eq!(raw("%2E~2").as_deref(), Some("."));
+        assert_eq!(raw("x%2541").as_deref(), Some("x%41"));
+        assert_eq!(raw("x%2541~2").as_deref(), Some("x&ACU-41"));
+        // The two parents stay apart, each with its own child.
+        let e1 = t.get(root.children["Entwürfe"]).unwrap();
+        let e2 = t.get(root.children["Entwürfe~2"]).unwrap();
+        assert_eq!(e1.children.keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(e2.children.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(
+            t.get(e2.children["a"]).unwrap().raw.as_deref(),
+            Some("Entwürfe/a")
+        );
+    }
+
+    #[test]
+    fn non_utf8_and_control_names() {
+        let mut ids = FolderIds::default();
+        let latin1 = crate::names::name_from_raw(b"Entw\xfcrfe");
+        let t = FolderTree::build(
+            &[
+                entry(&latin1, true),
+                entry("a\r\nb", true),
+                entry("INBOX", true),
+            ],
+            &mut ids,
+        );
+        let root = t.get(ROOT_FOLDER).unwrap();
+        assert_eq!(
+            root.children.keys().collect::<Vec<_>>(),
+            ["Entw%FCrfe", "INBOX", "a%0D%0Ab"]
+        );
+        assert_eq!(
+            t.get(root.children["Entw%FCrfe"]).unwrap().raw.as_deref(),
+            Some(latin1.as_str())
+        );
     }
 }

@@ -1,20 +1,23 @@
-//! Opening one authenticated session: resolve, TCP connect with a timeout, socket timeouts,
-//! STARTTLS by hand or implicit TLS (native-tls, extra CA certificates, `--insecure`), greeting,
-//! LOGIN. Every failure is one clear line that never holds the password.
+//! Opening one authenticated session: resolve, TCP connect with a timeout, STARTTLS or implicit
+//! TLS (native-tls, extra CA certificates, `--insecure`), greeting, CAPABILITY, LOGIN or
+//! AUTHENTICATE PLAIN, CAPABILITY again. Everything is read by [`Wire`] under a deadline, and the
+//! whole setup ends within about three times the timeout. Every failure is one clear line that
+//! never holds the password.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use native_tls::{Certificate, HandshakeError, TlsConnector};
 
-use super::raw::SharedStream;
+use super::caps::Caps;
+use super::login;
+use super::wire::{self, Clocked, Cmd, Frame, Status, Tally, Transport, Wire, WireError};
 use super::{Security, ServerConfig};
 
 /// The one stream type of every session, STARTTLS or implicit TLS.
-pub type Stream = native_tls::TlsStream<TcpStream>;
-pub type ImapSession = imap::Session<SharedStream>;
+pub type Stream = native_tls::TlsStream<Clocked<TcpStream>>;
 
 /// What kind of connect failure, so the pool can decide to retry, shrink or give up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +39,7 @@ pub struct ConnectFailure {
 }
 
 impl ConnectFailure {
-    fn new(kind: FailKind, msg: impl Into<String>) -> ConnectFailure {
+    pub(super) fn new(kind: FailKind, msg: impl Into<String>) -> ConnectFailure {
         ConnectFailure {
             kind,
             msg: msg.into(),
@@ -44,41 +47,179 @@ impl ConnectFailure {
     }
 }
 
-/// Connect, secure (with `tls`, from [`connector`]) and log in one session; also returns a
-/// handle on its stream for the raw FETCH reader.
+/// A logged-in connection and what its server offers (asked again after login).
+pub struct Opened {
+    pub wire: Wire<Stream>,
+    pub caps: Caps,
+}
+
+/// Connect, secure (with `tls`, from [`connector`]) and log in one session, all by `hard` (the
+/// resolver aside, which has its own timeout).
 pub fn open(
     cfg: &ServerConfig,
     tls: &TlsConnector,
-) -> Result<(ImapSession, SharedStream), ConnectFailure> {
-    let tcp = tcp_connect(cfg)?;
-    let tls = match cfg.security {
-        Security::ImplicitTls => tls_wrap(cfg, tls, tcp)?,
+    hard: Instant,
+) -> Result<Opened, ConnectFailure> {
+    let tcp = tcp_connect(cfg, hard)?;
+    let mut clocked = Clocked::new(tcp, cfg.timeout);
+    clocked.set_hard_deadline(Some(hard));
+    let (mut wire, caps) = match cfg.security {
+        Security::ImplicitTls => {
+            clocked.begin_default();
+            let mut wire = Wire::new(tls_wrap(cfg, tls, clocked)?);
+            let caps = greeting(cfg, &mut wire)?;
+            (wire, caps)
+        }
         Security::StartTls => {
-            let mut tcp = tcp;
-            starttls(cfg, &mut tcp)?;
-            tls_wrap(cfg, tls, tcp)?
+            let mut plain = Wire::new(clocked);
+            let caps = greeting(cfg, &mut plain)?;
+            starttls(cfg, &mut plain, caps)?;
+            if plain.buffered() > 0 {
+                // Bytes after the OK would be taken as if they came over TLS.
+                return Err(ConnectFailure::new(
+                    FailKind::Setup,
+                    format!(
+                        "server {} sent data after accepting STARTTLS; refusing to send the password",
+                        addr(cfg)
+                    ),
+                ));
+            }
+            let mut clocked = plain.into_inner();
+            clocked.begin_default();
+            // What was said before TLS is forgotten (RFC 3501 §6.2.1).
+            (Wire::new(tls_wrap(cfg, tls, clocked)?), Caps::default())
         }
     };
-    let shared = SharedStream::new(tls, cfg.timeout);
-    let mut client = imap::Client::new(shared.clone());
-    match cfg.security {
-        Security::ImplicitTls => {
-            let greeting = client
-                .read_greeting()
-                .map_err(|e| network(cfg, "reading the greeting", &e))?;
-            check_greeting(cfg, &greeting)?;
+    let caps = if caps.is_empty() {
+        capability(&mut wire).map_err(|e| wire_failure(cfg, "reading CAPABILITY", &e))?
+    } else {
+        caps
+    };
+    wire.literal_plus = caps.has("LITERAL+");
+    let caps = login::login(cfg, &mut wire, &caps)?;
+    wire.literal_plus = caps.has("LITERAL+");
+    wire.io.clock().set_hard_deadline(None);
+    Ok(Opened { wire, caps })
+}
+
+/// Read the greeting: the capabilities it carries (often empty), or why it is refused.
+fn greeting<T: Transport>(cfg: &ServerConfig, wire: &mut Wire<T>) -> Result<Caps, ConnectFailure> {
+    wire.io.clock().begin_default();
+    let frame = match wire.read_frame(&wire::CONTROL, &mut Tally::default()) {
+        Ok(f) => f,
+        Err(WireError::Bye(t)) => {
+            let kind = if is_limit(&t) {
+                FailKind::Limit
+            } else {
+                FailKind::Network
+            };
+            return Err(ConnectFailure::new(
+                kind,
+                format!("server {} refused the connection: * BYE {}", addr(cfg), t),
+            ));
         }
-        // The greeting was read on the plain connection; the TLS layer starts silent.
-        Security::StartTls => client.greeting_read = true,
-    }
-    log::debug!("LOGIN {} (password not shown) at {}", cfg.user, addr(cfg));
-    match client.login(&cfg.user, cfg.password.expose()) {
-        Ok(s) => Ok((s, shared)),
-        Err((e, _client)) => Err(login_failure(cfg, e)),
+        Err(e) => return Err(wire_failure(cfg, "reading the greeting", &e)),
+    };
+    let line = match &frame {
+        Frame::Untagged(d) => wire::text_of(d),
+        Frame::Continue(d) => format!("+ {}", wire::text_of(d)),
+        Frame::Tagged { tag, text, .. } => format!("{tag} {text}"),
+    };
+    let up = line.to_ascii_uppercase();
+    if up.starts_with("* OK") {
+        Ok(Caps::from_code(&line[4..]).unwrap_or_default())
+    } else if up.starts_with("* PREAUTH") {
+        Err(ConnectFailure::new(
+            FailKind::Setup,
+            format!(
+                "server {} pre-authenticated the connection; not supported",
+                addr(cfg)
+            ),
+        ))
+    } else {
+        Err(ConnectFailure::new(
+            FailKind::Setup,
+            format!(
+                "server {} does not speak IMAP (greeting: {:.80})",
+                addr(cfg),
+                line
+            ),
+        ))
     }
 }
 
-fn addr(cfg: &ServerConfig) -> String {
+/// CAPABILITY, on any connection.
+pub fn capability<T: Transport>(wire: &mut Wire<T>) -> Result<Caps, WireError> {
+    let mut caps = Caps::default();
+    let out = wire.run(&[Cmd::text("CAPABILITY")], &wire::CONTROL, &mut |d| {
+        if let Some(c) = Caps::from_untagged(&d) {
+            caps = c;
+        }
+        Ok(())
+    })?;
+    // A server that refuses CAPABILITY is taken to offer nothing beyond IMAP4rev1.
+    match out.first() {
+        Some((Status::Ok, _)) => Ok(caps),
+        _ => Ok(Caps::default()),
+    }
+}
+
+/// STARTTLS on the plain connection; fails (before any password is sent) unless the server
+/// offers STARTTLS and accepts it.
+fn starttls(
+    cfg: &ServerConfig,
+    wire: &mut Wire<Clocked<TcpStream>>,
+    caps: Caps,
+) -> Result<(), ConnectFailure> {
+    let caps = if caps.is_empty() {
+        capability(wire).map_err(|e| wire_failure(cfg, "reading CAPABILITY", &e))?
+    } else {
+        caps
+    };
+    if !caps.has("STARTTLS") {
+        return Err(ConnectFailure::new(
+            FailKind::Setup,
+            format!(
+                "server {} does not offer STARTTLS; refusing to send the password",
+                addr(cfg)
+            ),
+        ));
+    }
+    let out = wire
+        .run(&[Cmd::text("STARTTLS")], &wire::CONTROL, &mut |_| Ok(()))
+        .map_err(|e| wire_failure(cfg, "reading the STARTTLS answer", &e))?;
+    match out.first() {
+        Some((Status::Ok, _)) => Ok(()),
+        Some((status, text)) => Err(ConnectFailure::new(
+            FailKind::Setup,
+            format!(
+                "server {} refused STARTTLS ({} {}); refusing to send the password",
+                addr(cfg),
+                if *status == Status::No { "NO" } else { "BAD" },
+                text
+            ),
+        )),
+        None => Err(ConnectFailure::new(
+            FailKind::Network,
+            format!("no answer to STARTTLS from {}", addr(cfg)),
+        )),
+    }
+}
+
+/// A failure while reading or writing during setup.
+pub(super) fn wire_failure(cfg: &ServerConfig, what: &str, e: &WireError) -> ConnectFailure {
+    let msg = match e {
+        e if e.is_timeout() => format!("timed out {} from {}", what, addr(cfg)),
+        WireError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+            format!("{} from {} failed: connection closed", what, addr(cfg))
+        }
+        WireError::Io(io) => format!("{} from {} failed: {}", what, addr(cfg), io_text(io)),
+        other => format!("{} from {} failed: {}", what, addr(cfg), other),
+    };
+    ConnectFailure::new(FailKind::Network, msg)
+}
+
+pub(super) fn addr(cfg: &ServerConfig) -> String {
     if cfg.host.contains(':') {
         format!("[{}]:{}", cfg.host, cfg.port)
     } else {
@@ -150,11 +291,16 @@ fn resolve(cfg: &ServerConfig) -> Result<Vec<SocketAddr>, ConnectFailure> {
     }
 }
 
-fn tcp_connect(cfg: &ServerConfig) -> Result<TcpStream, ConnectFailure> {
+fn tcp_connect(cfg: &ServerConfig, hard: Instant) -> Result<TcpStream, ConnectFailure> {
     let addrs = resolve(cfg)?;
     let mut last: Option<io::Error> = None;
     for a in &addrs {
-        match TcpStream::connect_timeout(a, cfg.timeout) {
+        let left = hard.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            last = Some(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+            break;
+        }
+        match TcpStream::connect_timeout(a, cfg.timeout.min(left)) {
             Ok(s) => {
                 let setup = s
                     .set_read_timeout(Some(cfg.timeout))
@@ -180,138 +326,6 @@ fn tcp_connect(cfg: &ServerConfig) -> Result<TcpStream, ConnectFailure> {
         format!("cannot connect to {}: {}", addr(cfg), io_text(&e))
     };
     Err(ConnectFailure::new(FailKind::Network, msg))
-}
-
-/// One line (up to LF) read byte by byte, so nothing past it is consumed before the TLS layer.
-fn read_line(s: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        if s.read(&mut b)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed by the server",
-            ));
-        }
-        line.push(b[0]);
-        if b[0] == b'\n' {
-            return Ok(line);
-        }
-        if line.len() > 64 * 1024 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "response line too long",
-            ));
-        }
-    }
-}
-
-fn line_text(l: &[u8]) -> String {
-    String::from_utf8_lossy(l).trim_end().to_string()
-}
-
-/// Read lines up to the one tagged `tag`; returns (untagged lines, tagged line).
-fn read_tagged(s: &mut TcpStream, tag: &str) -> io::Result<(Vec<Vec<u8>>, Vec<u8>)> {
-    let mut untagged = Vec::new();
-    loop {
-        let l = read_line(s)?;
-        if l.starts_with(tag.as_bytes()) && l.get(tag.len()) == Some(&b' ') {
-            return Ok((untagged, l));
-        }
-        if untagged.len() > 1000 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "too many response lines",
-            ));
-        }
-        untagged.push(l);
-    }
-}
-
-fn check_greeting(cfg: &ServerConfig, g: &[u8]) -> Result<(), ConnectFailure> {
-    let up = g.to_ascii_uppercase();
-    if up.starts_with(b"* OK") {
-        Ok(())
-    } else if up.starts_with(b"* PREAUTH") {
-        Err(ConnectFailure::new(
-            FailKind::Setup,
-            format!(
-                "server {} pre-authenticated the connection; not supported",
-                addr(cfg)
-            ),
-        ))
-    } else if up.starts_with(b"* BYE") {
-        let t = line_text(g);
-        let kind = if is_limit(&t) {
-            FailKind::Limit
-        } else {
-            FailKind::Network
-        };
-        Err(ConnectFailure::new(
-            kind,
-            format!("server {} refused the connection: {}", addr(cfg), t),
-        ))
-    } else {
-        Err(ConnectFailure::new(
-            FailKind::Setup,
-            format!(
-                "server {} does not speak IMAP (greeting: {:.80})",
-                addr(cfg),
-                line_text(g)
-            ),
-        ))
-    }
-}
-
-/// Greeting, CAPABILITY, STARTTLS on the plain socket; fails (before any password is sent)
-/// unless the server offers STARTTLS and accepts it.
-fn starttls(cfg: &ServerConfig, s: &mut TcpStream) -> Result<(), ConnectFailure> {
-    let io_fail = |what: &str, e: io::Error| {
-        if is_timeout(&e) {
-            ConnectFailure::new(
-                FailKind::Network,
-                format!("timed out {} from {}", what, addr(cfg)),
-            )
-        } else {
-            ConnectFailure::new(
-                FailKind::Network,
-                format!("{} from {} failed: {}", what, addr(cfg), io_text(&e)),
-            )
-        }
-    };
-    let g = read_line(s).map_err(|e| io_fail("reading the greeting", e))?;
-    check_greeting(cfg, &g)?;
-
-    s.write_all(b"s1 CAPABILITY\r\n")
-        .map_err(|e| io_fail("sending CAPABILITY", e))?;
-    let (lines, done) = read_tagged(s, "s1").map_err(|e| io_fail("reading CAPABILITY", e))?;
-    let has_starttls = lines.iter().any(|l| {
-        let up = String::from_utf8_lossy(l).to_ascii_uppercase();
-        up.starts_with("* CAPABILITY") && up.split_ascii_whitespace().any(|w| w == "STARTTLS")
-    });
-    if !done.to_ascii_uppercase().starts_with(b"S1 OK") || !has_starttls {
-        return Err(ConnectFailure::new(
-            FailKind::Setup,
-            format!(
-                "server {} does not offer STARTTLS; refusing to send the password",
-                addr(cfg)
-            ),
-        ));
-    }
-    s.write_all(b"s2 STARTTLS\r\n")
-        .map_err(|e| io_fail("sending STARTTLS", e))?;
-    let (_, done) = read_tagged(s, "s2").map_err(|e| io_fail("reading the STARTTLS answer", e))?;
-    if !done.to_ascii_uppercase().starts_with(b"S2 OK") {
-        return Err(ConnectFailure::new(
-            FailKind::Setup,
-            format!(
-                "server {} refused STARTTLS ({}); refusing to send the password",
-                addr(cfg),
-                line_text(&done)
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// The TLS settings for every connection: the system's roots plus `ca_file`, or no checks with
@@ -352,7 +366,7 @@ pub fn connector(cfg: &ServerConfig) -> Result<TlsConnector, ConnectFailure> {
 fn tls_wrap(
     cfg: &ServerConfig,
     conn: &TlsConnector,
-    tcp: TcpStream,
+    tcp: Clocked<TcpStream>,
 ) -> Result<Stream, ConnectFailure> {
     match conn.connect(&cfg.host, tcp) {
         Ok(s) => Ok(s),
@@ -384,64 +398,4 @@ pub fn is_limit(text: &str) -> bool {
         || t.contains("too many")
         || t.contains("maximum number of connections")
         || t.contains("max_userip_connections")
-}
-
-fn network(cfg: &ServerConfig, what: &str, e: &imap::Error) -> ConnectFailure {
-    let msg = match e {
-        imap::Error::Io(io) if is_timeout(io) => {
-            format!("timed out {} from {}", what, addr(cfg))
-        }
-        imap::Error::Io(io) => format!("{} from {} failed: {}", what, addr(cfg), io_text(io)),
-        imap::Error::ConnectionLost => {
-            format!("{} from {} failed: connection closed", what, addr(cfg))
-        }
-        other => format!("{} from {} failed: {}", what, addr(cfg), other),
-    };
-    ConnectFailure::new(FailKind::Network, msg)
-}
-
-fn login_failure(cfg: &ServerConfig, e: imap::Error) -> ConnectFailure {
-    let who = format!("{}@{}", cfg.user, cfg.host);
-    match e {
-        imap::Error::No(n) => {
-            let kind = if is_limit(&n.information) {
-                FailKind::Limit
-            } else {
-                FailKind::Auth
-            };
-            ConnectFailure::new(
-                kind,
-                format!("login failed for {}: {}", who, n.information.trim()),
-            )
-        }
-        imap::Error::Bad(b) => ConnectFailure::new(
-            FailKind::Auth,
-            format!("login failed for {}: {}", who, b.information.trim()),
-        ),
-        imap::Error::Bye(b) => {
-            let kind = if is_limit(&b.information) {
-                FailKind::Limit
-            } else {
-                FailKind::Network
-            };
-            ConnectFailure::new(
-                kind,
-                format!(
-                    "login failed for {}: server closed the connection: {}",
-                    who,
-                    b.information.trim()
-                ),
-            )
-        }
-        imap::Error::Validate(v) => ConnectFailure::new(
-            FailKind::Setup,
-            // The validation error names the argument and character, never its value.
-            format!("cannot log in as {}: {}", who, v),
-        ),
-        other => {
-            let mut f = network(cfg, "logging in", &other);
-            f.msg = format!("login failed for {}: {}", who, f.msg);
-            f
-        }
-    }
 }

@@ -40,7 +40,19 @@ pub fn parse_internal_date(s: &str) -> Option<i64> {
 
 /// `BODY[2.MIME]<1024>` → (`2.MIME`, Some(1024)); `BODY[]` → (``, None). Names are uppercase.
 pub fn body_key(name: &str) -> Option<(&str, Option<u64>)> {
-    let rest = name.strip_prefix("BODY[")?;
+    section_key(name.strip_prefix("BODY[")?)
+}
+
+/// As [`body_key`], for `BODY[...]` (false) and `BINARY[...]` (true) items alike.
+pub fn fetched_key(name: &str) -> Option<(bool, &str, Option<u64>)> {
+    match name.strip_prefix("BINARY[") {
+        Some(rest) => section_key(rest).map(|(s, o)| (true, s, o)),
+        None => body_key(name).map(|(s, o)| (false, s, o)),
+    }
+}
+
+/// `2.MIME]<1024>` → (`2.MIME`, Some(1024)).
+fn section_key(rest: &str) -> Option<(&str, Option<u64>)> {
     let close = rest.rfind(']')?;
     let section = &rest[..close];
     let tail = &rest[close + 1..];
@@ -93,6 +105,9 @@ mod tests {
         );
         assert_eq!(body_key("BODYSTRUCTURE"), None);
         assert_eq!(body_key("BODY[1]<x>"), None);
+        assert_eq!(fetched_key("BINARY[2]<5>"), Some((true, "2", Some(5))));
+        assert_eq!(fetched_key("BODY[2]"), Some((false, "2", None)));
+        assert_eq!(fetched_key("BINARY.SIZE[2]"), None);
     }
 
     #[test]

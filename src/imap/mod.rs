@@ -2,6 +2,15 @@
 //! sessions each holding its EXAMINEd folder, tolerant parsing of raw FETCH responses, and
 //! [`ImapStore`], the [`MailStore`](crate::store::MailStore) the filesystem runs on.
 //!
+//! Every byte a server sends is read by one piece of code, [`wire`] (framing, limits, a
+//! deadline per command), and parsed by ours ([`parse`], [`response`], [`list`]). The `imap`
+//! crate was used for setup, LIST, EXAMINE, STATUS, SEARCH and IDLE until it had to go: it buffers
+//! a response without limit (a line that never ends, an endless LIST, exhausted memory in
+//! seconds), knows no deadline per command (a dripping server hung syscalls), fails whole
+//! answers on what RFC 3501 allows (unsolicited responses, 8-bit or literal mailbox names), and
+//! shared the socket with our FETCH reader. Layers: `wire` (bytes → frames) → `parse`/`response`
+//! /`list` (frames → values) → `session` (commands on one connection) → `pool` → `store`.
+//!
 //! CONTRACT (used by main and the core; keep these signatures): [`ServerConfig`], [`Security`],
 //! [`ImapStore::connect`], `impl MailStore for ImapStore`, [`ConnectError`].
 
@@ -10,18 +19,33 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+mod caps;
+mod clock;
+mod cmd;
 mod connect;
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod hostile;
+#[cfg(test)]
+mod hostile_server;
 mod items;
+mod list;
+mod login;
+mod mapping;
+mod parse;
+mod plan;
 mod pool;
-mod raw;
 mod response;
+mod search;
 mod session;
 mod store;
 #[cfg(test)]
 mod tests;
 mod uidset;
+mod wire;
+#[cfg(test)]
+mod wire_tests;
 
 pub use store::ImapStore;
 

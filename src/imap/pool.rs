@@ -6,9 +6,10 @@
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::caps::Caps;
 use super::connect::{self, FailKind};
 use super::session::Conn;
 use super::ServerConfig;
@@ -43,6 +44,10 @@ pub struct Pool {
     state: Mutex<State>,
     cv: Condvar,
     next_id: AtomicU64,
+    /// What the server offers, as the first connection learnt after login.
+    caps: OnceLock<Caps>,
+    /// When the pool was made (the first login began).
+    created: Instant,
 }
 
 /// A checked-out connection; returned to the pool on drop (or dropped if dead).
@@ -95,8 +100,11 @@ impl Pool {
             }),
             cv: Condvar::new(),
             next_id: AtomicU64::new(1),
+            caps: OnceLock::new(),
+            created: Instant::now(),
         };
         let first = pool.open_conn()?;
+        let _ = pool.caps.set(first.caps.clone());
         let mut st = pool.lock();
         st.open = 1;
         st.idle.push(first);
@@ -108,16 +116,25 @@ impl Pool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn open_conn(&self) -> Result<Conn, connect::ConnectFailure> {
+    /// Open and log in one connection within three timeouts (or by `until`, if sooner).
+    fn open_conn_by(&self, until: Option<Instant>) -> Result<Conn, connect::ConnectFailure> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sess, raw) = connect::open(&self.cfg, &self.tls)?;
+        let mut hard = Instant::now() + 3 * self.cfg.timeout;
+        if let Some(u) = until {
+            hard = hard.min(u);
+        }
+        let opened = connect::open(&self.cfg, &self.tls, hard)?;
         log::debug!(
             "[imap {id}] connected to {}:{} as {}",
             self.cfg.host,
             self.cfg.port,
             self.cfg.user
         );
-        Ok(Conn::new(id, sess, raw))
+        Ok(Conn::new(id, opened))
+    }
+
+    fn open_conn(&self) -> Result<Conn, connect::ConnectFailure> {
+        self.open_conn_by(None)
     }
 
     /// A connection outside the pool (for IDLE), not counted against its size.
@@ -126,6 +143,14 @@ impl Pool {
             FailKind::Auth => StoreError::Auth(f.msg),
             _ => StoreError::Connection(f.msg),
         })
+    }
+
+    /// What the server offers (after login).
+    pub fn caps(&self) -> &Caps {
+        static NONE: OnceLock<Caps> = OnceLock::new();
+        self.caps
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(Caps::default))
     }
 
     /// The configured timeout: also the time budget of one operation with its retries.
@@ -262,6 +287,9 @@ impl Pool {
     /// wait for their logins. A failure only means fewer connections for now (a `[LIMIT]`
     /// lowers the pool's size as in `checkout`).
     pub fn fill(&self) {
+        // The mount waits for this: together with the first login, about three timeouts.
+        let now = Instant::now();
+        let until = (self.created + 3 * self.cfg.timeout).max(now + self.cfg.timeout);
         std::thread::scope(|scope| loop {
             let mut st = self.lock();
             let blocked = st.no_new_until.is_some_and(|t| Instant::now() < t);
@@ -270,7 +298,7 @@ impl Pool {
             }
             st.open += 1;
             drop(st);
-            scope.spawn(|| match self.open_conn() {
+            scope.spawn(move || match self.open_conn_by(Some(until)) {
                 Ok(c) => self.give_back(c),
                 Err(f) => {
                     let mut st = self.lock();

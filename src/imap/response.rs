@@ -1,22 +1,17 @@
-//! A tolerant parser for raw IMAP response bytes (as returned by the `imap` crate's
-//! `run_command_and_read_response`: every untagged line, literals inline as `{n}\r\n<bytes>`).
+//! FETCH responses from raw untagged response bytes (as [`Wire`](super::wire::Wire) frames them:
+//! literals inline as `{n}\r\n<bytes>`).
 //!
 //! It turns `* <n> FETCH (...)` lines into name/value items and skips everything else (`EXISTS`,
 //! `EXPUNGE`, `OK [...]` and friends), never panics, bounds nesting depth and reports truncated
-//! input as an error.
+//! input as an error. A BODYSTRUCTURE is bounded *while* it is parsed: past [`MAX_LEAVES`] leaf
+//! parts or [`MAX_BODY_DEPTH`] levels the rest of it is skipped without being built, and the
+//! message gets a refusal of its own in [`FetchResponse::refused`].
 
+pub use super::parse::ParseError;
+use super::parse::{parse_u32, Parser};
+#[cfg(test)]
+pub use super::parse::{parse_value, serialize};
 use crate::sexp::Value;
-
-/// Deepest list nesting accepted (a BODYSTRUCTURE is rarely deeper than 10).
-pub const MAX_DEPTH: usize = 256;
-
-/// Why raw response bytes could not be parsed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{msg} at byte {pos}")]
-pub struct ParseError {
-    pub msg: &'static str,
-    pub pos: usize,
-}
 
 /// One `* <seq> FETCH (...)` response: its items in order, names uppercased (`UID`,
 /// `BODY[2]<1024>`, `BODY[HEADER.FIELDS (A B)]`, `BODYSTRUCTURE`, ...).
@@ -24,6 +19,27 @@ pub struct ParseError {
 pub struct FetchResponse {
     pub seq: u32,
     pub items: Vec<(String, Value)>,
+    /// Items read but not kept, with why (a BODYSTRUCTURE over the limits).
+    pub refused: Vec<(String, String)>,
+}
+
+/// Most leaf parts of one message's BODYSTRUCTURE ("more than 5,000 parts is refused").
+pub const MAX_LEAVES: usize = 5_000;
+/// Deepest nesting of body parts in a BODYSTRUCTURE.
+pub const MAX_BODY_DEPTH: usize = 100;
+
+/// Why a BODYSTRUCTURE was not built.
+enum Stop {
+    /// Over a limit: skip the rest, refuse this message only.
+    Refuse(String),
+    /// Not IMAP: the response is unreadable.
+    Bad(ParseError),
+}
+
+impl From<ParseError> for Stop {
+    fn from(e: ParseError) -> Stop {
+        Stop::Bad(e)
+    }
 }
 
 impl FetchResponse {
@@ -42,7 +58,7 @@ impl FetchResponse {
 
 /// Every FETCH response in `data`; other untagged responses are skipped.
 pub fn parse_fetches(data: &[u8]) -> Result<Vec<FetchResponse>, ParseError> {
-    let mut p = Parser { d: data, i: 0 };
+    let mut p = Parser::new(data);
     let mut out = Vec::new();
     loop {
         p.skip_blank_lines();
@@ -55,111 +71,7 @@ pub fn parse_fetches(data: &[u8]) -> Result<Vec<FetchResponse>, ParseError> {
     }
 }
 
-/// Parse one value (atom, string, literal, NIL or list) from the whole of `data`.
-#[cfg(test)]
-pub fn parse_value(data: &[u8]) -> Result<Value, ParseError> {
-    let mut p = Parser { d: data, i: 0 };
-    let v = p.value(0)?;
-    if !p.eof() {
-        return Err(p.err("trailing bytes after value"));
-    }
-    Ok(v)
-}
-
-/// Serialize a value in IMAP syntax (strings as literals when they need to be): the inverse of
-/// [`parse_value`].
-#[cfg(test)]
-pub fn serialize(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Nil => out.extend_from_slice(b"NIL"),
-        Value::Atom(a) => out.extend_from_slice(a.as_bytes()),
-        Value::Str(s) => {
-            if s.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
-                out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-                out.extend_from_slice(s);
-            } else {
-                out.push(b'"');
-                for &b in s {
-                    if b == b'"' || b == b'\\' {
-                        out.push(b'\\');
-                    }
-                    out.push(b);
-                }
-                out.push(b'"');
-            }
-        }
-        Value::List(l) => {
-            out.push(b'(');
-            for (k, x) in l.iter().enumerate() {
-                if k > 0 {
-                    out.push(b' ');
-                }
-                serialize(x, out);
-            }
-            out.push(b')');
-        }
-    }
-}
-
-struct Parser<'a> {
-    d: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Parser<'a> {
-    fn err(&self, msg: &'static str) -> ParseError {
-        ParseError { msg, pos: self.i }
-    }
-
-    fn eof(&self) -> bool {
-        self.i >= self.d.len()
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.d.get(self.i).copied()
-    }
-
-    fn skip_spaces(&mut self) {
-        while self.peek() == Some(b' ') {
-            self.i += 1;
-        }
-    }
-
-    fn skip_blank_lines(&mut self) {
-        while matches!(self.peek(), Some(b'\r' | b'\n' | b' ')) {
-            self.i += 1;
-        }
-    }
-
-    /// Consume the line end (CRLF, or a bare LF); at end of input too (tolerated).
-    fn end_of_line(&mut self) -> Result<(), ParseError> {
-        self.skip_spaces();
-        match self.peek() {
-            None => Ok(()),
-            Some(b'\r') if self.d.get(self.i + 1) == Some(&b'\n') => {
-                self.i += 2;
-                Ok(())
-            }
-            Some(b'\n') => {
-                self.i += 1;
-                Ok(())
-            }
-            _ => Err(self.err("expected end of line")),
-        }
-    }
-
-    /// Skip to just past the next LF (text lines such as `* OK [...] text`, which hold no
-    /// literals).
-    fn skip_line(&mut self) {
-        match self.d[self.i.min(self.d.len())..]
-            .iter()
-            .position(|&b| b == b'\n')
-        {
-            Some(k) => self.i += k + 1,
-            None => self.i = self.d.len(),
-        }
-    }
-
+impl Parser<'_> {
     /// One untagged (or continuation) line; `Some` for a FETCH response.
     fn untagged_line(&mut self) -> Result<Option<FetchResponse>, ParseError> {
         match self.peek() {
@@ -184,9 +96,13 @@ impl<'a> Parser<'a> {
             }
             if kw == b"FETCH" {
                 self.skip_spaces();
-                let items = self.fetch_items()?;
+                let (items, refused) = self.fetch_items()?;
                 self.end_of_line()?;
-                return Ok(Some(FetchResponse { seq, items }));
+                return Ok(Some(FetchResponse {
+                    seq,
+                    items,
+                    refused,
+                }));
             }
             // EXISTS, EXPUNGE, RECENT, ...: the rest of the line is values, if anything.
             self.values_to_eol()?;
@@ -207,207 +123,94 @@ impl<'a> Parser<'a> {
     }
 
     /// Values up to the end of the line (skipping them), literals honoured.
-    fn values_to_eol(&mut self) -> Result<(), ParseError> {
-        loop {
-            self.skip_spaces();
-            match self.peek() {
-                None | Some(b'\r' | b'\n') => return self.end_of_line(),
-                Some(b')' | b']') => self.i += 1, // tolerate stray closers in odd lines
-                Some(_) => {
-                    self.value(0)?;
-                }
-            }
-        }
-    }
-
-    /// Letters/digits up to a space, paren or line end.
-    fn bare_word(&mut self) -> &'a [u8] {
-        let start = self.i;
-        while let Some(b) = self.peek() {
-            if matches!(b, b' ' | b'(' | b')' | b'\r' | b'\n' | b'"' | b'{') {
-                break;
-            }
-            self.i += 1;
-        }
-        &self.d[start..self.i]
-    }
-
-    /// `(name value name value ...)`.
-    fn fetch_items(&mut self) -> Result<Vec<(String, Value)>, ParseError> {
+    /// `(name value name value ...)`, and the items refused.
+    #[allow(clippy::type_complexity)]
+    fn fetch_items(&mut self) -> Result<(Vec<(String, Value)>, Vec<(String, String)>), ParseError> {
         if self.peek() != Some(b'(') {
             return Err(self.err("expected '(' after FETCH"));
         }
         self.i += 1;
         let mut items = Vec::new();
+        let mut refused = Vec::new();
         loop {
             self.skip_spaces();
             match self.peek() {
                 None => return Err(self.err("truncated FETCH response")),
                 Some(b')') => {
                     self.i += 1;
-                    return Ok(items);
+                    return Ok((items, refused));
                 }
                 Some(b'\r' | b'\n') => return Err(self.err("line ends inside FETCH response")),
                 Some(_) => {
                     let name = self.atom()?;
                     self.skip_spaces();
+                    let name = name.to_ascii_uppercase();
                     let value = match self.peek() {
                         None => return Err(self.err("truncated FETCH response")),
                         Some(b')') => return Err(self.err("FETCH item without value")),
+                        Some(b'(') if name == "BODYSTRUCTURE" || name == "BODY" => {
+                            let start = self.i;
+                            match self.body(0, &mut 0) {
+                                Ok(v) => v,
+                                Err(Stop::Bad(e)) => return Err(e),
+                                Err(Stop::Refuse(why)) => {
+                                    self.i = start;
+                                    self.skip_value()?;
+                                    refused.push((name, why));
+                                    continue;
+                                }
+                            }
+                        }
                         _ => self.value(1)?,
                     };
-                    items.push((name.to_ascii_uppercase(), value));
+                    items.push((name, value));
                 }
             }
         }
-    }
-
-    /// An atom; `[...]` inside it may hold anything but a line end (`BODY[HEADER.FIELDS (A B)]`).
-    fn atom(&mut self) -> Result<String, ParseError> {
-        let start = self.i;
-        while let Some(b) = self.peek() {
-            match b {
-                b' ' | b'(' | b')' | b'\r' | b'\n' | b'"' => break,
-                b'[' => {
-                    self.i += 1;
-                    loop {
-                        match self.peek() {
-                            None => return Err(self.err("truncated section in atom")),
-                            Some(b'\r' | b'\n') => {
-                                return Err(self.err("line ends inside '[' of an atom"))
-                            }
-                            Some(b']') => {
-                                self.i += 1;
-                                break;
-                            }
-                            Some(_) => self.i += 1,
-                        }
-                    }
-                }
-                _ => self.i += 1,
-            }
-        }
-        if self.i == start {
-            return Err(self.err("expected an atom"));
-        }
-        Ok(String::from_utf8_lossy(&self.d[start..self.i]).into_owned())
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
-        if depth > MAX_DEPTH {
-            return Err(self.err("lists nested too deeply"));
-        }
-        match self.peek() {
-            None => Err(self.err("truncated: expected a value")),
-            Some(b'(') => {
-                self.i += 1;
-                let mut list = Vec::new();
-                loop {
-                    self.skip_spaces();
-                    match self.peek() {
-                        None => return Err(self.err("truncated list")),
-                        Some(b')') => {
-                            self.i += 1;
-                            return Ok(Value::List(list));
-                        }
-                        Some(b'\r' | b'\n') => return Err(self.err("line ends inside a list")),
-                        Some(_) => list.push(self.value(depth + 1)?),
-                    }
-                }
-            }
-            Some(b'"') => self.quoted(),
-            Some(b'{') => self.literal(),
-            Some(b'~') if self.d.get(self.i + 1) == Some(&b'{') => {
-                self.i += 1;
-                self.literal()
-            }
-            Some(b')') => Err(self.err("unexpected ')'")),
-            Some(b'\r' | b'\n') => Err(self.err("unexpected line end")),
-            Some(_) => {
-                let a = self.atom()?;
-                if a.eq_ignore_ascii_case("NIL") {
-                    Ok(Value::Nil)
-                } else {
-                    Ok(Value::Atom(a))
-                }
-            }
-        }
-    }
-
-    /// `"..."` with `\"` and `\\` escapes; 8-bit bytes kept as they are.
-    fn quoted(&mut self) -> Result<Value, ParseError> {
-        self.i += 1;
-        let mut s = Vec::new();
-        loop {
-            match self.peek() {
-                None => return Err(self.err("truncated quoted string")),
-                Some(b'"') => {
-                    self.i += 1;
-                    return Ok(Value::Str(s));
-                }
-                Some(b'\\') => {
-                    self.i += 1;
-                    match self.peek() {
-                        None => return Err(self.err("truncated quoted string")),
-                        Some(b'\r' | b'\n') => {
-                            return Err(self.err("line ends inside a quoted string"))
-                        }
-                        Some(c) => {
-                            // Only \" and \\ are defined; keep anything else verbatim.
-                            if c != b'"' && c != b'\\' {
-                                s.push(b'\\');
-                            }
-                            s.push(c);
-                            self.i += 1;
-                        }
-                    }
-                }
-                Some(b'\r' | b'\n') => return Err(self.err("line ends inside a quoted string")),
-                Some(c) => {
-                    s.push(c);
-                    self.i += 1;
-                }
-            }
-        }
-    }
-
-    /// `{n}\r\n` followed by n bytes (also `{n+}`, and a bare LF after the brace).
-    fn literal(&mut self) -> Result<Value, ParseError> {
-        self.i += 1;
-        let start = self.i;
-        while matches!(self.peek(), Some(b'0'..=b'9')) {
-            self.i += 1;
-        }
-        let n = std::str::from_utf8(&self.d[start..self.i])
-            .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-            .ok_or_else(|| self.err("bad literal length"))?;
-        if self.peek() == Some(b'+') {
-            self.i += 1;
-        }
-        if self.peek() != Some(b'}') {
-            return Err(self.err("expected '}' in literal"));
-        }
-        self.i += 1;
-        match self.peek() {
-            Some(b'\r') if self.d.get(self.i + 1) == Some(&b'\n') => self.i += 2,
-            Some(b'\n') => self.i += 1,
-            None => return Err(self.err("truncated literal")),
-            _ => return Err(self.err("expected line end after literal length")),
-        }
-        let end = self
-            .i
-            .checked_add(n)
-            .filter(|&e| e <= self.d.len())
-            .ok_or_else(|| self.err("truncated literal"))?;
-        let bytes = self.d[self.i..end].to_vec();
-        self.i = end;
-        Ok(Value::Str(bytes))
     }
 }
 
-fn parse_u32(b: &[u8]) -> Option<u32> {
-    std::str::from_utf8(b).ok()?.parse().ok()
+impl Parser<'_> {
+    /// One body part (at its `(`), counting leaf parts into `leaves`: a multipart starts with
+    /// its parts' lists, a leaf with its type string; a message/rfc822 leaf holds a body of its
+    /// own (its 9th element).
+    fn body(&mut self, depth: usize, leaves: &mut usize) -> Result<Value, Stop> {
+        if depth > MAX_BODY_DEPTH {
+            return Err(Stop::Refuse(format!(
+                "BODYSTRUCTURE nested deeper than {MAX_BODY_DEPTH}"
+            )));
+        }
+        self.i += 1; // '('
+        let mut list = Vec::new();
+        self.skip_spaces();
+        let multipart = self.peek() == Some(b'(');
+        if !multipart {
+            *leaves += 1;
+            if *leaves > MAX_LEAVES {
+                return Err(Stop::Refuse(format!(
+                    "BODYSTRUCTURE has more than {MAX_LEAVES} parts"
+                )));
+            }
+        }
+        loop {
+            self.skip_spaces();
+            let is_message = list.len() == 8
+                && !multipart
+                && matches!(list.first(), Some(Value::Str(t)) if t.eq_ignore_ascii_case(b"message"))
+                && matches!(list.get(1), Some(Value::Str(t)) if t.eq_ignore_ascii_case(b"rfc822") || t.eq_ignore_ascii_case(b"global"));
+            let parts_run = multipart && list.iter().all(|v| matches!(v, Value::List(_)));
+            match self.peek() {
+                None => return Err(Stop::Bad(self.err("truncated list"))),
+                Some(b')') => {
+                    self.i += 1;
+                    return Ok(Value::List(list));
+                }
+                Some(b'\r' | b'\n') => return Err(Stop::Bad(self.err("line ends inside a list"))),
+                Some(b'(') if parts_run || is_message => list.push(self.body(depth + 1, leaves)?),
+                Some(_) => list.push(self.value(depth + 2)?),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -530,6 +333,67 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    /// A multipart BODYSTRUCTURE of `n` leaf parts.
+    fn many_parts(n: usize) -> Vec<u8> {
+        let mut d = b"(".to_vec();
+        for _ in 0..n {
+            d.extend_from_slice(b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 1 1 NIL NIL NIL NIL)");
+        }
+        d.extend_from_slice(b" \"mixed\" (\"boundary\" \"b\") NIL NIL NIL)");
+        d
+    }
+
+    #[test]
+    fn bodystructure_limits_apply_per_message_while_parsing() {
+        let mut d = Vec::new();
+        for (uid, parts) in [(1, MAX_LEAVES), (2, MAX_LEAVES + 1), (3, 2), (4, 100_000)] {
+            d.extend_from_slice(format!("* {uid} FETCH (UID {uid} BODYSTRUCTURE ").as_bytes());
+            d.extend_from_slice(&many_parts(parts));
+            d.extend_from_slice(b" BODY[HEADER] {4}\r\nA: b)\r\n");
+        }
+        let f = parse_fetches(&d).unwrap();
+        assert_eq!(f.len(), 4);
+        let leaves = |r: &FetchResponse| {
+            r.get("BODYSTRUCTURE")
+                .and_then(Value::as_list)
+                .map(|l| l.iter().take_while(|v| v.as_list().is_some()).count())
+        };
+        assert_eq!(leaves(&f[0]), Some(MAX_LEAVES), "exactly the limit is kept");
+        assert_eq!(leaves(&f[1]), None);
+        assert!(f[1].refused[0].1.contains("more than 5000 parts"));
+        assert_eq!(leaves(&f[2]), Some(2));
+        assert!(f[2].refused.is_empty());
+        assert_eq!(leaves(&f[3]), None);
+        // The items after a refused structure are still read.
+        for r in &f {
+            assert_eq!(r.get("BODY[HEADER]"), Some(&st(b"A: b")));
+        }
+    }
+
+    #[test]
+    fn bodystructure_depth_and_nested_messages() {
+        // message/rfc822 parts count the leaves of the message inside.
+        let inner = "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 1)";
+        let msg = format!("(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 10 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) {inner} 3)");
+        let d = format!("* 1 FETCH (UID 1 BODYSTRUCTURE ({msg} {inner} \"mixed\"))\r\n");
+        let f = parse_fetches(d.as_bytes()).unwrap();
+        assert!(f[0].refused.is_empty());
+        assert!(f[0].get("BODYSTRUCTURE").is_some());
+        // 101 nested multiparts.
+        let mut deep = String::new();
+        for _ in 0..=MAX_BODY_DEPTH {
+            deep.push('(');
+        }
+        deep.push_str(inner);
+        for _ in 0..=MAX_BODY_DEPTH {
+            deep.push_str(" \"mixed\")");
+        }
+        let d = format!("* 1 FETCH (UID 1 BODYSTRUCTURE {deep})\r\n");
+        let f = parse_fetches(d.as_bytes()).unwrap();
+        assert!(f[0].refused[0].1.contains("deeper"), "{:?}", f[0].refused);
+        assert_eq!(f[0].uid(), Some(1));
     }
 
     #[test]

@@ -1,13 +1,22 @@
-//! Commands on one authenticated connection, with the `imap` crate's errors mapped onto
-//! [`StoreError`] and a `dead` flag for connections that must not be reused.
+//! Commands on one authenticated connection, all read by its [`Wire`]: each under its limits and
+//! deadline, with unsolicited responses (RFC 3501 §7: any untagged response at any time) read
+//! and ignored. A `dead` flag marks connections that must not be reused.
 
 use std::time::{Duration, Instant};
 
-use super::connect::ImapSession;
-use super::raw::{self, Outcome, SharedStream};
+use super::caps::Caps;
+use super::connect::{Opened, Stream};
+use super::list::parse_list;
+use super::parse::untagged_values;
 use super::response::{parse_fetches, FetchResponse};
-
+use super::wire::{self, Cmd, Limits, Status, Transport, Wire, WireError};
+use crate::names;
+use crate::sexp::Value;
 use crate::store::{FolderEntry, FolderStatus, StoreError};
+
+/// Most bytes of structures and headers one FETCH keeps (a batch of 200 ordinary messages
+/// needs about 2 MiB).
+const MAX_KEPT_STRUCTURES: u64 = 64 << 20;
 
 /// What EXAMINE reports about a folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,70 +29,15 @@ pub struct Examined {
 /// One logged-in connection and the folder it has EXAMINEd.
 pub struct Conn {
     pub id: u64,
-    sess: ImapSession,
-    /// The same stream, for FETCH commands read by [`raw`](super::raw) instead of the crate.
-    raw: SharedStream,
-    /// Tags of our own commands (`F1`, `F2`, ...): distinct from the crate's.
-    raw_tag: u64,
+    wire: Wire<Stream>,
+    /// What the server offers (as said after login).
+    pub caps: Caps,
     /// The folder currently EXAMINEd and its UIDVALIDITY.
     pub examined: Option<(String, u32)>,
-    /// Set after an IO error, timeout, BYE, tag mismatch or unparsable response: the
+    /// Set after an IO error, timeout, BYE, broken limit or unreadable answer: the
     /// connection's state is unknown, so it must be dropped, never reused.
     pub dead: bool,
     pub last_used: Instant,
-}
-
-/// The text the `imap` crate puts in a `Bye` it makes up when imap-proto cannot parse a line.
-const CRATE_PARSE_FAILURE: &str = "no explanation given";
-
-/// Map an `imap` error to a store error; the bool says whether the connection is now dead.
-pub fn classify(e: imap::Error, what: &str) -> (StoreError, bool) {
-    use imap::Error as E;
-    match e {
-        E::No(n) => (
-            StoreError::Server(format!("{what}: NO {}", n.information.trim())),
-            false,
-        ),
-        E::Bad(b) => (
-            StoreError::Server(format!("{what}: BAD {}", b.information.trim())),
-            false,
-        ),
-        E::Bye(b) if b.code.is_none() && b.information == CRATE_PARSE_FAILURE => (
-            StoreError::Parse(format!("{what}: the server's response could not be parsed")),
-            true,
-        ),
-        E::Bye(b) => (
-            StoreError::Connection(format!(
-                "{what}: server closed the connection: {}",
-                b.information.trim()
-            )),
-            true,
-        ),
-        E::Io(io)
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            ) =>
-        {
-            (StoreError::Connection(format!("{what}: timed out")), true)
-        }
-        E::Io(io) => (StoreError::Connection(format!("{what}: {io}")), true),
-        E::ConnectionLost => (
-            StoreError::Connection(format!("{what}: connection closed by the server")),
-            true,
-        ),
-        E::Parse(_) | E::Unexpected(_) => (
-            StoreError::Parse(format!("{what}: unexpected response from the server")),
-            true,
-        ),
-        E::TagMismatch(_) => (
-            StoreError::Connection(format!("{what}: connection out of sync (tag mismatch)")),
-            true,
-        ),
-        // Nothing was sent.
-        E::Validate(v) => (StoreError::Server(format!("{what}: {v}")), false),
-        other => (StoreError::Connection(format!("{what}: {other}")), true),
-    }
 }
 
 /// Is a NO to EXAMINE a "no such folder"? `[NONEXISTENT]`, or no response code and words to
@@ -99,64 +53,168 @@ fn no_means_missing(info: &str) -> bool {
     true
 }
 
+/// `* <n> <word> ...`: (n, word upper-cased).
+fn numbered(frame: &[u8]) -> Option<(u32, String)> {
+    let rest = frame.strip_prefix(b"* ")?;
+    let sp = rest.iter().position(|&b| b == b' ')?;
+    let n: u32 = std::str::from_utf8(&rest[..sp]).ok()?.parse().ok()?;
+    let word: Vec<u8> = rest[sp + 1..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .copied()
+        .collect();
+    Some((n, String::from_utf8_lossy(&word).to_ascii_uppercase()))
+}
+
+/// `* OK [CODE n] ...`: n when CODE matches.
+fn ok_code(frame: &[u8], code: &str) -> Option<u32> {
+    let text = String::from_utf8_lossy(frame);
+    let rest = text.strip_prefix("* ")?;
+    if !rest.get(..3)?.eq_ignore_ascii_case("OK ") {
+        return None;
+    }
+    let inner = rest[3..].trim_start().strip_prefix('[')?;
+    let (c, after) = inner.split_once(' ')?;
+    if !c.eq_ignore_ascii_case(code) {
+        return None;
+    }
+    after.split(']').next()?.trim().parse().ok()
+}
+
+/// Does this untagged response start with `* WORD`?
+pub(super) fn is_untagged(frame: &[u8], word: &str) -> bool {
+    frame.len() > 2 + word.len()
+        && frame[2..2 + word.len()].eq_ignore_ascii_case(word.as_bytes())
+        && matches!(frame[2 + word.len()], b' ' | b'\r' | b'\n')
+}
+
+/// The most a FETCH command's literals may hold: the largest range it asks for plus slack, or
+/// the default for commands with an un-ranged item.
+fn fetch_limits(cmds: &[String]) -> Limits {
+    let mut max = 0u64;
+    for cmd in cmds {
+        for item in cmd.split(' ') {
+            let item = item.trim_end_matches(')');
+            if item.starts_with("BODY.PEEK[") || item.starts_with("BINARY.PEEK[") {
+                let len = item
+                    .rsplit_once('.')
+                    .filter(|_| item.ends_with('>'))
+                    .and_then(|(_, n)| n.trim_end_matches('>').parse::<u64>().ok());
+                match len {
+                    Some(n) => max = max.max(n),
+                    None => return wire::FETCH,
+                }
+            }
+        }
+    }
+    if cmds
+        .iter()
+        .any(|c| c.contains("[HEADER") || c.contains("BODYSTRUCTURE"))
+    {
+        return wire::FETCH;
+    }
+    Limits {
+        literal: max + wire::LITERAL_SLACK,
+        ..wire::FETCH
+    }
+}
+
 impl Conn {
-    pub fn new(id: u64, sess: ImapSession, raw: SharedStream) -> Conn {
+    pub fn new(id: u64, opened: Opened) -> Conn {
         Conn {
             id,
-            sess,
-            raw,
-            raw_tag: 0,
+            wire: opened.wire,
+            caps: opened.caps,
             examined: None,
             dead: false,
             last_used: Instant::now(),
         }
     }
 
-    fn fail(&mut self, e: imap::Error, what: &str) -> StoreError {
-        let (err, dead) = classify(e, what);
-        if dead {
-            self.dead = true;
-            self.examined = None;
+    /// Map a wire failure, marking the connection dead.
+    fn fail(&mut self, e: WireError, what: &str) -> StoreError {
+        self.dead = true;
+        self.examined = None;
+        match e {
+            WireError::Protocol(m) => StoreError::Parse(format!("{what}: {m}")),
+            other => StoreError::Connection(format!("{what}: {other}")),
         }
-        err
+    }
+
+    /// Run commands, handing untagged responses to `on_untagged`; the tagged outcomes.
+    fn run(
+        &mut self,
+        cmds: &[Cmd],
+        lim: &Limits,
+        what: &str,
+        on_untagged: &mut dyn FnMut(Vec<u8>) -> Result<(), WireError>,
+    ) -> Result<Vec<(Status, String)>, StoreError> {
+        self.last_used = Instant::now();
+        for c in cmds {
+            log::debug!("[imap {}] {}", self.id, short(&c.shown));
+        }
+        match self.wire.run(cmds, lim, on_untagged) {
+            Ok(o) => Ok(o),
+            Err(e) => Err(self.fail(e, what)),
+        }
+    }
+
+    /// One command; a NO/BAD is `StoreError::Server`.
+    pub(super) fn run_one(
+        &mut self,
+        cmd: Cmd,
+        lim: &Limits,
+        on_untagged: &mut dyn FnMut(Vec<u8>) -> Result<(), WireError>,
+    ) -> Result<(), StoreError> {
+        let what = short(&cmd.shown);
+        let mut out = self.run(&[cmd], lim, &what, on_untagged)?;
+        match out.pop() {
+            Some((Status::Ok, _)) => Ok(()),
+            Some((s, text)) => Err(StoreError::Server(format!("{what}: {s} {text}"))),
+            None => Err(StoreError::Parse(format!("{what}: no answer"))),
+        }
     }
 
     /// EXAMINE (read-only) `folder`.
     pub fn examine(&mut self, folder: &str) -> Result<Examined, StoreError> {
-        self.last_used = Instant::now();
         // A failed EXAMINE leaves no folder selected.
         self.examined = None;
-        log::debug!("[imap {}] EXAMINE {:?}", self.id, folder);
-        let r = self.sess.examine(folder);
-        // Unsolicited responses are not used: do not let them pile up.
-        self.sess.take_all_unsolicited().for_each(drop);
-        match r {
-            Ok(mb) => {
-                let ex = Examined {
-                    uidvalidity: mb.uid_validity.unwrap_or(0),
-                    uidnext: mb.uid_next.unwrap_or(0),
-                    exists: mb.exists,
-                };
+        let cmd = Cmd::text("EXAMINE ").string(&names::raw_bytes(folder));
+        let mut ex = Examined {
+            uidvalidity: 0,
+            uidnext: 0,
+            exists: 0,
+        };
+        let mut on = |d: Vec<u8>| {
+            if let Some((n, w)) = numbered(&d) {
+                if w == "EXISTS" {
+                    ex.exists = n;
+                }
+            } else if let Some(v) = ok_code(&d, "UIDVALIDITY") {
+                ex.uidvalidity = v;
+            } else if let Some(v) = ok_code(&d, "UIDNEXT") {
+                ex.uidnext = v;
+            }
+            Ok(())
+        };
+        let what = format!("EXAMINE {folder}");
+        let mut out = self.run(&[cmd], &wire::CONTROL, &what, &mut on)?;
+        match out.pop() {
+            Some((Status::Ok, _)) => {
                 self.examined = Some((folder.to_string(), ex.uidvalidity));
                 Ok(ex)
             }
-            Err(imap::Error::No(n)) if no_means_missing(&n.information) => {
-                log::debug!(
-                    "[imap {}] EXAMINE {:?}: NO {}",
-                    self.id,
-                    folder,
-                    n.information
-                );
+            Some((Status::No, text)) if no_means_missing(&text) => {
+                log::debug!("[imap {}] EXAMINE {:?}: NO {}", self.id, folder, text);
                 Err(StoreError::NoSuchFolder(folder.to_string()))
             }
-            Err(imap::Error::Validate(_)) => Err(StoreError::NoSuchFolder(folder.to_string())),
-            Err(e) => Err(self.fail(e, &format!("EXAMINE {folder}"))),
+            Some((s, text)) => Err(StoreError::Server(format!("{what}: {s} {text}"))),
+            None => Err(StoreError::Parse(format!("{what}: no answer"))),
         }
     }
 
     /// STATUS `folder` (UIDVALIDITY UIDNEXT MESSAGES): whether it changed, without listing it.
     pub fn status(&mut self, folder: &str) -> Result<FolderStatus, StoreError> {
-        self.last_used = Instant::now();
         if self
             .examined
             .as_ref()
@@ -164,39 +222,74 @@ impl Conn {
         {
             // Dovecot answers STATUS on the folder this session has open from the session's
             // view, which only catches up on other clients' changes at a command that syncs.
-            log::debug!("[imap {}] NOOP", self.id);
-            let r = self.sess.noop();
-            self.sess.take_all_unsolicited().for_each(drop);
-            r.map_err(|e| self.fail(e, "NOOP"))?;
+            self.run_one(Cmd::text("NOOP"), &wire::CONTROL, &mut |_| Ok(()))?;
         }
-        log::debug!("[imap {}] STATUS {:?}", self.id, folder);
-        let r = self.sess.status(folder, "(UIDVALIDITY UIDNEXT MESSAGES)");
-        self.sess.take_all_unsolicited().for_each(drop);
-        match r {
-            Ok(mb) => Ok(FolderStatus {
-                uidvalidity: mb.uid_validity.unwrap_or(0),
-                uidnext: mb.uid_next.unwrap_or(0),
-                messages: mb.exists,
-            }),
-            Err(imap::Error::No(n)) if no_means_missing(&n.information) => {
+        let raw = names::raw_bytes(folder);
+        let cmd = Cmd::text("STATUS ")
+            .string(&raw)
+            .t(" (UIDVALIDITY UIDNEXT MESSAGES)");
+        let what = format!("STATUS {folder}");
+        let mut st = FolderStatus::default();
+        let mut on = |d: Vec<u8>| {
+            if !is_untagged(&d, "STATUS") {
+                return Ok(());
+            }
+            // An unreadable or unsolicited STATUS (another folder) is ignored.
+            let Ok(v) = untagged_values(&d) else {
+                return Ok(());
+            };
+            let name = v.get(1).and_then(Value::as_bytes).unwrap_or_default();
+            let inbox = name.eq_ignore_ascii_case(b"INBOX") && raw.eq_ignore_ascii_case(b"INBOX");
+            if name != &raw[..] && !inbox {
+                return Ok(());
+            }
+            if let Some(items) = v.get(2).and_then(Value::as_list) {
+                for pair in items.chunks(2) {
+                    let (Some(k), Some(n)) =
+                        (pair[0].as_text(), pair.get(1).and_then(Value::as_u64))
+                    else {
+                        continue;
+                    };
+                    let n = u32::try_from(n).unwrap_or(0);
+                    match k.to_ascii_uppercase().as_str() {
+                        "UIDVALIDITY" => st.uidvalidity = n,
+                        "UIDNEXT" => st.uidnext = n,
+                        "MESSAGES" => st.messages = n,
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
+        };
+        let mut out = self.run(&[cmd], &wire::CONTROL, &what, &mut on)?;
+        match out.pop() {
+            Some((Status::Ok, _)) => Ok(st),
+            Some((Status::No, text)) if no_means_missing(&text) => {
                 Err(StoreError::NoSuchFolder(folder.to_string()))
             }
-            Err(imap::Error::Validate(_)) => Err(StoreError::NoSuchFolder(folder.to_string())),
-            Err(e) => Err(self.fail(e, &format!("STATUS {folder}"))),
+            Some((s, text)) => Err(StoreError::Server(format!("{what}: {s} {text}"))),
+            None => Err(StoreError::Parse(format!("{what}: no answer"))),
         }
     }
 
     /// `UID SEARCH ALL` in the EXAMINEd folder, ascending.
     pub fn all_uids(&mut self) -> Result<Vec<u32>, StoreError> {
-        self.last_used = Instant::now();
-        log::debug!("[imap {}] UID SEARCH ALL", self.id);
-        let r = self.sess.uid_search("ALL");
-        self.sess.take_all_unsolicited().for_each(drop);
-        let mut uids: Vec<u32> = r
-            .map_err(|e| self.fail(e, "UID SEARCH ALL"))?
-            .into_iter()
-            .collect();
+        let mut uids = Vec::new();
+        let mut on = |d: Vec<u8>| {
+            if is_untagged(&d, "SEARCH") {
+                let text = String::from_utf8_lossy(&d[8..]);
+                for w in text.split_ascii_whitespace() {
+                    // Not a number: `(MODSEQ n)` from CONDSTORE, not a UID.
+                    if let Ok(u) = w.parse::<u32>() {
+                        uids.push(u);
+                    }
+                }
+            }
+            Ok(())
+        };
+        self.run_one(Cmd::text("UID SEARCH ALL"), &wire::SEARCH, &mut on)?;
         uids.sort_unstable();
+        uids.dedup();
         Ok(uids)
     }
 
@@ -204,122 +297,170 @@ impl Conn {
     pub fn idle(&mut self, max: Duration) -> Result<bool, StoreError> {
         self.last_used = Instant::now();
         log::debug!("[imap {}] IDLE up to {:?}", self.id, max);
-        let mut handle = self.sess.idle();
-        handle.timeout(max).keepalive(false);
-        let r = handle.wait_while(imap::extensions::idle::stop_on_any);
-        drop(handle); // sends DONE
-        self.sess.take_all_unsolicited().for_each(drop);
-        match r {
-            Ok(imap::extensions::idle::WaitOutcome::MailboxChanged) => Ok(true),
-            Ok(imap::extensions::idle::WaitOutcome::TimedOut) => Ok(false),
-            Err(e) => Err(self.fail(e, "IDLE")),
+        let r = self.idle_inner(max);
+        r.map_err(|e| match e {
+            Ok(refusal) => refusal,
+            Err(w) => self.fail(w, "IDLE"),
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn idle_inner(&mut self, max: Duration) -> Result<bool, Result<StoreError, WireError>> {
+        let tag = self.wire.new_tag();
+        let lim = wire::CONTROL;
+        let mut tally = wire::Tally::default();
+        self.wire
+            .send(format!("{tag} IDLE\r\n").as_bytes())
+            .map_err(Err)?;
+        self.wire.io.clock().begin_default();
+        let changed = std::cell::Cell::new(false);
+        let note = |d: Vec<u8>| {
+            // `* OK Still here` keepalives are not changes.
+            if !is_untagged(&d, "OK") {
+                changed.set(true);
+            }
+            Ok(())
+        };
+        if let Some((_, text)) = self
+            .wire
+            .await_continue(&tag, &lim, &mut tally, &mut { note })
+            .map_err(Err)?
+        {
+            return Err(Ok(StoreError::Server(format!("IDLE: {text}"))));
+        }
+        let until = Instant::now() + max;
+        while !changed.get() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.wire.wait_readable(left).map_err(Err)? {
+                break;
+            }
+            self.wire.io.clock().begin_default();
+            match self.wire.read_frame(&lim, &mut tally).map_err(Err)? {
+                wire::Frame::Untagged(d) => note(d).map_err(Err)?,
+                wire::Frame::Tagged { text, .. } => {
+                    // The server ended the IDLE itself.
+                    log::debug!("[imap {}] IDLE ended by the server: {text}", self.id);
+                    return Ok(changed.get());
+                }
+                wire::Frame::Continue(_) => {}
+            }
+        }
+        self.wire.send(b"DONE\r\n").map_err(Err)?;
+        self.wire.io.clock().begin_default();
+        loop {
+            match self.wire.read_frame(&lim, &mut tally).map_err(Err)? {
+                wire::Frame::Untagged(d) => note(d).map_err(Err)?,
+                wire::Frame::Tagged { tag: t, .. } if t == tag => return Ok(changed.get()),
+                _ => return Err(Err(WireError::Protocol("unexpected answer to DONE".into()))),
+            }
         }
     }
 
-    /// LIST "" "*".
+    /// LIST "" "*": every folder, names mapped to strings by [`names::name_from_raw`].
     pub fn list(&mut self) -> Result<Vec<FolderEntry>, StoreError> {
-        self.last_used = Instant::now();
-        log::debug!("[imap {}] LIST \"\" \"*\"", self.id);
-        let r = self.sess.list(Some(""), Some("*"));
-        self.sess.take_all_unsolicited().for_each(drop);
-        let names = r.map_err(|e| self.fail(e, "LIST"))?;
-        Ok(names
-            .iter()
-            .map(|n| {
-                // imap-proto's NameAttribute is not re-exported: go by its Debug form
-                // (`NoSelect`, `Extension("\\NonExistent")`).
-                let selectable = !n.attributes().iter().any(|a| {
-                    let d = format!("{a:?}").to_ascii_lowercase();
-                    d.contains("noselect") || d.contains("nonexistent")
-                });
-                FolderEntry {
-                    name: n.name().to_string(),
-                    delimiter: n.delimiter().and_then(|d| d.chars().next()),
-                    selectable,
+        let mut out = Vec::new();
+        let mut bad = 0usize;
+        let mut on = |d: Vec<u8>| {
+            if is_untagged(&d, "LIST") {
+                match parse_list(&d) {
+                    Some(e) => out.push(e),
+                    None => bad += 1,
                 }
-            })
-            .collect())
+            }
+            Ok(())
+        };
+        self.run_one(Cmd::text("LIST \"\" \"*\""), &wire::LIST, &mut on)?;
+        if bad > 0 {
+            log::warn!("LIST: {bad} unreadable lines skipped");
+        }
+        Ok(out)
     }
 
-    /// Run a FETCH-like command (without tag) and parse its untagged FETCH responses. Written
-    /// and read here rather than by the crate: literals are read by length (see `raw`).
+    /// Run a FETCH-like command (without tag) and parse its untagged FETCH responses.
     pub fn fetch(&mut self, cmd: &str) -> Result<Vec<FetchResponse>, StoreError> {
         self.fetch_many(std::slice::from_ref(&cmd.to_string()))
     }
 
     /// Several FETCH-like commands pipelined: sent together, answered in one round trip. The
     /// untagged FETCH responses of all of them, in arrival order (the server may interleave
-    /// them). Any refusal or unreadable answer fails the whole call.
+    /// them), each parsed as it arrives. Any refusal or unreadable answer fails the whole call.
     pub fn fetch_many(&mut self, cmds: &[String]) -> Result<Vec<FetchResponse>, StoreError> {
-        self.last_used = Instant::now();
-        let tagged: Vec<(String, String)> = cmds
-            .iter()
-            .map(|cmd| {
-                self.raw_tag += 1;
-                log::debug!("[imap {}] {}", self.id, cmd);
-                (format!("F{}", self.raw_tag), cmd.clone())
-            })
-            .collect();
         let what = match cmds {
             [one] => short(one),
             [first, ..] => format!("{} (+{} pipelined)", short(first), cmds.len() - 1),
             [] => return Ok(Vec::new()),
         };
-        let outcomes = match raw::run_many(&mut self.raw, &tagged) {
-            Ok(o) => o,
-            Err(e) => return Err(self.fail(imap::Error::Io(e), &what)),
+        let lim = fetch_limits(cmds);
+        let mut out = Vec::new();
+        let mut unreadable: Option<String> = None;
+        // What structure answers may keep in memory (refused structures are not kept).
+        let keep_limit = if cmds.iter().any(|c| c.contains("BODYSTRUCTURE")) {
+            MAX_KEPT_STRUCTURES
+        } else {
+            u64::MAX
         };
-        let mut out = Vec::with_capacity(outcomes.len());
-        for outcome in outcomes {
-            match outcome {
-                Outcome::Ok(data) => match parse_fetches(&data) {
-                    Ok(f) => out.extend(f),
-                    Err(e) => {
-                        // The response was read whole, but its state is doubtful.
-                        self.dead = true;
-                        self.examined = None;
-                        return Err(StoreError::Parse(format!("{what}: {e}")));
-                    }
-                },
-                Outcome::Refused(text) => {
-                    return Err(StoreError::Server(format!("{what}: {text}")));
-                }
+        let mut kept = 0u64;
+        let mut on = |d: Vec<u8>| {
+            if unreadable.is_some() || numbered(&d).is_none_or(|(_, w)| w != "FETCH") {
+                return Ok(());
             }
+            match parse_fetches(&d) {
+                Ok(f) => {
+                    if f.iter().all(|r| r.refused.is_empty()) {
+                        kept += d.len() as u64;
+                    }
+                    if kept > keep_limit {
+                        return Err(WireError::Protocol(format!(
+                            "structures and headers larger than {keep_limit} bytes"
+                        )));
+                    }
+                    out.extend(f)
+                }
+                Err(e) => unreadable = Some(e.to_string()),
+            }
+            Ok(())
+        };
+        let list: Vec<Cmd> = cmds.iter().map(|c| Cmd::text(c)).collect();
+        let outcomes = self.run(&list, &lim, &what, &mut on)?;
+        if let Some(e) = unreadable {
+            // Read whole, so the connection is still in step.
+            return Err(StoreError::Parse(format!("{what}: {e}")));
+        }
+        if let Some((s, text)) = outcomes.into_iter().find(|(s, _)| *s != Status::Ok) {
+            return Err(StoreError::Server(format!("{what}: {s} {text}")));
         }
         Ok(out)
     }
 
-    /// Run one command (without tag) on our own reader and return its untagged response bytes
-    /// (literals inline, as `{n}\r\n<bytes>`), for callers that parse answers themselves
-    /// (STATUS, LIST ... RETURN, SEARCH). A NO/BAD is `StoreError::Server`.
+    /// Run one command (without tag) and return its untagged response bytes (literals inline,
+    /// as `{n}\r\n<bytes>`), for callers that parse answers themselves (STATUS, LIST ...
+    /// RETURN, SEARCH). A NO/BAD is `StoreError::Server`.
     #[allow(dead_code)] // first callers: the browsing views
     pub fn run_raw(&mut self, cmd: &str) -> Result<Vec<u8>, StoreError> {
-        self.last_used = Instant::now();
-        self.raw_tag += 1;
-        log::debug!("[imap {}] {}", self.id, short(cmd));
-        let tagged = [(format!("F{}", self.raw_tag), cmd.to_string())];
-        match raw::run_many(&mut self.raw, &tagged) {
-            Ok(mut o) => match o.pop() {
-                Some(Outcome::Ok(data)) => Ok(data),
-                Some(Outcome::Refused(text)) => {
-                    Err(StoreError::Server(format!("{}: {text}", short(cmd))))
-                }
-                None => Err(StoreError::Parse(format!("{}: no answer", short(cmd)))),
-            },
-            Err(e) => Err(self.fail(imap::Error::Io(e), &short(cmd))),
-        }
+        let mut data = Vec::new();
+        let lim = Limits {
+            total: 64 << 20,
+            ..wire::FETCH
+        };
+        self.run_one(Cmd::text(cmd), &lim, &mut |d| {
+            data.extend_from_slice(&d);
+            Ok(())
+        })?;
+        Ok(data)
     }
 
-    /// LOGOUT, for a clean shutdown; errors ignored.
+    /// LOGOUT, for a clean shutdown: sent, not waited for (a hung server must not hold up
+    /// the exit); errors ignored.
     pub fn logout(mut self) {
         if !self.dead {
             log::debug!("[imap {}] LOGOUT", self.id);
-            let _ = self.sess.logout();
+            let tag = self.wire.new_tag();
+            let _ = self.wire.send(format!("{tag} LOGOUT\r\n").as_bytes());
         }
     }
 }
 
-/// A command shortened for error messages.
+/// A command shortened for logs and error messages.
 fn short(cmd: &str) -> String {
     if cmd.len() <= 80 {
         cmd.to_string()
@@ -345,9 +486,33 @@ mod tests {
     }
 
     #[test]
-    fn connection_loss_is_transient() {
-        let (err, dead) = classify(imap::Error::ConnectionLost, "x");
-        assert!(matches!(err, StoreError::Connection(_)));
-        assert!(dead);
+    fn response_shapes() {
+        assert_eq!(numbered(b"* 3 EXISTS\r\n"), Some((3, "EXISTS".into())));
+        assert_eq!(
+            numbered(b"* 1 FETCH (FLAGS ())\r\n"),
+            Some((1, "FETCH".into()))
+        );
+        assert_eq!(numbered(b"* OK x\r\n"), None);
+        assert_eq!(
+            ok_code(b"* OK [UIDNEXT 9] Predicted\r\n", "UIDNEXT"),
+            Some(9)
+        );
+        assert_eq!(ok_code(b"* OK [UIDVALIDITY 12] x\r\n", "UIDNEXT"), None);
+        assert!(is_untagged(b"* SEARCH 1 2\r\n", "SEARCH"));
+        assert!(is_untagged(b"* SEARCH\r\n", "SEARCH"));
+        assert!(!is_untagged(b"* SEARCHX\r\n", "SEARCH"));
+    }
+
+    #[test]
+    fn literal_limits_follow_the_ranges_asked_for() {
+        let l =
+            fetch_limits(&["UID FETCH 5 (UID BODY.PEEK[2]<0.100> BODY.PEEK[1]<5.3000>)".into()]);
+        assert_eq!(l.literal, 3000 + wire::LITERAL_SLACK);
+        let l = fetch_limits(&["UID FETCH 5 (UID BINARY.PEEK[2]<0.10>)".into()]);
+        assert_eq!(l.literal, 10 + wire::LITERAL_SLACK);
+        let l = fetch_limits(&["UID FETCH 1:3 (UID BODYSTRUCTURE BODY.PEEK[HEADER])".into()]);
+        assert_eq!(l, wire::FETCH);
+        let l = fetch_limits(&["UID FETCH 1:* (UID INTERNALDATE RFC822.SIZE)".into()]);
+        assert_eq!(l.literal, wire::LITERAL_SLACK);
     }
 }

@@ -9,13 +9,37 @@ const MAX_COMPONENT: usize = 255;
 const HASH_SUFFIX: usize = 17;
 
 fn needs_escape(c: char) -> bool {
-    c == '%' || c == '/' || c.is_control()
+    c == '%' || c == '/' || c.is_control() || super::raw::mapped_byte(c).is_some()
 }
 
 fn push_escaped(out: &mut String, c: char) {
+    // A byte of a non-UTF-8 server name stands for itself.
+    if let Some(b) = super::raw::mapped_byte(c) {
+        let _ = write!(out, "%{b:02X}");
+        return;
+    }
     for b in c.encode_utf8(&mut [0; 4]).bytes() {
         let _ = write!(out, "%{b:02X}");
     }
+}
+
+/// `escaped` cut to at most `max` bytes at a character boundary outside any `%XX`.
+pub(crate) fn cut(escaped: &str, max: usize) -> &str {
+    if escaped.len() <= max {
+        return escaped;
+    }
+    let mut cut = max;
+    while cut > 0 && !escaped.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let b = escaped.as_bytes();
+    for back in 1..=2 {
+        if cut >= back && b.get(cut - back) == Some(&b'%') {
+            cut -= back;
+            break;
+        }
+    }
+    escaped.get(..cut).unwrap_or("")
 }
 
 /// FNV-1a, 64 bit: stable across runs and versions, unlike std's hasher.
@@ -125,7 +149,7 @@ pub(crate) fn level_of(name: &str) -> Option<String> {
             i += 1;
         }
     }
-    let level = String::from_utf8(out).ok()?;
+    let level = super::raw::from_raw(&out);
     // Only the canonical spellings count, so that the inverse is exact.
     let canonical = component(&level);
     (canonical == name || beside_uid(&canonical) == name).then_some(level)

@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
 """Run the imapfs integration tests; the last line is `integration: N passed, M failed[, K skipped]`.
 
-usage: tests/integration/run.py [--long] [-k PATTERN]   (env: IMAPFS_BIN, IMAPFS_CORPUS, KEEP_TMP=1,
-                                                          IMAPFS_SOAK_SECONDS)
-  --long   a several-minute load test (IMAPFS_SOAK_SECONDS=300 unless set)
+usage: tests/integration/run.py [--long] [--server NAME] [--tier T,...] [-k PATTERN]
+       (env: IMAPFS_BIN, IMAPFS_CORPUS, KEEP_TMP=1, IMAPFS_SOAK_SECONDS, IMAPFS_TEST_SERVER)
+  --long         a several-minute load test (IMAPFS_SOAK_SECONDS=300 unless set)
+  --server NAME  the IMAP server the tests run against: dovecot (default), dovecot-min (Dovecot advertising
+                 only IMAP4rev1 LITERAL+), cyrus, courier (both from unpacked Debian packages); sets
+                 IMAPFS_TEST_SERVER (see harness.py)
+  --tier T,...   only these tiers (default: all): content (A_Content B_PartialRead BB_Reads Y_Corpus),
+                 live (BC_Live), faults (E_Faults F_Load), errors (C_Errors), lifecycle (D_Lifecycle),
+                 extensions (X_Extensions: what imapfs sends to --server dovecot-min; only when named),
+                 hostile (H_Hostile: a scripted hostile server, tests/integration/fakeimap.py);
+                 the read-only check Z_FlagsUnchanged always runs last
 """
 import os
 import signal
@@ -12,11 +20,15 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
-import test_corpus  # noqa: E402
-import test_faults  # noqa: E402
-import test_hostile  # noqa: E402
-import test_mount  # noqa: E402
+TIERS = {
+    "content": ["A_Content", "B_PartialRead", "BB_Reads", "Y_Corpus"],
+    "live": ["BC_Live"],
+    "faults": ["E_Faults", "F_Load"],
+    "errors": ["C_Errors"],
+    "lifecycle": ["D_Lifecycle"],
+    "extensions": ["X_Extensions"],  # only when asked for; needs --server dovecot-min
+    "hostile": ["H_Hostile"],  # its own fake server (test_hostile.py), whatever --server says
+}
 
 
 class TimedResult(unittest.TextTestResult):
@@ -33,10 +45,32 @@ class TimedResult(unittest.TextTestResult):
 
 def main():
     pattern = None
+    tiers = None
     args = sys.argv[1:]
-    if args[:1] == ["--long"]:
-        args = args[1:]
-        os.environ.setdefault("IMAPFS_SOAK_SECONDS", "300")
+    while args[:1] and args[0] in ("--long", "--server", "--tier"):
+        if args[0] == "--long":
+            args = args[1:]
+            os.environ.setdefault("IMAPFS_SOAK_SECONDS", "300")
+            continue
+        if len(args) < 2:
+            print(__doc__, file=sys.stderr)
+            return 2
+        if args[0] == "--server":
+            os.environ["IMAPFS_TEST_SERVER"] = args[1]
+        else:
+            tiers = [t for t in args[1].split(",") if t]
+            if not tiers or any(t not in TIERS for t in tiers):
+                print("unknown tier in %r (known: %s)" % (args[1], ", ".join(TIERS)), file=sys.stderr)
+                return 2
+        args = args[2:]
+    # imported only now: the harness reads IMAPFS_TEST_SERVER when it is loaded
+    global harness
+    import harness  # noqa: E402
+    import test_corpus  # noqa: E402
+    import test_faults  # noqa: E402
+    import test_hostile  # noqa: E402
+    import test_mount  # noqa: E402
+    import test_servers  # noqa: E402
     if len(args) == 2 and args[0] == "-k":
         pattern = args[1]
     elif len(args) != 0:
@@ -53,7 +87,14 @@ def main():
     # explicit order: content first, the flags check last
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
                test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
-               test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
+               test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_corpus.Y_Corpus,
+               test_mount.Z_FlagsUnchanged]
+    if tiers is not None:
+        if "extensions" in tiers:
+            classes.insert(-1, test_servers.X_Extensions)
+        wanted = {n for t in tiers for n in TIERS[t]} | {"Z_FlagsUnchanged"}
+        classes = [c for c in classes if c.__name__ in wanted]
+    print("integration: server %s%s" % (harness.SERVER, ", tiers " + ",".join(tiers) if tiers else ""), flush=True)
     suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in classes)
     t0 = time.time()
     result = None

@@ -9,7 +9,7 @@ import time
 import unittest
 
 from harness import (DEFAULT, Mount, MountError, Watchdog, check_messages, check_stat_tool, describe_mismatch,
-                     folder_path, is_mounted, log, pids_for, read_file, run, world)
+                     folder_path, is_mounted, top_path, log, pids_for, read_file, run, world)
 
 
 def fmt(problems, limit=40):
@@ -59,15 +59,21 @@ class A_Content(unittest.TestCase):
             for f in self.folders():
                 entries = sorted(os.listdir(os.path.join(self.root, folder_path(f))))
                 children = sorted(folder_path(c).rsplit("/", 1)[-1] for c in self.folders()
-                                  if c.name.startswith(f.name + "/") and "/" not in c.name[len(f.name) + 1:])
+                                  if c.name.startswith(f.name + (f.delim or "/"))
+                                  and (f.delim or "/") not in c.name[len(f.name) + 1:])
                 if f.noselect:
                     self.assertEqual(entries, children, "\\Noselect %s must hold only its children" % f.name)
                 elif not self.w.messages.get(f.name):
                     self.assertEqual(entries, children, "empty folder %s must be empty" % f.name)
             # the names this suite relies on, spelled out: a numeric folder keeps its name unless its parent
             # holds a message of that UID ("Projects/2" -> "Projects/%32": the digit 2 is 0x32)
+            # (but not a folder the server refused to create: Cyrus has no "%" in names, see harness.seed_tolerant)
+            refused = {folder_path(f) for f, what, _ in self.w.refused if what == "(CREATE)"}
             for p in ["INBOX", "Archive/2024/Q1", "Archive/2023", "Projects/%32", "Projects/2025", "Projects/1",
                       "Entwürfe", "50%25 off & more", "Empty", "Broken"]:
+                if p in refused:
+                    continue
+                p = top_path(p)  # (Courier: under INBOX/)
                 self.assertTrue(os.path.isdir(os.path.join(self.root, p)), "missing folder dir %s" % p)
 
     def test_02_modes(self):
@@ -109,7 +115,9 @@ class A_Content(unittest.TestCase):
             # `ls` agrees
             r = run(["ls", os.path.join(self.root, "INBOX")], timeout=30)
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertEqual(sorted(int(x) for x in r.stdout.split()), sorted(self.w.messages["INBOX"]))
+            # (on Courier every other folder is under INBOX too)
+            self.assertEqual(sorted(int(x) for x in r.stdout.split() if x.isdigit()),
+                             sorted(self.w.messages["INBOX"]))
 
     def test_04_every_file_matches_reference(self):
         with Watchdog(self.w, 300, "reading every file"):
@@ -158,7 +166,9 @@ class A_Content(unittest.TestCase):
         manifest_want = sorted(i + 1 for i, e in enumerate(w.manifest["folders"]["INBOX"]["messages"]) if e["grep"])
         self.assertEqual(want, manifest_want, "generator/reference disagree on which messages hold the token")
         with Watchdog(w, 120, "grep -l"):
-            r = run(["bash", "-c", 'cd "$1" && grep -l -- "$2" INBOX/*/1', "-", self.root, token], timeout=60)
+            # message dirs only (on Courier, INBOX also holds the other folders)
+            r = run(["bash", "-c", 'shopt -s extglob\ncd "$1" && grep -l -- "$2" INBOX/+([0-9])/1', "-", self.root,
+                     token], timeout=60)
         self.assertIn(r.returncode, (0, 1), "grep failed: %r" % r.stderr)
         got = sorted(int(l.split("/")[1]) for l in r.stdout.decode().splitlines())
         self.assertEqual(got, want, "grep -l %s INBOX/*/1" % token)
@@ -409,7 +419,7 @@ class BC_Live(unittest.TestCase):
         try:
             c.create(imap_quote(folder))
             with Mount(w, args=["--poll-interval", "1"], name="burst") as m:
-                d = os.path.join(m.path, folder)
+                d = os.path.join(m.path, folder_path(folder))  # (Courier: under INBOX/)
 
                 def wait_for(pred, what, limit=60):
                     t0 = time.time()
@@ -435,10 +445,11 @@ class BC_Live(unittest.TestCase):
                     with Watchdog(w, 30, "read burst message"):
                         self.assertEqual(read_file(os.path.join(d, names[i], "1")), b"burst body %d\r\n" % i)
                 c.create(imap_quote(extra))
-                took = wait_for(lambda: extra in os.listdir(m.path), "new folder listed")
+                top = os.path.dirname(os.path.join(m.path, folder_path(extra)))
+                took = wait_for(lambda: extra in os.listdir(top), "new folder listed")
                 log("new folder visible after %.2fs" % took)
                 c.delete(imap_quote(extra))
-                took = wait_for(lambda: extra not in os.listdir(m.path), "deleted folder gone")
+                took = wait_for(lambda: extra not in os.listdir(top), "deleted folder gone")
                 log("deleted folder gone after %.2fs" % took)
         finally:
             try:
