@@ -107,10 +107,6 @@ struct State {
     binary_refused: bool,
     /// The size was corrected and the kernel not told yet.
     corrected: bool,
-    /// The size was corrected to a smaller one and no getattr/lookup has handed the kernel the
-    /// new size yet: it may still ask by the old one, and a short answer would make it pad the
-    /// page with zeros (see `content::read`).
-    shrunk: bool,
     /// The size needed correcting more often than makes sense: serve nothing.
     broken: bool,
 }
@@ -191,7 +187,6 @@ impl FileInfo {
                 guess: None,
                 binary_refused: false,
                 corrected: false,
-                shrunk: false,
                 broken: false,
             }),
             rescan: Mutex::new(()),
@@ -319,10 +314,9 @@ impl FileInfo {
         st.generation = g.wrapping_add(1);
         st.locator = Arc::new(locator);
         st.guess = None;
-        if let Some(&old) = self.size.get().filter(|&&old| old != new) {
+        if self.size.get() != Some(&new) {
             if self.size.correct(new) {
                 st.corrected = true;
-                st.shrunk |= new < old;
             } else {
                 st.broken = true;
             }
@@ -333,16 +327,6 @@ impl FileInfo {
     /// True once after each size correction: the caller tells the kernel.
     pub fn take_correction(&self) -> bool {
         std::mem::take(&mut self.state().corrected)
-    }
-
-    /// May the kernel still hold a larger size than the file has (see `State::shrunk`)?
-    pub fn kernel_may_hold_larger(&self) -> bool {
-        self.state().shrunk
-    }
-
-    /// The kernel was just given the current size (a getattr or lookup reply).
-    pub fn kernel_has_size(&self) {
-        self.state().shrunk = false;
     }
 }
 

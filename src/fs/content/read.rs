@@ -63,7 +63,7 @@ impl MsgCtx<'_> {
                 break;
             }
             let snap = info.snapshot();
-            if (snap.size < size_at_start || info.kernel_may_hold_larger()) && req_end > snap.size {
+            if snap.size < size_at_start && req_end > snap.size {
                 // The kernel asked by the old size; a short answer would leave it padding.
                 return Err(self.error(info, "was corrected to a smaller size during this read"));
             }

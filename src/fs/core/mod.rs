@@ -321,7 +321,6 @@ impl MailFs {
                 let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
                 let info = self.message_info(&fs, uidvalidity, uid)?;
                 let size = self.file_size(&fs, uidvalidity, uid, &info, file as usize)?;
-                info.files[file as usize].kernel_has_size();
                 Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
             Node::Extra {
@@ -363,7 +362,6 @@ impl MailFs {
                     file: file as u32,
                 });
                 let size = self.file_size(&fs, uidvalidity, uid, &info, file)?;
-                info.files[file].kernel_has_size();
                 Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
             _ => Err(FsError::NotDir),

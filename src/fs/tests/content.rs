@@ -499,23 +499,3 @@ fn sequential_reading_from_the_start_checks_as_it_goes_without_binary() {
     assert_eq!(c.binary_ranges, 0, "checked as it goes: {c:?}");
     assert!(c.range_bytes < body.len() as u64 * 11 / 10, "{c:?}");
 }
-
-#[test]
-fn after_a_shrink_reads_past_the_new_end_fail_until_the_kernel_has_the_new_size() {
-    // The size stat gave (400,000) is corrected to 300,000 by one read; a later read that the
-    // kernel sizes by the old value must not come back short (the kernel would pad the page
-    // with zeros) until a getattr has handed it the new size.
-    let data = pseudo_random(300_000, 6);
-    let store = single_part(leaf("application", "zip", "7bit", 400_000), &data);
-    let (fs, _rx) = mount(&store);
-    let ino = path_ino(&fs, "F/1/1").unwrap();
-    assert_eq!(fs.getattr(ino).unwrap().0.size, 400_000);
-    let fh = fs.open(ino).unwrap();
-    // Reading the end corrects the size (EIO or exact bytes, never others).
-    let _ = fs.read(ino, fh, 399_000, 1000);
-    let past_end = fs.read(ino, fh, 299_000, 4096);
-    assert!(past_end.is_err(), "a short answer to a stale-sized read");
-    assert_eq!(fs.getattr(ino).unwrap().0.size, 300_000);
-    assert_eq!(fs.read(ino, fh, 299_000, 4096).unwrap(), &data[299_000..]);
-    fs.release(fh);
-}
