@@ -143,7 +143,7 @@ impl MsgCtx<'_> {
     /// Read the whole encoded part in pieces, decoding as it goes: exact decoded size and an
     /// index of restart points. Decoded chunks are cached on the way, under `generation`.
     pub fn scan(&self, file: u32, generation: u32, info: &FileInfo) -> FsResult<Locator> {
-        let section = info.section.as_str();
+        let section = info.section_for(info.binary);
         let enc = info.encoding;
         let mut builder = IndexBuilder::new(enc, info.encoded_size, CHUNK);
         let mut pending = Vec::new();

@@ -89,6 +89,15 @@ pub fn build_batch<'a>(
                     // An 8bit/binary part's size is the same either way (what the server
                     // stores is what BINARY gives), but only BINARY carries its NUL bytes.
                     file.binary = part.eight_bit && ctx.store.offers_binary();
+                    // Bytes as stored may come from a TEXT section (FilePart::text_section);
+                    // BINARY takes only the part number. A file always fetched by BINARY uses
+                    // it throughout, so `section` and `binary` stay consistent everywhere.
+                    let binary_section = part.binary_section();
+                    if file.binary {
+                        file.section = binary_section;
+                    } else if binary_section != file.section {
+                        file.binary_section = Some(binary_section);
+                    }
                     files.push(file);
                 }
             }
@@ -156,7 +165,12 @@ pub fn settle<'a>(
         let locator = match need {
             Need::Whole => {
                 let first = answers.next().unwrap_or_default();
-                let bytes = ctx.complete_section(&f.section, first, whole_request(f), f.binary)?;
+                let bytes = ctx.complete_section(
+                    f.section_for(f.binary),
+                    first,
+                    whole_request(f),
+                    f.binary,
+                )?;
                 match f.encoding {
                     Encoding::Identity => {
                         ctx.cache_decoded(file_no, 0, 0, &bytes, bytes.len() as u64);
@@ -204,7 +218,7 @@ fn whole_request(f: &FileInfo) -> u64 {
 fn range(uid: u32, f: &FileInfo, offset: u64, len: u64) -> RangeRequest {
     RangeRequest {
         uid,
-        section: f.section.clone(),
+        section: f.section_for(f.binary).to_string(),
         offset,
         len,
         binary: f.binary,

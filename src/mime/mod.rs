@@ -111,6 +111,11 @@ pub struct FilePart {
     pub encoded_size: u64,
     /// False when the size must be learnt by reading (nested headers, NIL or absurd sizes).
     pub size_known: bool,
+    /// For the one non-multipart body of a message: its message's `TEXT` section (`TEXT`, `2.TEXT`),
+    /// fetched in place of the part number for bytes as stored. RFC 3501 makes them the same bytes,
+    /// but Courier answers `BODY[1]` of a top-level message/rfc822 (or `BODY[n.1]` of a nested
+    /// one's single body) with the wrong bytes, and `BODY[1]` of a boundary-less multipart with none.
+    pub text_section: Option<String>,
 }
 
 impl FilePart {
@@ -122,8 +127,16 @@ impl FilePart {
         }
     }
 
-    /// The IMAP section to fetch for it: `2.1` or `2.HEADER`.
+    /// The IMAP section to fetch its bytes as stored: `2.1`, `2.TEXT` (see
+    /// [`text_section`](Self::text_section)) or `2.HEADER`.
     pub fn fetch_section(&self) -> String {
+        self.text_section
+            .clone()
+            .unwrap_or_else(|| self.file_name())
+    }
+
+    /// The section for `BINARY[...]`, which takes only part numbers: `2.1`.
+    pub fn binary_section(&self) -> String {
         self.file_name()
     }
 }

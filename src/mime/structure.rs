@@ -116,19 +116,8 @@ impl Parser {
             .into()
         });
         let media_type = format!("{ty}/{sub}");
-        if ty == "multipart" {
-            // A multipart without subparts, as some servers describe an empty one.
-            return Ok(Part {
-                section,
-                kind: PartKind::Multipart,
-                media_type,
-                encoding: Encoding::Identity,
-                eight_bit: false,
-                encoded_size: 0,
-                size_known: true,
-                children: Vec::new(),
-            });
-        }
+        // A multipart reported as one part (Courier, when its boundary is never found) is a leaf:
+        // its body as stored is all there is to show.
         let cte = list.get(5).and_then(Value::as_text);
         let encoding = Encoding::from_cte(cte.as_deref());
         let eight_bit = cte.is_some_and(|c| {
@@ -185,9 +174,14 @@ impl Parser {
 /// Depth-first pre-order; a message part's `.HEADER` right after its own content file.
 pub(crate) fn files_of(root: &Part) -> Vec<FilePart> {
     let mut files = Vec::new();
+    // The top-level body, when not a multipart, is the message's TEXT; only the cases where
+    // a server was seen to answer BODY[1] wrongly are fetched that way (a plain single-part
+    // message keeps `1`, the same bytes everywhere).
+    let top_text = root.kind == PartKind::Message || root.media_type.starts_with("multipart/");
+    let root_text = (root.kind != PartKind::Multipart && top_text).then(|| "TEXT".to_string());
     // An explicit stack: a hand-built Part tree may be arbitrarily deep.
-    let mut stack = vec![root];
-    while let Some(p) = stack.pop() {
+    let mut stack = vec![(root, root_text)];
+    while let Some((p, text_section)) = stack.pop() {
         let content = || FilePart {
             section: p.section.clone(),
             kind: FileKind::Content,
@@ -195,6 +189,7 @@ pub(crate) fn files_of(root: &Part) -> Vec<FilePart> {
             eight_bit: p.eight_bit,
             encoded_size: p.encoded_size,
             size_known: p.size_known,
+            text_section: text_section.clone(),
         };
         match p.kind {
             PartKind::Leaf => files.push(content()),
@@ -207,11 +202,17 @@ pub(crate) fn files_of(root: &Part) -> Vec<FilePart> {
                     eight_bit: false,
                     encoded_size: 0,
                     size_known: false,
+                    text_section: None,
                 });
             }
             PartKind::Multipart => {}
         }
-        stack.extend(p.children.iter().rev());
+        for c in p.children.iter().rev() {
+            // The single non-multipart body of an encapsulated message is that message's TEXT.
+            let text = (p.kind == PartKind::Message && c.kind != PartKind::Multipart)
+                .then(|| format!("{}.TEXT", p.section));
+            stack.push((c, text));
+        }
     }
     files
 }

@@ -149,6 +149,9 @@ pub struct FileInfo {
     /// Fetch with `BINARY.PEEK` (literal8): a part stored as 8bit/binary when the server offers
     /// BINARY, so NUL bytes arrive as NUL (servers replace them in `BODY[]`).
     pub binary: bool,
+    /// The section for `BINARY[...]` fetches when it differs from `section` (which may be a
+    /// `TEXT` section, and BINARY takes only part numbers).
+    pub binary_section: Option<String>,
     /// Size as stored on the server (for a full scan; 0 when unknown).
     pub encoded_size: u64,
     /// What must be fetched to learn the decoded size (`None`: it is the encoded size).
@@ -176,6 +179,7 @@ impl FileInfo {
             section,
             encoding,
             binary: false,
+            binary_section: None,
             encoded_size,
             need,
             size: size.map(SizeCell::from).unwrap_or_default(),
@@ -190,6 +194,14 @@ impl FileInfo {
                 broken: false,
             }),
             rescan: Mutex::new(()),
+        }
+    }
+
+    /// The section to fetch: as stored, or (`binary`) as the server decodes it.
+    pub fn section_for(&self, binary: bool) -> &str {
+        match &self.binary_section {
+            Some(s) if binary => s,
+            _ => &self.section,
         }
     }
 

@@ -311,7 +311,8 @@ impl MsgCtx<'_> {
         let at_end = end == snap.size;
         let want = end - start;
         let _permit = self.permits.acquire();
-        let bytes = self.fetch_section(&info.section, start, want + at_end as u64, true)?;
+        let bytes =
+            self.fetch_section(info.section_for(true), start, want + at_end as u64, true)?;
         if bytes.len() as u64 != want {
             let why = format!(
                 "the server decodes {} bytes at {start} where {want} were expected",
@@ -384,7 +385,12 @@ impl MsgCtx<'_> {
         // A part served as stored: one byte more at the end shows a size that is too small.
         let probe = matches!(**locator, Locator::Identity { .. }) && end == snap.size;
         let len = plan.enc_end - plan.enc_start + probe as u64;
-        let mut fetched = self.fetch_section(&info.section, plan.enc_start, len, info.binary)?;
+        let mut fetched = self.fetch_section(
+            info.section_for(info.binary),
+            plan.enc_start,
+            len,
+            info.binary,
+        )?;
         if fetched.is_empty() && plan.enc_start == 0 && plan.enc_end > 0 {
             // Servers answer an empty body for a message expunged meanwhile (further on, it is
             // a part shorter than its size: re-indexed below, and the scan tells them apart).

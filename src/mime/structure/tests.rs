@@ -32,6 +32,7 @@ fn single_part_message_is_part_1() {
             eight_bit: false,
             encoded_size: 1234,
             size_known: true,
+            text_section: None,
         }]
     );
 }
@@ -165,9 +166,121 @@ fn multipart_subtype_missing_or_nil_and_empty_multipart() {
     assert_eq!(sections(&p), ["1", "2"]);
     let p = parse(&format!("({LEAF} NIL (\"boundary\" \"x\"))"));
     assert_eq!(p.media_type, "multipart/mixed");
+    // An empty multipart reported as one part is an (empty) part file.
     let p = parse(r#"(("multipart" "mixed" NIL NIL NIL "7bit" 0) "related")"#);
-    assert_eq!(p.children[0].kind, PartKind::Multipart);
-    assert!(files_of(&p).is_empty());
+    assert_eq!(p.children[0].kind, PartKind::Leaf);
+    assert_eq!(sections(&p), ["1"]);
+    assert_eq!(files_of(&p)[0].encoded_size, 0);
+}
+
+fn fetches(p: &Part) -> Vec<(String, String, String)> {
+    files_of(p)
+        .iter()
+        .map(|f| (f.file_name(), f.fetch_section(), f.binary_section()))
+        .collect()
+}
+
+fn triples(t: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    t.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+/// Courier: a multipart whose boundary is never found is reported as one part of type
+/// multipart/*. Its body as stored is a part file named by its section.
+#[test]
+fn boundaryless_multipart_is_a_part_file() {
+    // Top level: fetched as TEXT (Courier answers BODY[1] of it with nothing).
+    let p = parse(r#"("multipart" "mixed" ("boundary" "NOTHERE") NIL NIL "8bit" 36 NIL NIL NIL)"#);
+    assert_eq!((p.kind, p.section.as_str()), (PartKind::Leaf, "1"));
+    assert_eq!(p.media_type, "multipart/mixed");
+    let f = &files_of(&p)[0];
+    assert_eq!(
+        (f.encoding, f.encoded_size, f.size_known),
+        (Encoding::Identity, 36, true)
+    );
+    assert!(f.eight_bit);
+    assert_eq!(fetches(&p), triples(&[("1", "TEXT", "1")]));
+    // A Content-Transfer-Encoding still applies.
+    let p = parse(r#"("multipart" "alternative" NIL NIL NIL "base64" 8 NIL)"#);
+    assert_eq!(files_of(&p)[0].encoding, Encoding::Base64);
+    // Inside a multipart: an ordinary part number.
+    let p = parse(&format!(
+        r#"({LEAF} ("multipart" "related" ("boundary" "z") NIL NIL "7bit" 5 NIL) "mixed")"#
+    ));
+    assert_eq!(fetches(&p), triples(&[("1", "1", "1"), ("2", "2", "2")]));
+    // The body of an encapsulated message (Corpus/40/1.1): that message's TEXT.
+    let p = parse(
+        r#"(("message" "rfc822" NIL NIL NIL "8bit" 85 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
+              ("multipart" "alternative" ("boundary" "ZZ") NIL NIL "8bit" 3 NIL NIL NIL) 4)
+            {LEAF} "mixed")"#
+            .replace("{LEAF}", LEAF)
+            .as_str(),
+    );
+    assert_eq!(
+        fetches(&p),
+        triples(&[
+            ("1", "1", "1"),
+            ("1.HEADER", "1.HEADER", "1.HEADER"),
+            ("1.1", "1.TEXT", "1.1"),
+            ("2", "2", "2"),
+        ])
+    );
+}
+
+/// Courier answers BODY[1] of a top-level message/rfc822 with the encapsulated message's body,
+/// and BODY[n.1] of an encapsulated message's single body wrongly too: such parts are fetched
+/// by their message's TEXT (the same bytes by RFC 3501); BINARY keeps the part number.
+#[test]
+fn single_body_of_a_message_is_fetched_as_its_text() {
+    let top = r#"("message" "rfc822" NIL NIL NIL "8bit" 46
+        (NIL "inner" NIL NIL NIL NIL NIL NIL NIL NIL)
+        ("text" "plain" NIL NIL NIL "8bit" 16 0 NIL NIL NIL) 4 NIL NIL NIL)"#;
+    let p = parse(top);
+    assert_eq!(
+        fetches(&p),
+        triples(&[
+            ("1", "TEXT", "1"),
+            ("1.HEADER", "1.HEADER", "1.HEADER"),
+            ("1.1", "1.TEXT", "1.1"),
+        ])
+    );
+    // Nested, with a multipart body: its children keep their numbers; a message inside it
+    // gets its own TEXT for its single body.
+    let nested = format!(
+        r#"({LEAF} ("message" "rfc822" NIL NIL NIL "7bit" 500 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
+             ({LEAF} ("message" "rfc822" NIL NIL NIL "7bit" 90 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
+                 {LEAF} 3) "mixed") 20) "mixed")"#
+    );
+    let p = parse(&nested);
+    assert_eq!(
+        fetches(&p),
+        triples(&[
+            ("1", "1", "1"),
+            ("2", "2", "2"),
+            ("2.HEADER", "2.HEADER", "2.HEADER"),
+            ("2.1", "2.1", "2.1"),
+            ("2.2", "2.2", "2.2"),
+            ("2.2.HEADER", "2.2.HEADER", "2.2.HEADER"),
+            ("2.2.1", "2.2.TEXT", "2.2.1"),
+        ])
+    );
+    // A top-level message/rfc822 whose body is a multipart: its parts keep their numbers.
+    let p = parse(&format!(
+        r#"("message" "rfc822" NIL NIL NIL "7bit" 90 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
+            ({LEAF} {LEAF} "mixed") 3)"#
+    ));
+    assert_eq!(
+        fetches(&p),
+        triples(&[
+            ("1", "TEXT", "1"),
+            ("1.HEADER", "1.HEADER", "1.HEADER"),
+            ("1.1", "1.1", "1.1"),
+            ("1.2", "1.2", "1.2"),
+        ])
+    );
+    // A plain single-part message keeps `1`.
+    assert_eq!(fetches(&parse(LEAF)), triples(&[("1", "1", "1")]));
 }
 
 #[test]
