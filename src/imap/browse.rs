@@ -9,7 +9,7 @@ use super::items::parse_internal_date;
 use super::list::parse_list;
 use super::parse::{same_folder, status_item, status_response};
 use super::response::FetchResponse;
-use super::session::{is_untagged, Conn};
+use super::session::{is_untagged, short, Conn};
 use super::store::ImapStore;
 use super::uidset;
 use super::wire::{self, Limits};
@@ -25,11 +25,12 @@ const PIECE: usize = 5_000;
 const MAX_SET_LEN: usize = 8_000;
 
 /// A summary FETCH of up to [`PIECE`] messages: a line and a From/Subject literal each, plus
-/// unsolicited responses (flag changes, expunges) in between.
+/// unsolicited responses (flag changes, expunges) in between. One odd message may carry a huge
+/// header (refusing it would fail the whole INDEX); all of them together may not.
 const BRIEFS: Limits = Limits {
     line: 1 << 20,
-    literal: 1 << 20,
-    total: 64 << 20,
+    literal: 16 << 20,
+    total: 128 << 20,
     untagged: 100_000,
 };
 
@@ -53,7 +54,7 @@ const LIST_STATUS: Limits = Limits {
     line: 1 << 20,
     literal: 64 << 10,
     total: 24 << 20,
-    untagged: 200_000,
+    untagged: 250_000,
 };
 
 /// The capabilities browsing uses, from what the server said after login.
@@ -194,10 +195,13 @@ impl Listed {
         }
     }
 
-    /// The items for `name` (INBOX in any case is INBOX).
+    /// The items for `name` (INBOX in any case is INBOX; only it is looked for further).
     fn counts_of(&self, name: &str) -> Option<&Vec<(String, u64)>> {
         self.counts.get(name).or_else(|| {
             let raw = names::raw_bytes(name);
+            if !raw.eq_ignore_ascii_case(b"INBOX") {
+                return None;
+            }
             self.counts
                 .iter()
                 .find(|(k, _)| same_folder(&names::raw_bytes(k), &raw))
@@ -218,14 +222,6 @@ impl Conn {
             log::warn!("LIST: {} unreadable lines skipped", listed.unreadable);
         }
         Ok(listed)
-    }
-}
-
-fn fetch_what(cmd: &Cmd) -> String {
-    let s = &cmd.shown;
-    match s.char_indices().nth(80) {
-        Some((k, _)) => format!("{}...", &s[..k]),
-        None => s.clone(),
     }
 }
 
@@ -255,7 +251,7 @@ impl ImapStore {
             let wanted: HashSet<u32> = piece.iter().copied().collect();
             self.with_conn(Some(folder), Some(uidvalidity), |c| {
                 let mut out = Vec::new();
-                let what = fetch_what(&cmd);
+                let what = short(&cmd.shown);
                 c.fetch_each(
                     std::slice::from_ref(&cmd),
                     &BRIEFS,
@@ -291,7 +287,7 @@ impl ImapStore {
             ];
             let mut ans = self.with_conn(Some(folder), Some(uidvalidity), |c| {
                 let mut got = FlagsCollector::default();
-                let what = fetch_what(&cmds[1]);
+                let what = short(&cmds[1].shown);
                 c.fetch_each(&cmds, &FLAGS_ALL, u64::MAX, &what, &mut |f| {
                     got.add(&f, None)
                 })?;
@@ -306,7 +302,7 @@ impl ImapStore {
             let wanted: HashSet<u32> = piece.iter().copied().collect();
             self.with_conn(Some(folder), Some(uidvalidity), |c| {
                 let mut got = FlagsCollector::default();
-                let what = fetch_what(&cmd);
+                let what = short(&cmd.shown);
                 c.fetch_each(
                     std::slice::from_ref(&cmd),
                     &FLAGS_PIECE,

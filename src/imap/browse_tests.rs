@@ -212,3 +212,29 @@ fn without_list_status_each_folder_is_asked() {
     assert_eq!((st.messages, modseq), (2, None));
     assert!(!f.sent("CAPABILITY"));
 }
+
+#[test]
+fn list_status_answers_are_bounded() {
+    // More untagged responses than 100,000 folders can give: refused, not collected.
+    let f = start(greet(""), |tag, cmd| {
+        if starts(cmd, "LOGIN") {
+            return Reply::Now(
+                format!("{tag} OK [CAPABILITY IMAP4rev1 LIST-STATUS] in\r\n").into_bytes(),
+            );
+        }
+        if starts(cmd, "LIST") {
+            return ok(
+                tag,
+                &b"* LIST () \"/\" a\r\n".repeat(LIST_STATUS.untagged + 1),
+            );
+        }
+        ok(tag, b"")
+    });
+    let store = ImapStore::connect(f.cfg("pw")).unwrap();
+    let t = std::time::Instant::now();
+    match store.folder_counts() {
+        Err(StoreError::Parse(m)) => assert!(m.contains("untagged responses"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.elapsed() < std::time::Duration::from_secs(30));
+}

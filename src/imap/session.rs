@@ -457,7 +457,7 @@ impl Conn {
 }
 
 /// A command shortened for logs and error messages.
-fn short(cmd: &str) -> String {
+pub(super) fn short(cmd: &str) -> String {
     if cmd.len() <= 80 {
         cmd.to_string()
     } else {
