@@ -225,10 +225,27 @@ fn range(uid: u32, f: &FileInfo, offset: u64, len: u64) -> RangeRequest {
     }
 }
 
+/// `f` again with its size unknown: BODYSTRUCTURE gave it more bytes than the whole message
+/// has, so neither that size nor a fetch of that length can be trusted; it is read, streamed,
+/// as a part of unknown size is.
+fn size_unknown(f: &FileInfo) -> FileInfo {
+    let mut out = FileInfo::new(
+        f.name.clone(),
+        f.section.clone(),
+        f.encoding,
+        0,
+        Some(Need::Scan),
+        None,
+    );
+    out.binary = f.binary;
+    out
+}
+
 /// Add the files every message directory has beside its parts (see `fs::layout`): `RFC822`
 /// (its size is RFC822.SIZE), `TEXT` (RFC822.SIZE less the header) unless the directory has it
 /// already, and `N.MIME` for each of `mime_sections` (sized by fetching them whole, when first
-/// wanted). An unknown RFC822.SIZE leaves those sizes to be fetched the same way.
+/// wanted). An unknown RFC822.SIZE leaves those sizes to be fetched the same way. A part said
+/// to be larger than RFC822.SIZE gets its size from reading it.
 pub fn add_browse_files(
     info: &mut MessageInfo,
     rfc822_size: Option<u64>,
@@ -247,6 +264,13 @@ pub fn add_browse_files(
         ),
     };
     let rfc822_size = rfc822_size.filter(|&s| s > 0 && s >= header);
+    if let Some(total) = rfc822_size {
+        for f in info.files.iter_mut().skip(1) {
+            if f.encoded_size > total {
+                *f = size_unknown(f);
+            }
+        }
+    }
     if info.file_index("TEXT").is_none() {
         let text = rfc822_size.map(|s| s - header);
         info.files.push(sized("TEXT", "TEXT", text));
@@ -255,5 +279,56 @@ pub fn add_browse_files(
     for section in mime_sections {
         let name = format!("{section}.MIME");
         info.files.push(sized(&name, &name, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> MessageInfo {
+        let coded = |name: &str, enc, size, need| {
+            FileInfo::new(name.into(), name.into(), enc, size, Some(need), None)
+        };
+        let mut big = ready_file("1", "1", 5_000_000);
+        big.binary = true;
+        MessageInfo {
+            files: vec![
+                ready_file("HEADER", "HEADER", 100),
+                big,
+                ready_file("2", "2", 900),
+                coded("3", Encoding::Base64, 4_000_000, Need::HeadTail),
+                coded("4", Encoding::QuotedPrintable, 2000, Need::Whole),
+            ],
+        }
+    }
+
+    #[test]
+    fn parts_larger_than_the_message_are_read_for_their_size() {
+        let mut m = info();
+        add_browse_files(&mut m, Some(1000), &[]);
+        let state = |name: &str| {
+            let f = &m.files[m.file_index(name).unwrap()];
+            (f.encoded_size, f.need, f.size.get().copied(), f.binary)
+        };
+        assert_eq!(state("1"), (0, Some(Need::Scan), None, true));
+        assert_eq!(state("2"), (900, None, Some(900), false));
+        assert_eq!(state("3"), (0, Some(Need::Scan), None, false));
+        assert_eq!(state("4"), (0, Some(Need::Scan), None, false));
+        assert_eq!(m.files[1].encoding, Encoding::Identity);
+        assert_eq!(m.files[3].encoding, Encoding::Base64);
+        assert_eq!(state("TEXT"), (900, None, Some(900), false));
+        assert_eq!(state("RFC822"), (1000, None, Some(1000), false));
+    }
+
+    #[test]
+    fn without_a_message_size_part_sizes_stand() {
+        let mut m = info();
+        add_browse_files(&mut m, None, &[]);
+        let f = &m.files[1];
+        assert_eq!((f.encoded_size, f.need), (5_000_000, None));
+        assert_eq!(m.files[3].need, Some(Need::HeadTail));
+        let text = &m.files[m.file_index("TEXT").unwrap()];
+        assert_eq!((text.need, text.size.get()), (Some(Need::Whole), None));
     }
 }

@@ -309,11 +309,50 @@ pub fn untagged_values(frame: &[u8]) -> Result<Vec<Value>, ParseError> {
     p.values_until_eol()
 }
 
+/// STATUS items as (name upper-cased, number) pairs, in the order sent.
+pub type StatusItems = Vec<(String, u64)>;
+
+/// One `* STATUS name (ITEM n ...)` response: the name's bytes and the items, upper-cased, in
+/// the order sent (items that are not `word number` pairs are skipped); `None` for other
+/// responses or unreadable ones.
+pub fn status_response(frame: &[u8]) -> Option<(Vec<u8>, StatusItems)> {
+    let v = untagged_values(frame).ok()?;
+    if !v.first()?.as_text()?.eq_ignore_ascii_case("STATUS") {
+        return None;
+    }
+    let name = match v.get(1)? {
+        Value::Nil | Value::List(_) => return None,
+        n => n.as_bytes()?.to_vec(),
+    };
+    let items = v
+        .get(2)?
+        .as_list()?
+        .chunks(2)
+        .filter_map(|kv| match kv {
+            [k, n] => Some((k.as_text()?.to_ascii_uppercase(), n.as_u64()?)),
+            _ => None,
+        })
+        .collect();
+    Some((name, items))
+}
+
+/// Is `got` (a name as the server sent it) the folder `asked` (its bytes as sent)? INBOX in
+/// any case is INBOX.
+pub fn same_folder(got: &[u8], asked: &[u8]) -> bool {
+    got == asked || (got.eq_ignore_ascii_case(b"INBOX") && asked.eq_ignore_ascii_case(b"INBOX"))
+}
+
+/// The value of `name` among STATUS items.
+pub fn status_item(items: &[(String, u64)], name: &str) -> Option<u64> {
+    items.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+}
+
 pub(super) fn parse_u32(b: &[u8]) -> Option<u32> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
 /// Parse one value (atom, string, literal, NIL or list) from the whole of `data`.
+#[cfg(test)]
 pub fn parse_value(data: &[u8]) -> Result<Value, ParseError> {
     let mut p = Parser::new(data);
     let v = p.value(0)?;
@@ -355,5 +394,30 @@ pub fn serialize(v: &Value, out: &mut Vec<u8>) {
             }
             out.push(b')');
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_responses() {
+        let (name, items) =
+            status_response(b"* status {5}\r\na\r\n\xff) (messages 3 UNSEEN \"2\" X)\r\n").unwrap();
+        assert_eq!(name, b"a\r\n\xff)");
+        assert_eq!(
+            items,
+            [("MESSAGES".to_string(), 3), ("UNSEEN".to_string(), 2)]
+        );
+        assert_eq!(status_item(&items, "UNSEEN"), Some(2));
+        assert_eq!(status_item(&items, "X"), None);
+        let (name, _) = status_response(b"* STATUS \"q\\\"x\" ()\r\n").unwrap();
+        assert_eq!(name, b"q\"x");
+        assert!(status_response(b"* STATUS NIL (MESSAGES 1)\r\n").is_none());
+        assert!(status_response(b"* STATUS x\r\n").is_none());
+        assert!(status_response(b"* LIST () \"/\" x\r\n").is_none());
+        assert!(status_response(b"* STATUS {9}\r\nx\r\n").is_none());
+        assert!(same_folder(b"inbox", b"INBOX") && !same_folder(b"a", b"A"));
     }
 }

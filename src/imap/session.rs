@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 use super::caps::Caps;
 use super::connect::{Opened, Stream};
 use super::list::parse_list;
-use super::parse::untagged_values;
+use super::parse::{same_folder, status_item, status_response};
 use super::response::{parse_fetches, FetchResponse};
 use super::wire::{self, Cmd, Limits, Status, Transport, Wire, WireError};
 use crate::names;
-use crate::sexp::Value;
 use crate::store::{FolderEntry, FolderStatus, StoreError};
 
 /// Most bytes of structures and headers one FETCH keeps (a batch of 200 ordinary messages
@@ -215,6 +214,22 @@ impl Conn {
 
     /// STATUS `folder` (UIDVALIDITY UIDNEXT MESSAGES): whether it changed, without listing it.
     pub fn status(&mut self, folder: &str) -> Result<FolderStatus, StoreError> {
+        let items = self.status_items(folder, "UIDVALIDITY UIDNEXT MESSAGES")?;
+        let n = |k: &str| status_item(&items, k).and_then(|n| u32::try_from(n).ok());
+        Ok(FolderStatus {
+            uidvalidity: n("UIDVALIDITY").unwrap_or(0),
+            uidnext: n("UIDNEXT").unwrap_or(0),
+            messages: n("MESSAGES").unwrap_or(0),
+        })
+    }
+
+    /// STATUS `folder` (`items`): the items answered for that folder, upper-cased. A NO that
+    /// says the folder does not exist is `NoSuchFolder`.
+    pub fn status_items(
+        &mut self,
+        folder: &str,
+        items: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
         if self
             .examined
             .as_ref()
@@ -222,54 +237,37 @@ impl Conn {
         {
             // Dovecot answers STATUS on the folder this session has open from the session's
             // view, which only catches up on other clients' changes at a command that syncs.
-            self.run_one(Cmd::text("NOOP"), &wire::CONTROL, &mut |_| Ok(()))?;
+            self.noop()?;
         }
         let raw = names::raw_bytes(folder);
-        let cmd = Cmd::text("STATUS ")
-            .string(&raw)
-            .t(" (UIDVALIDITY UIDNEXT MESSAGES)");
+        let cmd = Cmd::text("STATUS ").string(&raw).t(&format!(" ({items})"));
         let what = format!("STATUS {folder}");
-        let mut st = FolderStatus::default();
+        let mut got = Vec::new();
         let mut on = |d: Vec<u8>| {
             if !is_untagged(&d, "STATUS") {
                 return Ok(());
             }
             // An unreadable or unsolicited STATUS (another folder) is ignored.
-            let Ok(v) = untagged_values(&d) else {
-                return Ok(());
-            };
-            let name = v.get(1).and_then(Value::as_bytes).unwrap_or_default();
-            let inbox = name.eq_ignore_ascii_case(b"INBOX") && raw.eq_ignore_ascii_case(b"INBOX");
-            if name != &raw[..] && !inbox {
-                return Ok(());
-            }
-            if let Some(items) = v.get(2).and_then(Value::as_list) {
-                for pair in items.chunks(2) {
-                    let (Some(k), Some(n)) =
-                        (pair[0].as_text(), pair.get(1).and_then(Value::as_u64))
-                    else {
-                        continue;
-                    };
-                    let n = u32::try_from(n).unwrap_or(0);
-                    match k.to_ascii_uppercase().as_str() {
-                        "UIDVALIDITY" => st.uidvalidity = n,
-                        "UIDNEXT" => st.uidnext = n,
-                        "MESSAGES" => st.messages = n,
-                        _ => {}
-                    }
-                }
+            match status_response(&d) {
+                Some((name, items)) if same_folder(&name, &raw) => got = items,
+                _ => {}
             }
             Ok(())
         };
         let mut out = self.run(&[cmd], &wire::CONTROL, &what, &mut on)?;
         match out.pop() {
-            Some((Status::Ok, _)) => Ok(st),
+            Some((Status::Ok, _)) => Ok(got),
             Some((Status::No, text)) if no_means_missing(&text) => {
                 Err(StoreError::NoSuchFolder(folder.to_string()))
             }
             Some((s, text)) => Err(StoreError::Server(format!("{what}: {s} {text}"))),
             None => Err(StoreError::Parse(format!("{what}: no answer"))),
         }
+    }
+
+    /// NOOP: lets the server report changes to the open folder (answers ignored).
+    pub fn noop(&mut self) -> Result<(), StoreError> {
+        self.run_one(Cmd::text("NOOP"), &wire::CONTROL, &mut |_| Ok(()))
     }
 
     /// `UID SEARCH ALL` in the EXAMINEd folder, ascending.
@@ -391,16 +389,32 @@ impl Conn {
             [] => return Ok(Vec::new()),
         };
         let lim = fetch_limits(cmds);
-        let mut out = Vec::new();
-        let mut unreadable: Option<String> = None;
         // What structure answers may keep in memory (refused structures are not kept).
         let keep_limit = if cmds.iter().any(|c| c.contains("BODYSTRUCTURE")) {
             MAX_KEPT_STRUCTURES
         } else {
             u64::MAX
         };
+        let list: Vec<Cmd> = cmds.iter().map(|c| Cmd::text(c)).collect();
+        let mut out = Vec::new();
+        self.fetch_each(&list, &lim, keep_limit, &what, &mut |f| out.push(f))?;
+        Ok(out)
+    }
+
+    /// Commands answered by FETCH responses, pipelined: each response parsed as it arrives and
+    /// handed to `on`, under `lim`; the bytes of responses that were not refused must stay
+    /// under `keep_limit`. Any refusal or unreadable answer fails the whole call.
+    pub(super) fn fetch_each(
+        &mut self,
+        cmds: &[Cmd],
+        lim: &Limits,
+        keep_limit: u64,
+        what: &str,
+        on: &mut dyn FnMut(FetchResponse),
+    ) -> Result<(), StoreError> {
+        let mut unreadable: Option<String> = None;
         let mut kept = 0u64;
-        let mut on = |d: Vec<u8>| {
+        let mut on_untagged = |d: Vec<u8>| {
             if unreadable.is_some() || numbered(&d).is_none_or(|(_, w)| w != "FETCH") {
                 return Ok(());
             }
@@ -414,14 +428,13 @@ impl Conn {
                             "structures and headers larger than {keep_limit} bytes"
                         )));
                     }
-                    out.extend(f)
+                    f.into_iter().for_each(&mut *on);
                 }
                 Err(e) => unreadable = Some(e.to_string()),
             }
             Ok(())
         };
-        let list: Vec<Cmd> = cmds.iter().map(|c| Cmd::text(c)).collect();
-        let outcomes = self.run(&list, &lim, &what, &mut on)?;
+        let outcomes = self.run(cmds, lim, what, &mut on_untagged)?;
         if let Some(e) = unreadable {
             // Read whole, so the connection is still in step.
             return Err(StoreError::Parse(format!("{what}: {e}")));
@@ -429,24 +442,7 @@ impl Conn {
         if let Some((s, text)) = outcomes.into_iter().find(|(s, _)| *s != Status::Ok) {
             return Err(StoreError::Server(format!("{what}: {s} {text}")));
         }
-        Ok(out)
-    }
-
-    /// Run one command (without tag) and return its untagged response bytes (literals inline,
-    /// as `{n}\r\n<bytes>`), for callers that parse answers themselves (STATUS, LIST ...
-    /// RETURN, SEARCH). A NO/BAD is `StoreError::Server`.
-    #[allow(dead_code)] // first callers: the browsing views
-    pub fn run_raw(&mut self, cmd: &str) -> Result<Vec<u8>, StoreError> {
-        let mut data = Vec::new();
-        let lim = Limits {
-            total: 64 << 20,
-            ..wire::FETCH
-        };
-        self.run_one(Cmd::text(cmd), &lim, &mut |d| {
-            data.extend_from_slice(&d);
-            Ok(())
-        })?;
-        Ok(data)
+        Ok(())
     }
 
     /// LOGOUT, for a clean shutdown: sent, not waited for (a hung server must not hold up
@@ -461,7 +457,7 @@ impl Conn {
 }
 
 /// A command shortened for logs and error messages.
-fn short(cmd: &str) -> String {
+pub(super) fn short(cmd: &str) -> String {
     if cmd.len() <= 80 {
         cmd.to_string()
     } else {

@@ -35,8 +35,6 @@ pub struct ImapStore {
     gave_up: Mutex<Option<(Instant, String)>>,
     /// The connection that IDLEs, outside the pool; `Err` once the server refused IDLE.
     idler: Mutex<std::result::Result<Option<Conn>, ()>>,
-    /// What the server offers for browsing (asked once; see `browse`).
-    pub(super) caps: std::sync::OnceLock<super::browse::Caps>,
 }
 
 /// After an operation gave up on the server, others fail at once for this long instead of each
@@ -53,7 +51,6 @@ impl ImapStore {
                 pool,
                 gave_up: Mutex::new(None),
                 idler: Mutex::new(Ok(None)),
-                caps: std::sync::OnceLock::new(),
             })
             .map_err(|f| ConnectError(f.msg))
     }
@@ -66,6 +63,11 @@ impl ImapStore {
     /// The most connections currently used (lower than configured after a `[LIMIT]`).
     pub fn connection_limit(&self) -> usize {
         self.pool.limit()
+    }
+
+    /// What the server offers, as said after login.
+    pub(super) fn pool_caps(&self) -> &super::caps::Caps {
+        self.pool.caps()
     }
 
     /// Run `op` on a connection (preferring one that has `folder` EXAMINEd), retrying on a

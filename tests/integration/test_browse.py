@@ -255,7 +255,13 @@ class X_Browse(unittest.TestCase):
 
     def test_02_folders_match_status(self):
         with Watchdog(self.w, 120, "FOLDERS"):
-            typ, dat = self.c._simple_command("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE STATUS (MESSAGES UNSEEN))")
+            # LIST as imapfs sends it (a server without LIST-STATUS and SPECIAL-USE, like dovecot-min, gets a plain
+            # LIST and may answer it with other attributes, e.g. \HasNoChildren).
+            caps = b" ".join(self.c.capability()[1]).upper().split()
+            if b"SPECIAL-USE" in caps or b"LIST-STATUS" in caps:
+                typ, dat = self.c._simple_command("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE STATUS (MESSAGES UNSEEN))")
+            else:
+                typ, dat = self.c._simple_command("LIST", '""', '"*"')
             check((typ, dat), "LIST")
             typ, data = self.c._untagged_response(typ, dat, "LIST")
             want = []
@@ -283,7 +289,7 @@ class X_Browse(unittest.TestCase):
                 flags = [] if flags == "-" else [f for f in flags.split(" ") if f.lower() not in VOLATILE]
                 got.append((path, [messages, unseen], flags))
             self.assertEqual(sorted(got), sorted(want))
-            self.assertIn(("Browse/%49NDEX", ["0", "0"], []), got)
+            self.assertIn(("Browse/%49NDEX", ["0", "0"]), [(p, c) for p, c, _ in got])
             self.assertEqual(sorted(os.listdir(os.path.join(self.root, FOLDER)))[:2], ["%49NDEX", "1"])
             self.assertTrue(os.path.isdir(os.path.join(self.root, FOLDER, "%49NDEX")))
 
