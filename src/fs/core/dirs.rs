@@ -81,6 +81,13 @@ impl MailFs {
                         name: layout::INDEX.into(),
                     });
                 }
+                if listing.is_some() || id == ROOT_FOLDER {
+                    out.push(DirEntry {
+                        ino: self.ino(Node::SearchDir(id)),
+                        kind: Kind::Dir,
+                        name: layout::SEARCH.into(),
+                    });
+                }
                 for (name, &child) in &folder.children {
                     let beside_message = parse_uid(name).is_some_and(|uid| {
                         listing.as_ref().is_some_and(|l| l.message(uid).is_some())
@@ -142,6 +149,9 @@ impl MailFs {
                         name: name.clone(),
                     });
                 }
+            }
+            node @ (Node::SearchDir(_) | Node::Search { .. } | Node::SearchIn { .. }) => {
+                out.extend(self.search_readdir(node)?)
             }
             _ => return Err(FsError::NotDir),
         }
