@@ -200,6 +200,16 @@ fn recent_searches_newest_first_at_most_32() {
     );
     want.truncate(32);
     assert_eq!(listed, want);
+    // Attributes for `ls -l` are not look-ups: the order stays.
+    let dir = path_ino(&fs, "INBOX/SEARCH").unwrap();
+    let entries = fs.readdir(dir).unwrap();
+    let attrs = fs.attrs_of(dir, &entries);
+    assert!(attrs
+        .iter()
+        .all(|a| a.is_some_and(|(a, _)| a.kind == Kind::Dir)));
+    assert_eq!(names(&fs, "INBOX/SEARCH"), want);
+    // Evicted searches are gone.
+    assert_eq!(names(&fs, "INBOX/SEARCH").len(), 32);
     // Other folders have their own list.
     assert!(names(&fs, "Work/100%25/SEARCH").is_empty());
 }

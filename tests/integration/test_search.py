@@ -241,3 +241,27 @@ class S_Search(unittest.TestCase):
             self.assertTrue(inside, name)
             for uid in inside:
                 self.assertTrue(os.path.isdir(os.path.join(d, name, uid)), (name, uid))
+
+    def test_08_idle_change_refreshes_at_once(self):
+        """With a poll interval far longer than the wait, only IDLE can bring the change in time."""
+        m = Mount(self.w, args=["--poll-interval", "120"], name="search-idle")
+        m.start()
+        other = connect(self.w.env)
+        try:
+            d = os.path.join(m.path, FOLDER, "SEARCH", "SUBJECT idle-marker")
+            self.assertEqual(uids_of(os.listdir(d)), [])
+            time.sleep(1)  # let the watcher settle into IDLE on the folder
+            check(other.append(imap_quote(FOLDER), None, date(2, 6),
+                               message("Eve <e@x>", "idle-marker", "pushed")), "APPEND")
+            want = self.server_search("SUBJECT idle-marker")
+            self.assertEqual(len(want), 1)
+            self.assertEqual(self.until(d, want, seconds=10), want, "after APPEND, with IDLE")
+            other.select(imap_quote(FOLDER))
+            check(other.uid("STORE", str(want[0]), "+FLAGS.SILENT", r"(\Flagged)"), "STORE")
+            d2 = os.path.join(m.path, FOLDER, "SEARCH", "SUBJECT idle-marker FLAGGED")
+            self.assertEqual(uids_of(os.listdir(d2)), want)
+            check(other.uid("STORE", str(want[0]), "-FLAGS.SILENT", r"(\Flagged)"), "STORE")
+            self.assertEqual(self.until(d2, [], seconds=10), [], "after a flag change, with IDLE")
+        finally:
+            other.logout()
+            m.stop()

@@ -25,6 +25,10 @@ impl MailFs {
                 if folder.is_none() || e.name == "." || e.name == ".." {
                     return match e.name.as_str() {
                         "." | ".." => self.getattr(e.ino).ok(),
+                        // A look-up in SEARCH would count as using the search again.
+                        _ if matches!(self.node(parent), Ok(Node::SearchDir(_))) => {
+                            self.getattr(e.ino).ok()
+                        }
                         name => self.lookup(parent, name).ok(),
                     };
                 }

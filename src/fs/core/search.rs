@@ -24,8 +24,9 @@ pub struct Searches {
     /// Every accepted criteria name, by query id (inodes refer to them by id).
     queries: Vec<Arc<Query>>,
     by_name: HashMap<String, u32>,
-    /// Query ids looked up in each folder's `SEARCH` (`ROOT_FOLDER`: the root's), newest first.
-    recent: HashMap<u32, VecDeque<u32>>,
+    /// Query ids looked up in each folder's `SEARCH` (`ROOT_FOLDER`: the root's), newest first,
+    /// with when (seconds since the epoch: the directory's mtime, so `ls -t` agrees).
+    recent: HashMap<u32, VecDeque<(u32, i64)>>,
     /// The last answer for (folder, query), while the query is recent somewhere.
     results: HashMap<(u32, u32), Arc<Results>>,
 }
@@ -80,17 +81,27 @@ impl MailFs {
                 id
             }
         };
+        drop(guard);
+        self.touch_search(folder, id);
+        Ok(id)
+    }
+
+    /// Put search `id` first among `folder`'s recent searches (looked up, or listed).
+    fn touch_search(&self, folder: u32, id: u32) {
+        let mut guard = lock(&self.searches);
+        let s = &mut *guard;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let recent = s.recent.entry(folder).or_default();
-        recent.retain(|&q| q != id);
-        recent.push_front(id);
+        recent.retain(|&(q, _)| q != id);
+        recent.push_front((id, now));
         recent.truncate(MAX_RECENT);
         // Keep answers only for searches someone can still list.
         let recent = &s.recent;
-        let root = recent.get(&ROOT_FOLDER);
-        s.results.retain(|(f, q), _| {
-            root.is_some_and(|r| r.contains(q)) || recent.get(f).is_some_and(|r| r.contains(q))
-        });
-        Ok(id)
+        let listed = |f: u32, q: u32| recent.get(&f).is_some_and(|r| r.iter().any(|e| e.0 == q));
+        s.results
+            .retain(|&(f, q), _| listed(ROOT_FOLDER, q) || listed(f, q));
     }
 
     /// The matches of query `q` in selectable folder `folder`, asked again when the listing
@@ -147,10 +158,25 @@ impl MailFs {
         (self.dir_attr(self.ino(node), self.mount_time), Ttl::Live)
     }
 
+    /// A search directory: mtime is when it was last looked up. Its entry may be kept a
+    /// little (a `stat` right after `ls` must not count as a new look-up and reorder the list);
+    /// its contents are read afresh at every opendir.
+    fn search_dir_attr(&self, ino: u64, folder: u32, query: u32) -> FsResult<(Attr, Ttl)> {
+        self.query(query)?;
+        let s = lock(&self.searches);
+        let at = s.recent.get(&folder).into_iter().flatten();
+        let mtime = at.filter(|e| e.0 == query).map(|e| e.1).next();
+        Ok((
+            self.dir_attr(ino, mtime.unwrap_or(self.mount_time)),
+            Ttl::Short,
+        ))
+    }
+
     pub(super) fn search_attr(&self, ino: u64, node: Node) -> FsResult<(Attr, Ttl)> {
         match node {
             Node::SearchDir(_) => Ok((self.dir_attr(ino, self.mount_time), Ttl::Live)),
-            Node::Search { query, .. } | Node::SearchIn { query, .. } => {
+            Node::Search { folder, query } => self.search_dir_attr(ino, folder, query),
+            Node::SearchIn { query, .. } => {
                 self.query(query)?;
                 Ok((self.dir_attr(ino, self.mount_time), Ttl::Live))
             }
@@ -176,7 +202,8 @@ impl MailFs {
                 if folder != ROOT_FOLDER {
                     self.results(folder, query)?;
                 }
-                Ok(self.live_dir(Node::Search { folder, query }))
+                let ino = self.ino(Node::Search { folder, query });
+                self.search_dir_attr(ino, folder, query)
             }
             Node::Search {
                 folder: ROOT_FOLDER,
@@ -243,7 +270,7 @@ impl MailFs {
                 let recent: Vec<(u32, String)> = {
                     let s = lock(&self.searches);
                     let ids = s.recent.get(&folder).into_iter().flatten();
-                    ids.map(|&q| (q, s.queries[q as usize].name.clone()))
+                    ids.map(|&(q, _)| (q, s.queries[q as usize].name.clone()))
                         .collect()
                 };
                 Ok(recent
@@ -255,6 +282,7 @@ impl MailFs {
                 folder: ROOT_FOLDER,
                 query,
             } => {
+                self.touch_search(ROOT_FOLDER, query);
                 let folders = self.searchable_folders()?;
                 let found = crate::parallel::in_order(
                     &folders,
@@ -279,6 +307,8 @@ impl MailFs {
                     .collect())
             }
             Node::Search { folder, query } => {
+                // Listing a search uses it (its entry may be in the kernel's cache, unasked).
+                self.touch_search(folder, query);
                 let mut out = vec![DirEntry {
                     ino: self.ino(Node::SearchIndex { folder, query }),
                     kind: Kind::File,
