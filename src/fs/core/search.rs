@@ -7,8 +7,9 @@
 //! A name is parsed by `crate::search::parse` before anything is sent (refused: ENOENT and one
 //! warning). Answers are kept until the folder's listing is refreshed (once per poll interval,
 //! at once after an IDLE change), then asked again; matches are those of the current listing, so
-//! every link resolves. The kernel keeps none of these entries (zero TTL) rather than being told
-//! when they change.
+//! every link resolves. The kernel is not told when an answer changes: matches and search
+//! INDEX have a zero TTL and a directory's listing is read afresh at every opendir (a search
+//! directory's own entry is kept a second, so `ls -l SEARCH` does not count as using them all).
 
 use std::collections::VecDeque;
 
