@@ -221,9 +221,9 @@ fn message_directory_has_the_browsing_files() {
 #[test]
 fn index_and_folders() {
     let f = fixture(Duration::ZERO);
-    assert_eq!(names(&f.fs, ""), ["FOLDERS", "INBOX", "Sent"]);
-    assert_eq!(names(&f.fs, "INBOX"), ["INDEX", "%49NDEX", "7"]);
-    assert_eq!(names(&f.fs, "INBOX/%49NDEX"), ["INDEX"]);
+    assert_eq!(names(&f.fs, ""), ["FOLDERS", "SEARCH", "INBOX", "Sent"]);
+    assert_eq!(names(&f.fs, "INBOX"), ["INDEX", "SEARCH", "%49NDEX", "7"]);
+    assert_eq!(names(&f.fs, "INBOX/%49NDEX"), ["INDEX", "SEARCH"]);
     let size = HEADER.len() + f.body.len();
     assert_eq!(
         text(&f.fs, "INBOX/INDEX"),

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use crate::search::{Criteria, Key};
 use crate::sexp::Value;
 use crate::store::{
     FlagsAnswer, FolderCounts, FolderEntry, FolderListing, MailStore, MessageBrief, MessageSummary,
@@ -48,6 +49,8 @@ pub struct Counters {
     /// Ranges asked for with `binary` (BINARY.PEEK), and the bytes they returned.
     pub binary_ranges: usize,
     pub binary_bytes: u64,
+    /// UID SEARCH commands.
+    pub search: usize,
 }
 
 /// What the fake answers to `BINARY.PEEK[section]` (see [`FakeStore::set_binary`]).
@@ -72,6 +75,8 @@ pub struct FakeStore {
     /// BINARY answers by (folder, UID, section); a section without one is answered as stored
     /// (what a server's BINARY gives for 7bit/8bit/binary parts).
     pub binary_answers: Mutex<HashMap<(String, u32, String), BinaryAnswer>>,
+    /// Folders whose searches fail (a server error).
+    pub search_fails: Mutex<Vec<String>>,
 }
 
 impl FakeStore {
@@ -279,6 +284,31 @@ impl MailStore for FakeStore {
             .collect())
     }
 
+    fn search(&self, folder: &str, uidvalidity: u32, criteria: &Criteria) -> Result<Vec<u32>> {
+        self.counters.lock().unwrap().search += 1;
+        if self
+            .search_fails
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| f == folder)
+        {
+            return Err(StoreError::Server("fake: search failed".into()));
+        }
+        self.with_folder(folder, Some(uidvalidity), |f| {
+            let max = f.messages.keys().last().copied().unwrap_or(0);
+            let mut out = Vec::new();
+            for (&uid, m) in &f.messages {
+                let flags = f.flags.get(&uid).cloned().unwrap_or_default();
+                let msg = (uid, max, m, &flags[..]);
+                if all_match(&criteria.keys, msg)? {
+                    out.push(uid);
+                }
+            }
+            Ok(out)
+        })?
+    }
+
     fn fetch_ranges(
         &self,
         folder: &str,
@@ -335,4 +365,96 @@ impl MailStore for FakeStore {
         c.range_bytes += answers.iter().map(|a| a.len() as u64).sum::<u64>();
         Ok(answers)
     }
+}
+
+/// A message as the fake search sees it: UID, highest UID of the folder, message, flags.
+type Searched<'a> = (u32, u32, &'a FakeMessage, &'a [String]);
+
+fn all_match(keys: &[Key], m: Searched) -> Result<bool> {
+    for k in keys {
+        if !key_matches(k, m)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The unfolded value of header field `name` (empty if absent).
+fn header_value(header: &[u8], name: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(header)
+        .replace("\r\n\t", " ")
+        .replace("\r\n ", " ");
+    for line in text.split("\r\n") {
+        if let Some((n, v)) = line.split_once(':') {
+            if n.as_bytes().eq_ignore_ascii_case(name) {
+                return v.trim().as_bytes().to_vec();
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// `1:3,7,9:*` holding `uid` (`*` is the highest UID).
+fn in_set(set: &str, uid: u32, max: u32) -> bool {
+    let num = |s: &str| match s {
+        "*" => Some(max),
+        s => s.parse::<u32>().ok(),
+    };
+    set.split(',').any(|r| match r.split_once(':') {
+        Some((a, b)) => match (num(a), num(b)) {
+            (Some(a), Some(b)) => (a.min(b)..=a.max(b)).contains(&uid),
+            _ => false,
+        },
+        None => num(r) == Some(uid),
+    })
+}
+
+fn key_matches(k: &Key, m: Searched) -> Result<bool> {
+    let (uid, max, msg, flags) = m;
+    let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+    let body = || {
+        msg.sections
+            .values()
+            .flatten()
+            .copied()
+            .collect::<Vec<u8>>()
+    };
+    Ok(match k {
+        Key::Flag(f) => match *f {
+            "ALL" => true,
+            "SEEN" | "ANSWERED" | "FLAGGED" | "DELETED" | "DRAFT" => {
+                has(&format!("\\{}{}", &f[..1], f[1..].to_ascii_lowercase()))
+            }
+            un if un.starts_with("UN") => {
+                let f = &un[2..];
+                !has(&format!("\\{}{}", &f[..1], f[1..].to_ascii_lowercase()))
+            }
+            other => return Err(StoreError::Server(format!("fake: no {other}"))),
+        },
+        Key::Text("TEXT", s) => contains_ci(&msg.header, s) || contains_ci(&body(), s),
+        Key::Text("BODY", s) => contains_ci(&body(), s),
+        Key::Text(name, s) => contains_ci(&header_value(&msg.header, name.as_bytes()), s),
+        Key::Header(name, s) => contains_ci(&header_value(&msg.header, name), s),
+        Key::Keyword("KEYWORD", f) => has(f),
+        Key::Keyword(_, f) => !has(f),
+        Key::Size(name, n) => {
+            let size = msg.sections.get("").map_or(0, |s| s.len() as u64);
+            match *name {
+                "LARGER" => size > *n,
+                _ => size < *n,
+            }
+        }
+        Key::Uid(set) => in_set(set, uid, max),
+        Key::Not(k) => !key_matches(k, m)?,
+        Key::Or(a, b) => key_matches(a, m)? || key_matches(b, m)?,
+        Key::And(ks) => all_match(ks, m)?,
+        other => return Err(StoreError::Server(format!("fake: cannot search {other:?}"))),
+    })
 }

@@ -32,6 +32,30 @@ pub enum Node {
     Folders,
     /// `INDEX` of a selectable folder, by folder id.
     Index(u32),
+    /// `SEARCH` of a selectable folder, or of the root (`ROOT_FOLDER`).
+    SearchDir(u32),
+    /// One search (`query`, see `core::search`) in a folder, or across folders at the root.
+    Search {
+        folder: u32,
+        query: u32,
+    },
+    /// Under a search at the root: the matches in folder `folder`.
+    SearchIn {
+        query: u32,
+        folder: u32,
+    },
+    /// `INDEX` of a folder's search.
+    SearchIndex {
+        folder: u32,
+        query: u32,
+    },
+    /// A match: a link to its message directory (`global`: under the root search).
+    SearchHit {
+        folder: u32,
+        query: u32,
+        uid: u32,
+        global: bool,
+    },
 }
 
 pub const ROOT_INO: u64 = 1;

@@ -112,4 +112,6 @@ pub struct DirEntry {
 #[cfg(test)]
 mod browse_tests;
 #[cfg(test)]
+mod search_tests;
+#[cfg(test)]
 mod tests;

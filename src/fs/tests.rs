@@ -200,9 +200,9 @@ fn read_all(fs: &MailFs, path: &str) -> Vec<u8> {
 #[test]
 fn tree_and_message_layout() {
     let f = fixture(Duration::from_secs(60));
-    assert_eq!(names(&f.fs, ""), ["FOLDERS", "Archive", "INBOX"]);
+    assert_eq!(names(&f.fs, ""), ["FOLDERS", "SEARCH", "Archive", "INBOX"]);
     assert_eq!(names(&f.fs, "Archive"), ["2024"]);
-    assert_eq!(names(&f.fs, "INBOX"), ["INDEX", "5"]);
+    assert_eq!(names(&f.fs, "INBOX"), ["INDEX", "SEARCH", "5"]);
     let files = "HEADER 1 2 3 4 TEXT RFC822 1.MIME 2.MIME 3.MIME 4.MIME FLAGS BODYSTRUCTURE";
     assert_eq!(
         names(&f.fs, "INBOX/5"),
@@ -268,7 +268,7 @@ fn expunged_message_disappears_after_poll_interval() {
     let f = fixture(Duration::ZERO);
     let ino = path_ino(&f.fs, "INBOX/5/1").unwrap();
     f.store.edit_folder("INBOX", |inbox| inbox.messages.clear());
-    assert_eq!(names(&f.fs, "INBOX"), ["INDEX"]);
+    assert_eq!(names(&f.fs, "INBOX"), ["INDEX", "SEARCH"]);
     assert_eq!(f.fs.getattr(ino), Err(FsError::NotFound));
 }
 
@@ -294,7 +294,7 @@ fn unreadable_structure_still_lists_the_message_with_its_header() {
         .sections
         .insert("TEXT".into(), b"the raw body\r\n".to_vec());
     f.store.add_message("INBOX", 6, broken);
-    assert_eq!(names(&f.fs, "INBOX"), ["INDEX", "5", "6"]);
+    assert_eq!(names(&f.fs, "INBOX"), ["INDEX", "SEARCH", "5", "6"]);
     assert_eq!(
         names(&f.fs, "INBOX/6"),
         ["HEADER", "TEXT", "RFC822", "FLAGS"]
@@ -367,11 +367,14 @@ fn numeric_subfolder_beside_a_message_of_that_uid_is_escaped() {
     let f = fixture(Duration::from_secs(60));
     f.store.add_folder("INBOX/5", true, 9);
     f.store.add_folder("INBOX/2024", true, 10);
-    assert_eq!(names(&f.fs, "INBOX"), ["INDEX", "2024", "%35", "5"]);
+    assert_eq!(
+        names(&f.fs, "INBOX"),
+        ["INDEX", "SEARCH", "2024", "%35", "5"]
+    );
     let (attr, _) = f.fs.lookup(path_ino(&f.fs, "INBOX").unwrap(), "5").unwrap();
     assert_eq!(attr.mtime, 1_700_000_000, "the name 5 is the message");
-    assert_eq!(names(&f.fs, "INBOX/%35"), ["INDEX"]);
-    assert_eq!(names(&f.fs, "INBOX/2024"), ["INDEX"]);
+    assert_eq!(names(&f.fs, "INBOX/%35"), ["INDEX", "SEARCH"]);
+    assert_eq!(names(&f.fs, "INBOX/2024"), ["INDEX", "SEARCH"]);
     assert_eq!(path_ino(&f.fs, "INBOX/%32024"), Err(FsError::NotFound));
 }
 

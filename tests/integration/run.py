@@ -27,6 +27,7 @@ TIERS = {
     "errors": ["C_Errors"],
     "lifecycle": ["D_Lifecycle"],
     "browse": ["X_Browse"],
+    "search": ["S_Search"],
     "extensions": ["X_Extensions"],  # only when asked for; needs --server dovecot-min
     "hostile": ["H_Hostile", "H_ContentHostile"],  # a fake server (test_hostile.py) and Dovecot
 }
@@ -73,6 +74,7 @@ def main():
     import test_faults  # noqa: E402
     import test_hostile  # noqa: E402
     import test_mount  # noqa: E402
+    import test_search  # noqa: E402
     import test_servers  # noqa: E402
     if len(args) == 2 and args[0] == "-k":
         pattern = args[1]
@@ -90,7 +92,7 @@ def main():
     # explicit order: content first, the flags check last
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
                test_content_hostile.H_ContentHostile, test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
-               test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_browse.X_Browse,
+               test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_browse.X_Browse, test_search.S_Search,
                test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     if tiers is not None:
         if "extensions" in tiers:

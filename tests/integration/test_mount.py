@@ -53,12 +53,13 @@ class A_Content(unittest.TestCase):
             for dirpath, dirnames, filenames in os.walk(self.root):
                 rel = os.path.relpath(dirpath, self.root)
                 # a message dir holds files (at least HEADER); a folder dir holds only directories
-                dirnames[:] = [d for d in dirnames if not os.path.isfile(os.path.join(dirpath, d, "HEADER"))]
+                dirnames[:] = [d for d in dirnames if d != "SEARCH"  # search directories: test_search.py
+                               and not os.path.isfile(os.path.join(dirpath, d, "HEADER"))]
                 if rel != ".":
                     got.add(rel)
             self.assertEqual(sorted(got), sorted(want), "folder tree vs LIST")
             for f in self.folders():
-                entries = sorted(n for n in os.listdir(os.path.join(self.root, folder_path(f))) if n != "INDEX")
+                entries = sorted(n for n in os.listdir(os.path.join(self.root, folder_path(f))) if n not in ("INDEX", "SEARCH"))
                 children = sorted(folder_path(c).rsplit("/", 1)[-1] for c in self.folders()
                                   if c.name.startswith(f.name + (f.delim or "/"))
                                   and (f.delim or "/") not in c.name[len(f.name) + 1:])

@@ -281,12 +281,16 @@ impl MailFs {
 
     /// Where a symbolic link points.
     pub fn readlink(&self, ino: u64) -> FsResult<String> {
+        let node = self.node(ino)?;
+        if let Node::SearchHit { .. } = node {
+            return self.search_readlink(node);
+        }
         let Node::Extra {
             folder,
             uidvalidity,
             uid,
             item,
-        } = self.node(ino)?
+        } = node
         else {
             return Err(FsError::Io("not a symbolic link".into()));
         };
@@ -302,7 +306,7 @@ impl MailFs {
     /// True for files whose bytes may change (the kernel must not keep their pages).
     pub fn is_live(&self, ino: u64) -> bool {
         match self.node(ino) {
-            Ok(Node::Folders | Node::Index(_)) => true,
+            Ok(Node::Folders | Node::Index(_) | Node::SearchIndex { .. }) => true,
             Ok(Node::Extra {
                 folder,
                 uidvalidity,
@@ -321,6 +325,9 @@ impl MailFs {
         Ok(Some(match node {
             Node::Folders => Snapshot::Bytes(self.folders_bytes()?),
             Node::Index(id) => Snapshot::Index(self.index_of(id)?),
+            Node::SearchIndex { folder, query } => {
+                Snapshot::Bytes(self.search_index_bytes(folder, query)?)
+            }
             Node::Extra {
                 folder,
                 uidvalidity,

@@ -25,6 +25,10 @@ impl MailFs {
                 if folder.is_none() || e.name == "." || e.name == ".." {
                     return match e.name.as_str() {
                         "." | ".." => self.getattr(e.ino).ok(),
+                        // A look-up in SEARCH would count as using the search again.
+                        _ if matches!(self.node(parent), Ok(Node::SearchDir(_))) => {
+                            self.getattr(e.ino).ok()
+                        }
                         name => self.lookup(parent, name).ok(),
                     };
                 }
@@ -79,6 +83,13 @@ impl MailFs {
                         ino: self.ino(Node::Index(id)),
                         kind: Kind::File,
                         name: layout::INDEX.into(),
+                    });
+                }
+                if listing.is_some() || id == ROOT_FOLDER {
+                    out.push(DirEntry {
+                        ino: self.ino(Node::SearchDir(id)),
+                        kind: Kind::Dir,
+                        name: layout::SEARCH.into(),
                     });
                 }
                 for (name, &child) in &folder.children {
@@ -142,6 +153,9 @@ impl MailFs {
                         name: name.clone(),
                     });
                 }
+            }
+            node @ (Node::SearchDir(_) | Node::Search { .. } | Node::SearchIn { .. }) => {
+                out.extend(self.search_readdir(node)?)
             }
             _ => return Err(FsError::NotDir),
         }

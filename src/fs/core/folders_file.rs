@@ -52,18 +52,8 @@ impl MailFs {
             let Some(path) = id.and_then(|id| paths.get(&id)) else {
                 continue;
             };
-            let mut parent = ROOT_FOLDER;
-            let mut shown = Vec::with_capacity(path.len());
-            for comp in path {
-                let beside = parse_uid(comp).is_some_and(|uid| self.holds_message(parent, uid));
-                shown.push(layout::subfolder_name(comp, beside));
-                parent = tree
-                    .get(parent)
-                    .and_then(|f| f.children.get(comp).copied())
-                    .unwrap_or(ROOT_FOLDER);
-            }
             lines.push(folders_line(
-                &shown.join("/"),
+                &self.shown_path(&tree, path),
                 c.messages,
                 c.unseen,
                 &c.flags,
@@ -73,6 +63,21 @@ impl MailFs {
         let bytes = Arc::new(lines.concat().into_bytes());
         *slot = Some((Instant::now(), bytes.clone()));
         Ok(bytes)
+    }
+
+    /// A folder's path as the mount shows it (`/` between levels), from its raw components.
+    pub(super) fn shown_path(&self, tree: &FolderTree, path: &[String]) -> String {
+        let mut parent = ROOT_FOLDER;
+        let mut shown = Vec::with_capacity(path.len());
+        for comp in path {
+            let beside = parse_uid(comp).is_some_and(|uid| self.holds_message(parent, uid));
+            shown.push(layout::subfolder_name(comp, beside));
+            parent = tree
+                .get(parent)
+                .and_then(|f| f.children.get(comp).copied())
+                .unwrap_or(ROOT_FOLDER);
+        }
+        shown.join("/")
     }
 
     /// Does selectable folder `id` have a message with this UID (so a subfolder named by it

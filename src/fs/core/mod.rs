@@ -7,6 +7,7 @@ mod folders_file;
 mod live;
 mod messages;
 mod reading;
+mod search;
 mod summary;
 mod walkahead;
 
@@ -83,6 +84,8 @@ pub struct MailFs {
     snapshots: Mutex<HashMap<u64, Snapshot>>,
     /// FOLDERS as last built, and when.
     folders_file: Mutex<Option<(Instant, Arc<Vec<u8>>)>>,
+    /// Search directories: criteria looked up, recent per folder, last answers.
+    searches: Mutex<search::Searches>,
 }
 
 /// Work for the background workers.
@@ -237,6 +240,7 @@ impl MailFs {
             readahead_tx: Mutex::new(None),
             snapshots: Mutex::new(HashMap::new()),
             folders_file: Mutex::new(None),
+            searches: Mutex::new(search::Searches::default()),
         }
     }
 
@@ -331,6 +335,11 @@ impl MailFs {
             } => self.extra_attr(ino, folder, uidvalidity, uid, item),
             Node::Folders => self.folders_attr(ino),
             Node::Index(id) => self.index_attr(ino, id),
+            node @ (Node::SearchDir(_)
+            | Node::Search { .. }
+            | Node::SearchIn { .. }
+            | Node::SearchIndex { .. }
+            | Node::SearchHit { .. }) => self.search_attr(ino, node),
         }
     }
 
@@ -364,6 +373,9 @@ impl MailFs {
                 let size = self.file_size(&fs, uidvalidity, uid, &info, file)?;
                 Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
+            node @ (Node::SearchDir(_) | Node::Search { .. } | Node::SearchIn { .. }) => {
+                self.search_lookup(node, name)
+            }
             _ => Err(FsError::NotDir),
         }
     }
@@ -394,6 +406,10 @@ impl MailFs {
         }
         if name == layout::INDEX && state.is_some() {
             return self.index_attr(self.ino(Node::Index(id)), id);
+        }
+        if name == layout::SEARCH && (id == ROOT_FOLDER || state.is_some()) {
+            let ino = self.ino(Node::SearchDir(id));
+            return Ok((self.dir_attr(ino, self.mount_time), Ttl::Short));
         }
         if layout::RESERVED.contains(&name) {
             return Err(FsError::NotFound);

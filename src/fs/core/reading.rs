@@ -75,7 +75,10 @@ impl MailFs {
     /// Open a file for reading; the handle tracks sequential access for read-ahead.
     pub fn open(&self, ino: u64) -> FsResult<u64> {
         match self.node(ino)? {
-            node @ (Node::Extra { .. } | Node::Folders | Node::Index(_)) => {
+            node @ (Node::Extra { .. }
+            | Node::Folders
+            | Node::Index(_)
+            | Node::SearchIndex { .. }) => {
                 let snap = self.snapshot(node)?.ok_or(FsError::IsDir)?;
                 let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
                 lock(&self.snapshots).insert(fh, snap);

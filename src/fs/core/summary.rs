@@ -177,6 +177,17 @@ impl Summary {
         index_line(b.uid, &date, b.size, flags, self.briefs.text_of(b))
     }
 
+    /// The lines of the messages in `uids` (ascending), as INDEX shows them.
+    pub fn lines_of(&self, uids: &[u32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, b) in self.briefs.entries.iter().enumerate() {
+            if uids.binary_search(&b.uid).is_ok() {
+                out.extend_from_slice(self.line(i).as_bytes());
+            }
+        }
+        out
+    }
+
     pub fn len(&self) -> u64 {
         self.ends.last().copied().unwrap_or(0)
     }
