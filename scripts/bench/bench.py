@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 import gen  # noqa: E402
 
 MiB = 1 << 20
-ALL_SCENARIOS = ["cat", "head", "ls", "find", "grep", "par", "warm", "rss", "huge", "index", "folders"]
+ALL_SCENARIOS = ["cat", "head", "ls", "find", "grep", "par", "warm", "rss", "huge", "index", "folders", "search"]
 
 # full and --quick sizes
 FULL = dict(big_mib=50, par_n=8, par_mib=20, ls_msgs=10000, msgs=2000, gig_mib=1024, huge_msgs=100000,
@@ -264,7 +264,10 @@ class Bench:
         if "index" in sc and "ls" not in sc:
             self.make_folder("Ten", [(1000 + (i * 37) % 3000, gen.realistic_attachments(i, 16))
                                      for i in range(a.ls_msgs)], warm="warm-listing")
-        if "folders" in sc:
+        if "search" in sc and not {"ls", "index"} & sc:
+            self.make_folder("Ten", [(1000 + (i * 37) % 3000, gen.realistic_attachments(i, 16))
+                                     for i in range(a.ls_msgs)], warm="warm-listing")
+        if {"folders", "search"} & sc:
             self.make_folders("Many", a.folders)
         if "huge" in sc:
             self.make_folder("Huge", [(800 + (i * 37) % 2000, gen.realistic_attachments(i, 8))
@@ -717,6 +720,55 @@ class Bench:
         self.add("`cat FOLDERS` over %d+ folders, cold (peer: LIST + STATUS each)" % self.a.folders, link, times,
                  peer, "≤ 1.3× peer, ≤ 2 round trips", lambda r: r["ratio"] <= 1.3, ist, pst)
 
+    def sc_search(self, link, port, proxied):
+        """SEARCH directories against imaplib's UID SEARCH, and against grep through the mount."""
+        n = self.a.ls_msgs
+        want = sum(1 for i in range(n) if i % 10 == 3)
+        times, peer, ist, pst, grep_t = [], [], [], [], []
+        out = os.path.join(self.work, "search.out")
+        for r in range(self.a.repeat):
+            m = self.mount(port)
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("ls '%s/Ten/SEARCH/TEXT needle' >%s" % (m.path, out)))
+            times.append(t)
+            ist.append(d)
+            got = sum(1 for line in open(out) if line.strip().isdigit())
+            if got != want:
+                self.notes.append("ls Ten/SEARCH/TEXT needle: %d matches, expected %d" % (got, want))
+            self.unmount(m)
+            self.drop_caches()
+            res, d = self.measure(lambda: self.peer("search", port, "Ten"))
+            peer.append(res["seconds"])
+            pst.append(d)
+            if res["items"] != want:
+                self.notes.append("search peer: %d matches, expected %d" % (res["items"], want))
+        if proxied:  # the grep the search replaces: once, it takes a while
+            m = self.mount(port)
+            self.drop_caches()
+            grep_t.append(sh_timed("cd %s && grep -l needle Ten/*/1 >/dev/null; [ $? -le 1 ]" % m.path))
+            self.unmount(m)
+        self.add("`ls Folder/SEARCH/'TEXT needle'` over %d messages, cold (peer: one UID SEARCH)" % n, link, times,
+                 peer, "≤ 1.2× peer", lambda r: r["ratio"] <= 1.2, ist, pst,
+                 ("`grep -l needle Ten/*/1` through the mount: %s (%.0f× the search)" % (
+                     fmt_s(grep_t[0]), grep_t[0] / median(times))) if grep_t else "")
+        times, peer, ist, pst = [], [], [], []
+        for r in range(self.a.repeat):
+            m = self.mount(port)
+            self.drop_caches()
+            t, d = self.measure(lambda: sh_timed("ls %s/SEARCH/UNSEEN >%s" % (m.path, out)))
+            times.append(t)
+            ist.append(d)
+            self.unmount(m)
+            self.drop_caches()
+            res, d = self.measure(lambda: self.peer("search-all", port, "INBOX"))
+            peer.append(res["seconds"])
+            pst.append(d)
+            got = sum(1 for _ in open(out))
+            if got != res["items"]:
+                self.notes.append("ls SEARCH/UNSEEN: %d folders, the peer found %d" % (got, res["items"]))
+        self.add("`ls MOUNT/SEARCH/UNSEEN` over %d+ folders, cold (peer: UID SEARCH UNSEEN in each, in turn)"
+                 % self.a.folders, link, times, peer, "≤ 2× peer", lambda r: r["ratio"] <= 2, ist, pst)
+
     # ------------------------------------------------------------ report
 
     def report(self, t_start, load_start):
@@ -913,6 +965,8 @@ def main():
                 b.sc_index(link, port, sc)
             if "folders" in sc:
                 b.sc_folders(link, port)
+            if "search" in sc:
+                b.sc_search(link, port, proxied)
         b.report(t_start, load_start)
     finally:
         b.stop_proxies()

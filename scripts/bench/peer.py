@@ -11,6 +11,9 @@ usage: peer.py MODE HOST PORT CA USER FOLDER     (password in $IMAP_PASS)
   index      UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]):
              the browser's one-round-trip folder summary
   folders    LIST "" "*", then STATUS (MESSAGES UNSEEN) of every folder in turn (FOLDER is ignored)
+  search     UID SEARCH TEXT needle (items: matches)
+  search-all LIST "" "*", then EXAMINE and UID SEARCH UNSEEN in every selectable folder in turn
+             (items: folders with matches; FOLDER is ignored)
   warm       everything imapfs asks the server for (listing items, BODYSTRUCTURE, BODY.PEEK[HEADER]),
              so Dovecot has indexed the folder and cached those fields before anything is timed
 """
@@ -32,7 +35,7 @@ def main():
     typ, _ = c.login(user, os.environ["IMAP_PASS"])
     assert typ == "OK"
     items = nbytes = 0
-    if mode == "folders":
+    if mode in ("folders", "search-all"):
         typ, data = c.list('""', "*")
         assert typ == "OK"
         for line in data:
@@ -41,9 +44,17 @@ def main():
             nbytes += len(line)
             flags = line[line.index(b"(") + 1:line.index(b")")]
             if b"\\noselect" in flags.lower() or b"\\nonexistent" in flags.lower():
-                items += 1
+                items += mode == "folders"  # a FOLDERS line with "-" counts
                 continue
             name = line.rsplit(b" ", 1)[1] if not line.endswith(b'"') else b'"' + line.rsplit(b' "', 1)[1]
+            if mode == "search-all":
+                typ, _ = c.select(name.decode(), readonly=True)
+                assert typ == "OK", name
+                typ, data = c.uid("SEARCH", None, "UNSEEN")
+                assert typ == "OK"
+                nbytes += len(data[0] or b"")
+                items += bool(data[0].split())
+                continue
             typ, st = c.status(name.decode(), "(MESSAGES UNSEEN)")
             assert typ == "OK", (name, st)
             nbytes += sum(len(x) for x in st if isinstance(x, bytes))
@@ -73,6 +84,11 @@ def main():
             if isinstance(d, tuple):
                 nbytes += len(d[0]) + len(d[1])
                 items += 1
+    elif mode == "search":
+        typ, data = c.uid("SEARCH", None, "TEXT", "needle")
+        assert typ == "OK"
+        nbytes = len(data[0] or b"")
+        items = len(data[0].split())
     elif mode == "grep":
         typ, data = c.uid("SEARCH", None, "ALL")
         assert typ == "OK"
