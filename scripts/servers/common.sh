@@ -86,28 +86,8 @@ extract_debs() { # ROOT PACKAGE...: dpkg -x the cached .debs into ROOT (once; ne
     echo "$*" >"$root/.extracted"
 }
 
-make_certs() { # DIR: DIR/tls/{ca,server,wrongname,other-ca}.{pem,key}, as scripts/test-server.sh makes them
-    local d="$1/tls"
-    mkdir -p "$d"
-    [ -f "$d/server.pem" ] && [ -f "$d/wrongname.pem" ] && [ -f "$d/other-ca.pem" ] && return 0
-    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-    openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.pem" -days 3650 \
-        -subj "/CN=imapfs test CA" -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-    local name san
-    for name in server wrongname; do
-        if [ "$name" = server ]; then san="subjectAltName=IP:127.0.0.1,DNS:localhost"
-        else san="subjectAltName=DNS:wrong.invalid"; fi
-        openssl req "${ec[@]}" -keyout "$d/$name.key" -out "$d/$name.csr" -subj "/CN=${name}" 2>/dev/null
-        printf '%s\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' \
-            "$san" >"$d/$name.ext"
-        openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
-            -days 3650 -extfile "$d/$name.ext" -out "$d/$name.pem" 2>/dev/null
-    done
-    openssl req -x509 "${ec[@]}" -keyout "$d/other-ca.key" -out "$d/other-ca.pem" -days 3650 \
-        -subj "/CN=unrelated CA" 2>/dev/null
-    chmod 600 "$d"/*.key
-}
+# shellcheck source=scripts/lib/certs.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib/certs.sh"
 
 keep_credentials() { # DIR: print "USER PASS" (kept from DIR/env across restarts, else new ones)
     local user="" pass=""
