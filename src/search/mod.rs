@@ -24,9 +24,8 @@ pub enum Key {
     Date(&'static str, String),
     /// `LARGER n` / `SMALLER n`.
     Size(&'static str, u64),
-    /// `UID set`, or a bare sequence set (message numbers).
+    /// `UID set`.
     Uid(String),
-    Seq(String),
     Not(Box<Key>),
     Or(Box<Key>, Box<Key>),
     /// A parenthesised list: all of them.
@@ -133,7 +132,6 @@ fn write_key(k: &Key, text: &mut String, out: &mut Vec<Arg>) {
             text.push_str("UID ");
             text.push_str(set);
         }
-        Key::Seq(set) => text.push_str(set),
         Key::Not(k) => {
             text.push_str("NOT ");
             write_key(k, text, out);

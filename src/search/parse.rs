@@ -223,7 +223,11 @@ impl Parser {
                 let b = self.key(depth + 1)?;
                 Ok(Key::Or(Box::new(a), Box::new(b)))
             }
-            _ if is_sequence_set(&word) => Ok(Key::Seq(word)),
+            // A bare sequence set (message numbers) is refused: the mount names messages by UID
+            // (`UID 5:9`), and `Folder/*/1` must never find a search directory named `1`.
+            _ if is_sequence_set(&word) => err(format!(
+                "{word:?}: message numbers are not searched here (write UID {word})"
+            )),
             _ => err(format!("unknown search key {word:?}")),
         }
     }
