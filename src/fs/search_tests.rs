@@ -271,3 +271,24 @@ fn root_search_has_one_directory_per_folder_with_matches() {
     // The folder named SEARCH is still reachable, and has its own SEARCH.
     assert_eq!(names(&fs, "%53EARCH/SEARCH/ALL"), ["INDEX", "4"]);
 }
+
+#[test]
+fn listing_a_search_does_not_build_the_folder_index() {
+    // `ls` of a search (READDIRPLUS) must cost the SEARCH, not a summary FETCH of the whole
+    // folder for the st_size of the search's INDEX.
+    let (store, fs) = fixture(Duration::from_secs(60));
+    let dir = path_ino(&fs, "INBOX/SEARCH/TEXT needle").unwrap();
+    let entries = fs.readdir(dir).unwrap();
+    assert!(entries.iter().any(|e| e.name == "INDEX"));
+    let attrs = fs.attrs_of(dir, &entries);
+    assert!(attrs.iter().all(Option::is_some));
+    assert_eq!(
+        store.counters().fetch_briefs,
+        0,
+        "INDEX built for a listing"
+    );
+    // Reading it does build it.
+    let index = path_ino(&fs, "INBOX/SEARCH/TEXT needle/INDEX").unwrap();
+    assert!(fs.getattr(index).unwrap().0.size > 0);
+    assert!(store.counters().fetch_briefs > 0);
+}

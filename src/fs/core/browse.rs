@@ -256,7 +256,7 @@ impl MailFs {
     pub(super) fn listed_attr(&self, ino: u64) -> Option<(Attr, Ttl)> {
         let stand_in = |mtime| Some((self.file_attr(ino, 0, mtime), Ttl::Live));
         match self.node(ino).ok()? {
-            Node::Folders | Node::Index(_) => stand_in(self.mount_time),
+            Node::Folders | Node::Index(_) | Node::SearchIndex { .. } => stand_in(self.mount_time),
             Node::Extra {
                 folder,
                 uidvalidity,
