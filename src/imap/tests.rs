@@ -307,22 +307,30 @@ fn real_connection_limit() {
     let l = store.list_messages("INBOX").unwrap();
     let uid = l.messages[0].uid;
     let t = Instant::now();
+    // All 40 threads start together and keep fetching for a while, so that the pool needs more
+    // connections at once than the server allows (a few fetches each finished so fast that 20
+    // connections were enough, and the limit was never met).
+    let start = std::sync::Barrier::new(40);
+    let fetches = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|sc| {
         for _ in 0..40 {
-            let store = &store;
+            let (store, start, fetches) = (&store, &start, &fetches);
             sc.spawn(move || {
-                for _ in 0..3 {
+                start.wait();
+                let began = Instant::now();
+                while began.elapsed() < Duration::from_millis(1500) {
                     let r = store
                         .fetch_ranges("INBOX", l.uidvalidity, &[header_range(uid, 100)])
                         .unwrap();
                     assert_eq!(r[0].len(), 100);
-                    std::thread::sleep(Duration::from_millis(20));
+                    fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             });
         }
     });
     eprintln!(
-        "120 fetches on 40 threads in {:?}; pool limit now {}",
+        "{} fetches on 40 threads in {:?}; pool limit now {}",
+        fetches.into_inner(),
         t.elapsed(),
         store.connection_limit()
     );
