@@ -30,16 +30,6 @@ need_pkgs() {
         python3=python3 || die "could not install the packages it needs"
 }
 
-free_ports() { # print N distinct free TCP ports on 127.0.0.1
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()
-EOF
-}
 
 master_pid() { # pid of the dovecot master of DIR, if alive
     local pidf="$1/run/master.pid" pid
@@ -51,29 +41,9 @@ master_pid() { # pid of the dovecot master of DIR, if alive
     echo "$pid"
 }
 
-wait_ready() { # host port tls(0/1) ca_file deadline_seconds: wait for an "* OK" greeting
-    python3 - "$@" <<'EOF'
-import socket, ssl, sys, time
-host, port, tls, ca, deadline = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], time.time() + float(sys.argv[5])
-while True:
-    try:
-        with socket.create_connection((host, port), timeout=2) as s:
-            if tls:
-                ctx = ssl.create_default_context(cafile=ca)
-                s = ctx.wrap_socket(s, server_hostname=host)
-            s.settimeout(2)
-            if s.recv(256).startswith(b"* OK"):
-                sys.exit(0)
-    except OSError:
-        pass
-    if time.time() > deadline:
-        sys.exit(1)
-    time.sleep(0.05)
-EOF
-}
 
-# shellcheck source=scripts/lib/certs.sh
-. "$SCRIPTS/lib/certs.sh"
+# shellcheck source=scripts/lib/testservers.sh
+. "$SCRIPTS/lib/testservers.sh"
 
 cmd_start() {
     local dir="$1" starttls=yes caps=

@@ -7,37 +7,7 @@ DEB_CACHE=${IMAPFS_DEB_CACHE:-/var/cache/imapfs-test-debs}
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
-free_ports() { # print N distinct free TCP ports on 127.0.0.1
-    python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()
-PY
-}
 
-wait_ready() { # host port tls(0/1) ca_file deadline_seconds: wait for an "* OK" greeting
-    python3 - "$@" <<'PY'
-import socket, ssl, sys, time
-host, port, tls, ca, deadline = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], time.time() + float(sys.argv[5])
-while True:
-    try:
-        with socket.create_connection((host, port), timeout=2) as s:
-            if tls:
-                ctx = ssl.create_default_context(cafile=ca)
-                s = ctx.wrap_socket(s, server_hostname=host)
-            s.settimeout(2)
-            if s.recv(256).startswith(b"* OK"):
-                sys.exit(0)
-    except OSError:
-        pass
-    if time.time() > deadline:
-        sys.exit(1)
-    time.sleep(0.05)
-PY
-}
 
 need_pkgs() { # CHECK=PACKAGE ... (scripts/lib/packages.sh)
     # shellcheck source=scripts/lib/packages.sh
@@ -86,8 +56,8 @@ extract_debs() { # ROOT PACKAGE...: dpkg -x the cached .debs into ROOT (once; ne
     echo "$*" >"$root/.extracted"
 }
 
-# shellcheck source=scripts/lib/certs.sh
-. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib/certs.sh"
+# shellcheck source=scripts/lib/testservers.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib/testservers.sh"
 
 keep_credentials() { # DIR: print "USER PASS" (kept from DIR/env across restarts, else new ones)
     local user="" pass=""

@@ -1,5 +1,38 @@
-# Test certificates for the throwaway servers (scripts/test-server.sh, scripts/servers/*.sh).
+# What every throwaway server script needs (scripts/test-server.sh, scripts/servers/*.sh): free
+# ports, a wait for the greeting, test certificates.
 # shellcheck shell=bash
+
+free_ports() { # print N distinct free TCP ports on 127.0.0.1
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks: s.close()
+EOF
+}
+
+wait_ready() { # host port tls(0/1) ca_file deadline_seconds: wait for an "* OK" greeting
+    python3 - "$@" <<'EOF'
+import socket, ssl, sys, time
+host, port, tls, ca, deadline = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], time.time() + float(sys.argv[5])
+while True:
+    try:
+        with socket.create_connection((host, port), timeout=2) as s:
+            if tls:
+                ctx = ssl.create_default_context(cafile=ca)
+                s = ctx.wrap_socket(s, server_hostname=host)
+            s.settimeout(2)
+            if s.recv(256).startswith(b"* OK"):
+                sys.exit(0)
+    except OSError:
+        pass
+    if time.time() > deadline:
+        sys.exit(1)
+    time.sleep(0.05)
+EOF
+}
 
 make_certs() { # DIR: DIR/tls/{ca,server,wrongname,other-ca}.{pem,key}: our CA, a certificate for
     # 127.0.0.1/localhost and one for another name (both signed by it), and an unrelated CA
