@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fake::{FakeMessage, FakeStore};
+use super::tests::{child_names, path_ino};
 use super::{FsError, FsOptions, Kind, MailFs};
 use crate::sexp::Value;
 
@@ -133,20 +134,6 @@ fn fixture(poll: Duration) -> Fx {
     Fx { store, fs, body }
 }
 
-fn path_ino(fs: &MailFs, path: &str) -> Result<u64, FsError> {
-    let mut ino = 1;
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        ino = fs.lookup(ino, part)?.0.ino;
-    }
-    Ok(ino)
-}
-
-fn names(fs: &MailFs, path: &str) -> Vec<String> {
-    let ino = path_ino(fs, path).unwrap();
-    let entries = fs.readdir(ino).unwrap().into_iter().skip(2);
-    entries.map(|e| e.name).collect()
-}
-
 /// The whole file, checked against its st_size.
 fn read_all(fs: &MailFs, path: &str) -> Vec<u8> {
     let ino = path_ino(fs, path).unwrap();
@@ -173,7 +160,7 @@ fn text(fs: &MailFs, path: &str) -> String {
 fn message_directory_has_the_browsing_files() {
     let f = fixture(Duration::from_secs(60));
     assert_eq!(
-        names(&f.fs, "INBOX/7"),
+        child_names(&f.fs, "INBOX/7"),
         [
             "HEADER",
             "1",
@@ -221,9 +208,15 @@ fn message_directory_has_the_browsing_files() {
 #[test]
 fn index_and_folders() {
     let f = fixture(Duration::ZERO);
-    assert_eq!(names(&f.fs, ""), ["FOLDERS", "SEARCH", "INBOX", "Sent"]);
-    assert_eq!(names(&f.fs, "INBOX"), ["INDEX", "SEARCH", "%49NDEX", "7"]);
-    assert_eq!(names(&f.fs, "INBOX/%49NDEX"), ["INDEX", "SEARCH"]);
+    assert_eq!(
+        child_names(&f.fs, ""),
+        ["FOLDERS", "SEARCH", "INBOX", "Sent"]
+    );
+    assert_eq!(
+        child_names(&f.fs, "INBOX"),
+        ["INDEX", "SEARCH", "%49NDEX", "7"]
+    );
+    assert_eq!(child_names(&f.fs, "INBOX/%49NDEX"), ["INDEX", "SEARCH"]);
     let size = HEADER.len() + f.body.len();
     assert_eq!(
         text(&f.fs, "INBOX/INDEX"),
@@ -279,7 +272,7 @@ fn unreadable_structure_keeps_header_text_rfc822_flags() {
     broken.unparseable = true;
     f.store.add_message("INBOX", 8, broken);
     assert_eq!(
-        names(&f.fs, "INBOX/8"),
+        child_names(&f.fs, "INBOX/8"),
         ["HEADER", "TEXT", "RFC822", "FLAGS"]
     );
     assert_eq!(read_all(&f.fs, "INBOX/8/TEXT"), f.body);

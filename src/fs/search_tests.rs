@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fake::{FakeMessage, FakeStore};
+use super::tests::{child_names, path_ino};
 use super::{FsError, FsOptions, Kind, MailFs};
 use crate::sexp::Value;
 
@@ -69,20 +70,6 @@ fn fixture(poll: Duration) -> (Arc<FakeStore>, MailFs) {
     (store, fs)
 }
 
-fn path_ino(fs: &MailFs, path: &str) -> Result<u64, FsError> {
-    let mut ino = 1;
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        ino = fs.lookup(ino, part)?.0.ino;
-    }
-    Ok(ino)
-}
-
-fn names(fs: &MailFs, path: &str) -> Vec<String> {
-    let ino = path_ino(fs, path).unwrap();
-    let entries = fs.readdir(ino).unwrap().into_iter().skip(2);
-    entries.map(|e| e.name).collect()
-}
-
 fn read_all(fs: &MailFs, path: &str) -> String {
     let ino = path_ino(fs, path).unwrap();
     let size = fs.getattr(ino).unwrap().0.size;
@@ -110,19 +97,22 @@ fn resolve(dir: &str, target: &str) -> String {
 #[test]
 fn folder_search_lists_links_to_the_matches_and_their_index_lines() {
     let (store, fs) = fixture(Duration::from_secs(60));
-    assert!(names(&fs, "INBOX").contains(&"SEARCH".to_string()));
-    assert!(names(&fs, "").contains(&"SEARCH".to_string()));
-    assert_eq!(names(&fs, "INBOX/SEARCH/UNSEEN"), ["INDEX", "2", "5"]);
+    assert!(child_names(&fs, "INBOX").contains(&"SEARCH".to_string()));
+    assert!(child_names(&fs, "").contains(&"SEARCH".to_string()));
+    assert_eq!(child_names(&fs, "INBOX/SEARCH/UNSEEN"), ["INDEX", "2", "5"]);
     assert_eq!(
-        names(&fs, "INBOX/SEARCH/SUBJECT invoice"),
+        child_names(&fs, "INBOX/SEARCH/SUBJECT invoice"),
         ["INDEX", "1", "5"]
     );
     assert_eq!(
-        names(&fs, "INBOX/SEARCH/OR FROM bob (FLAGGED SEEN)"),
+        child_names(&fs, "INBOX/SEARCH/OR FROM bob (FLAGGED SEEN)"),
         ["INDEX", "2", "3"]
     );
-    assert_eq!(names(&fs, "INBOX/SEARCH/NOT UID 1:3"), ["INDEX", "5"]);
-    assert_eq!(names(&fs, "INBOX/SEARCH/TEXT nothing-like-it"), ["INDEX"]);
+    assert_eq!(child_names(&fs, "INBOX/SEARCH/NOT UID 1:3"), ["INDEX", "5"]);
+    assert_eq!(
+        child_names(&fs, "INBOX/SEARCH/TEXT nothing-like-it"),
+        ["INDEX"]
+    );
     let dir = "INBOX/SEARCH/UNSEEN";
     let ino = path_ino(&fs, &format!("{dir}/5")).unwrap();
     let (attr, _) = fs.getattr(ino).unwrap();
@@ -133,7 +123,7 @@ fn folder_search_lists_links_to_the_matches_and_their_index_lines() {
     // The link resolves to the message directory.
     let msg = resolve(dir, &target);
     assert_eq!(msg, "INBOX/5");
-    assert!(names(&fs, &msg).contains(&"HEADER".to_string()));
+    assert!(child_names(&fs, &msg).contains(&"HEADER".to_string()));
     // A UID that is not a match, and one not in the folder, are not there.
     assert_eq!(
         path_ino(&fs, "INBOX/SEARCH/UNSEEN/1"),
@@ -179,7 +169,7 @@ fn refused_criteria_are_not_found_and_send_nothing() {
         );
     }
     assert_eq!(store.counters().search, before);
-    assert!(names(&fs, "INBOX/SEARCH").is_empty());
+    assert!(child_names(&fs, "INBOX/SEARCH").is_empty());
 }
 
 #[test]
@@ -190,7 +180,7 @@ fn recent_searches_newest_first_at_most_32() {
     }
     // Looked up again: first again.
     path_ino(&fs, "INBOX/SEARCH/UID 20").unwrap();
-    let listed = names(&fs, "INBOX/SEARCH");
+    let listed = child_names(&fs, "INBOX/SEARCH");
     let mut want = vec!["UID 20".to_string()];
     want.extend(
         (9..=40)
@@ -207,20 +197,20 @@ fn recent_searches_newest_first_at_most_32() {
     assert!(attrs
         .iter()
         .all(|a| a.is_some_and(|(a, _)| a.kind == Kind::Dir)));
-    assert_eq!(names(&fs, "INBOX/SEARCH"), want);
+    assert_eq!(child_names(&fs, "INBOX/SEARCH"), want);
     // Evicted searches are gone.
-    assert_eq!(names(&fs, "INBOX/SEARCH").len(), 32);
+    assert_eq!(child_names(&fs, "INBOX/SEARCH").len(), 32);
     // Other folders have their own list.
-    assert!(names(&fs, "Work/100%25/SEARCH").is_empty());
+    assert!(child_names(&fs, "Work/100%25/SEARCH").is_empty());
 }
 
 #[test]
 fn results_follow_changes_after_the_poll_interval() {
     let (store, fs) = fixture(Duration::from_millis(200));
-    assert_eq!(names(&fs, "INBOX/SEARCH/UNSEEN"), ["INDEX", "2", "5"]);
+    assert_eq!(child_names(&fs, "INBOX/SEARCH/UNSEEN"), ["INDEX", "2", "5"]);
     let n = store.counters().search;
     // Within the interval: the answer is kept.
-    assert_eq!(names(&fs, "INBOX/SEARCH/UNSEEN"), ["INDEX", "2", "5"]);
+    assert_eq!(child_names(&fs, "INBOX/SEARCH/UNSEEN"), ["INDEX", "2", "5"]);
     assert_eq!(store.counters().search, n);
     store.edit_folder("INBOX", |f| {
         f.flags.insert(2, vec!["\\Seen".into()]);
@@ -228,7 +218,7 @@ fn results_follow_changes_after_the_poll_interval() {
     });
     store.add_message("INBOX", 6, message("Eve <e@x>", "new", "needle"));
     std::thread::sleep(Duration::from_millis(250));
-    assert_eq!(names(&fs, "INBOX/SEARCH/UNSEEN"), ["INDEX", "6"]);
+    assert_eq!(child_names(&fs, "INBOX/SEARCH/UNSEEN"), ["INDEX", "6"]);
     assert_eq!(
         path_ino(&fs, "INBOX/SEARCH/UNSEEN/5"),
         Err(FsError::NotFound)
@@ -241,18 +231,18 @@ fn root_search_has_one_directory_per_folder_with_matches() {
     let (store, fs) = fixture(Duration::from_secs(60));
     // "SEARCH" the folder shows escaped; Broken fails and is left out; Work is not selectable.
     assert_eq!(
-        names(&fs, "SEARCH/TEXT needle"),
+        child_names(&fs, "SEARCH/TEXT needle"),
         ["%53EARCH", "INBOX", "Work%2F100%25"]
     );
     assert!(store.counters().search >= 4);
-    assert_eq!(names(&fs, "SEARCH/TEXT needle/INBOX"), ["2", "5"]);
+    assert_eq!(child_names(&fs, "SEARCH/TEXT needle/INBOX"), ["2", "5"]);
     let dir = "SEARCH/TEXT needle/Work%2F100%25";
-    assert_eq!(names(&fs, dir), ["9"]);
+    assert_eq!(child_names(&fs, dir), ["9"]);
     let ino = path_ino(&fs, &format!("{dir}/9")).unwrap();
     let target = fs.readlink(ino).unwrap();
     assert_eq!(target, "../../../Work/100%25/9");
     let msg = resolve(dir, &target);
-    assert!(names(&fs, &msg).contains(&"HEADER".to_string()));
+    assert!(child_names(&fs, &msg).contains(&"HEADER".to_string()));
     assert_eq!(
         fs.readlink(path_ino(&fs, "SEARCH/TEXT needle/%53EARCH/4").unwrap()),
         Ok("../../../%53EARCH/4".to_string())
@@ -267,9 +257,9 @@ fn root_search_has_one_directory_per_folder_with_matches() {
         path_ino(&fs, "SEARCH/SUBJECT lunch/Work%2F100%25"),
         Err(FsError::NotFound)
     );
-    assert_eq!(names(&fs, "SEARCH"), ["SUBJECT lunch", "TEXT needle"]);
+    assert_eq!(child_names(&fs, "SEARCH"), ["SUBJECT lunch", "TEXT needle"]);
     // The folder named SEARCH is still reachable, and has its own SEARCH.
-    assert_eq!(names(&fs, "%53EARCH/SEARCH/ALL"), ["INDEX", "4"]);
+    assert_eq!(child_names(&fs, "%53EARCH/SEARCH/ALL"), ["INDEX", "4"]);
 }
 
 #[test]

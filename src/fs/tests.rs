@@ -164,12 +164,20 @@ fn fixture(poll: Duration) -> Fixture {
     }
 }
 
-fn path_ino(fs: &MailFs, path: &str) -> Result<u64, FsError> {
+/// The inode at `path` (from the root), by lookups as the kernel makes them.
+pub(super) fn path_ino(fs: &MailFs, path: &str) -> Result<u64, FsError> {
     let mut ino = 1;
     for part in path.split('/').filter(|p| !p.is_empty()) {
         ino = fs.lookup(ino, part)?.0.ino;
     }
     Ok(ino)
+}
+
+/// The entries of the directory at `path`, without `.` and `..`.
+pub(super) fn child_names(fs: &MailFs, path: &str) -> Vec<String> {
+    let ino = path_ino(fs, path).unwrap();
+    let entries = fs.readdir(ino).unwrap().into_iter().skip(2);
+    entries.map(|e| e.name).collect()
 }
 
 fn names(fs: &MailFs, path: &str) -> Vec<String> {
