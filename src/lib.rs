@@ -20,5 +20,4 @@ pub mod parallel;
 pub mod password;
 pub mod search;
 pub mod secret;
-pub mod sexp;
 pub mod store;

@@ -1,7 +1,7 @@
 //! What the filesystem core needs from a mail server, as a trait: the IMAP backend implements it
 //! for real, and an in-memory fake implements it for unit tests of the core.
 
-use crate::sexp::Value;
+use crate::mime::{Part, StructureError};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -71,10 +71,13 @@ pub struct FolderStatus {
     pub messages: u32,
 }
 
-/// What one message's structure fetch returns: `BODYSTRUCTURE` and `BODY.PEEK[HEADER]`.
+/// What one message's structure fetch returns: its MIME tree (from `BODYSTRUCTURE`) and
+/// `BODY.PEEK[HEADER]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StructureData {
-    pub bodystructure: Value,
+    /// The tree, or why the server's BODYSTRUCTURE could not be read (the message then shows
+    /// its HEADER and its body as stored).
+    pub structure: std::result::Result<Part, StructureError>,
     pub header: Vec<u8>,
 }
 

@@ -5,35 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::fake::parts::{leaf, multipart};
 use super::fake::{FakeMessage, FakeStore};
 use super::tests::{child_names, path_ino};
 use super::{FsError, FsOptions, Kind, MailFs};
-use crate::sexp::Value;
-
-fn s(x: &str) -> Value {
-    Value::Str(x.as_bytes().to_vec())
-}
-
-fn l(v: Vec<Value>) -> Value {
-    Value::List(v)
-}
-
-fn part(ty: &str, sub: &str, params: Value, enc: &str, size: usize, dsp: Value) -> Value {
-    let mut v = vec![
-        s(ty),
-        s(sub),
-        params,
-        Value::Nil,
-        Value::Nil,
-        s(enc),
-        s(&size.to_string()),
-    ];
-    if ty == "text" {
-        v.push(s("1"));
-    }
-    v.extend([Value::Nil, dsp]);
-    l(v)
-}
 
 const HEADER: &[u8] = b"From: =?iso-8859-1?q?J=F6rg?= <j@example.org>\r\nSubject: Invoice\r\n\tMarch\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n";
 
@@ -66,36 +41,24 @@ fn fixture(poll: Duration) -> Fx {
     }
     body.extend_from_slice(b"--b--\r\n");
     let whole = [HEADER, &body].concat();
-    let bs = l(vec![
-        part(
-            "text",
-            "plain",
-            l(vec![s("charset"), s("iso-8859-1")]),
-            "8bit",
-            latin.len(),
-            Value::Nil,
-        ),
-        part(
-            "application",
-            "pdf",
-            Value::Nil,
-            "7bit",
-            pdf.len(),
-            l(vec![
-                s("attachment"),
-                l(vec![s("filename*"), s("utf-8''r%C3%A9sum%C3%A9.pdf")]),
-            ]),
-        ),
-        part(
-            "image",
-            "png",
-            l(vec![s("name"), s("FLAGS")]),
-            "7bit",
-            png.len(),
-            Value::Nil,
-        ),
-        s("mixed"),
-    ]);
+    let bs = multipart(
+        vec![
+            crate::mime::Part {
+                charset: Some("iso-8859-1".into()),
+                ..leaf("text", "plain", "8bit", latin.len())
+            },
+            crate::mime::Part {
+                disposition: Some("attachment".into()),
+                filename: Some("résumé.pdf".into()),
+                ..leaf("application", "pdf", "7bit", pdf.len())
+            },
+            crate::mime::Part {
+                filename: Some("FLAGS".into()),
+                ..leaf("image", "png", "7bit", png.len())
+            },
+        ],
+        "mixed",
+    );
     let mut sections = HashMap::from([
         ("1".to_string(), latin),
         ("2".to_string(), pdf),
@@ -112,7 +75,7 @@ fn fixture(poll: Duration) -> Fx {
         FakeMessage {
             internal_date: 1_709_543_700,
             header: HEADER.to_vec(),
-            bodystructure: bs,
+            structure: Ok(bs),
             sections,
             unparseable: false,
         },

@@ -1,12 +1,14 @@
 //! An in-memory [`MailStore`] for tests of the filesystem core: folders of messages given as
-//! header, BODYSTRUCTURE and the encoded bytes of each section, with counters of what was asked.
+//! header, MIME tree and the encoded bytes of each section, with counters of what was asked.
+
+pub mod parts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use crate::mime::{Part, StructureError};
 use crate::search::{Criteria, Key};
-use crate::sexp::Value;
 use crate::store::{
     FlagsAnswer, FolderCounts, FolderEntry, FolderListing, MailStore, MessageBrief, MessageSummary,
     RangeRequest, Result, StoreError, StructureData,
@@ -16,7 +18,8 @@ use crate::store::{
 pub struct FakeMessage {
     pub internal_date: i64,
     pub header: Vec<u8>,
-    pub bodystructure: Value,
+    /// The MIME tree (sections are numbered when served), or an unreadable BODYSTRUCTURE.
+    pub structure: std::result::Result<Part, StructureError>,
     /// Encoded bytes by IMAP section (`1`, `2.1`, `3.HEADER`, ...).
     pub sections: HashMap<String, Vec<u8>>,
     /// Simulate a server response the parser cannot read.
@@ -204,7 +207,7 @@ impl MailStore for FakeStore {
                         Err(StoreError::Parse("fake: unparseable".into()))
                     } else {
                         Ok(StructureData {
-                            bodystructure: m.bodystructure.clone(),
+                            structure: m.structure.clone().map(parts::numbered),
                             header: m.header.clone(),
                         })
                     };

@@ -10,8 +10,7 @@
 use std::sync::Arc;
 
 use crate::mime::{
-    files_of, infer_base64_layout, parse_bodystructure, Encoding, FileKind, IndexBuilder, Locator,
-    LAYOUT_SAMPLE,
+    files_of, infer_base64_layout, Encoding, FileKind, IndexBuilder, Locator, LAYOUT_SAMPLE,
 };
 use crate::store::{RangeRequest, StructureData};
 
@@ -65,9 +64,9 @@ pub fn build_batch<'a>(
         let ctx = ctx_of(uid);
         ctx.cache_decoded(0, 0, 0, &data.header, header_size);
         let mut files = vec![ready_file("HEADER", "HEADER", header_size)];
-        match parse_bodystructure(&data.bodystructure) {
+        match &data.structure {
             Ok(root) => {
-                for part in files_of(&root) {
+                for part in files_of(root) {
                     let need = match (part.kind, part.encoding) {
                         (FileKind::NestedHeader, _) => Some(Need::Whole),
                         // Unknown (NIL, absurd): read it; streamed, as it may be big.

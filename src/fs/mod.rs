@@ -5,7 +5,8 @@
 
 mod content;
 mod core;
-pub mod fake;
+#[cfg(test)]
+pub(crate) mod fake;
 mod folders;
 mod inflight;
 mod inodes;

@@ -5,25 +5,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::fake::parts::leaf;
 use super::fake::{FakeMessage, FakeStore};
 use super::tests::{child_names, path_ino};
 use super::{FsError, FsOptions, Kind, MailFs};
-use crate::sexp::Value;
 
 fn message(from: &str, subject: &str, body: &str) -> FakeMessage {
     let header = format!("From: {from}\r\nSubject: {subject}\r\n\r\n").into_bytes();
     let whole = [header.clone(), body.as_bytes().to_vec()].concat();
-    let bs = Value::List(
-        ["text", "plain", "NIL", "NIL", "NIL", "7bit"]
-            .iter()
-            .map(|s| Value::Str(s.as_bytes().to_vec()))
-            .chain([Value::Atom(body.len().to_string()), Value::Atom("1".into())])
-            .collect(),
-    );
+    let bs = leaf("text", "plain", "7bit", body.len());
     FakeMessage {
         internal_date: 1_709_543_700,
         header,
-        bodystructure: bs,
+        structure: Ok(bs),
         sections: HashMap::from([
             ("1".to_string(), body.as_bytes().to_vec()),
             ("".into(), whole),

@@ -7,39 +7,9 @@ use std::time::Duration;
 use base64::Engine;
 use proptest::prelude::*;
 
+pub(super) use super::fake::parts::{leaf, multipart};
 use super::fake::{FakeMessage, FakeStore};
 use super::{FsError, FsOptions, Kind, MailFs};
-use crate::sexp::Value;
-
-fn s(x: &str) -> Value {
-    Value::Str(x.as_bytes().to_vec())
-}
-
-fn n(x: usize) -> Value {
-    Value::Atom(x.to_string())
-}
-
-fn leaf(ty: &str, sub: &str, enc: &str, size: usize) -> Value {
-    let mut v = vec![
-        s(ty),
-        s(sub),
-        Value::Nil,
-        Value::Nil,
-        Value::Nil,
-        s(enc),
-        n(size),
-    ];
-    if ty == "text" {
-        v.push(n(size / 60));
-    }
-    Value::List(v)
-}
-
-fn multipart(children: Vec<Value>, sub: &str) -> Value {
-    let mut v = children;
-    v.push(s(sub));
-    Value::List(v)
-}
 
 fn wrap_base64(data: &[u8], line: usize, eol: &str) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(data);
@@ -134,7 +104,7 @@ fn fixture(poll: Duration) -> Fixture {
         FakeMessage {
             internal_date: 1_700_000_000,
             header: HEADER.to_vec(),
-            bodystructure: bs,
+            structure: Ok(bs),
             sections,
             unparseable: false,
         },
@@ -393,13 +363,13 @@ fn walking_one_file_through_many_messages_fetches_in_batches() {
     for uid in 10..300 {
         let mut m = template.clone();
         let text = format!("message {uid}\r\n").into_bytes();
-        m.bodystructure = multipart(
+        m.structure = Ok(multipart(
             vec![
                 leaf("text", "plain", "7bit", text.len()),
                 leaf("image", "png", "BASE64", m.sections["4"].len()),
             ],
             "mixed",
-        );
+        ));
         m.sections.insert("1".into(), text);
         m.sections.insert("2".into(), m.sections["4"].clone());
         f.store.add_message("INBOX", uid, m);
@@ -440,7 +410,7 @@ fn reading_a_message_expunged_meanwhile_gives_enoent() {
 fn message_structures_in_memory_are_bounded() {
     let f = fixture(Duration::from_secs(60));
     let mut small = f.store.folders.lock().unwrap()["INBOX"].messages[&5].clone();
-    small.bodystructure = leaf("text", "plain", "7bit", 6);
+    small.structure = Ok(leaf("text", "plain", "7bit", 6));
     small.sections = HashMap::from([("1".to_string(), b"hello\n".to_vec())]);
     for uid in 10..1000 {
         f.store.add_message("INBOX", uid, small.clone());
@@ -475,13 +445,13 @@ fn a_walk_through_every_message_gets_exact_sizes_with_metadata_fetched_ahead() {
         // Attachment sizes of every residue mod 3 (padding), small and big.
         let att = pseudo_random(70_000 + uid as usize * 7, uid as u64);
         let enc = wrap_base64(&att, 76, "\r\n");
-        m.bodystructure = multipart(
+        m.structure = Ok(multipart(
             vec![
                 leaf("text", "plain", "7bit", text.len()),
                 leaf("application", "octet-stream", "base64", enc.len()),
             ],
             "mixed",
-        );
+        ));
         m.sections = HashMap::from([("1".to_string(), text.clone()), ("2".to_string(), enc)]);
         want.insert(
             uid,

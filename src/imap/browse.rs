@@ -10,11 +10,11 @@ use super::list::parse_list;
 use super::parse::{same_folder, status_item, status_response};
 use super::response::FetchResponse;
 use super::session::{is_untagged, short, Conn};
+use super::sexp::Value;
 use super::store::ImapStore;
 use super::uidset;
 use super::wire::{self, Limits};
 use crate::names;
-use crate::sexp::Value;
 use crate::store::{
     FlagsAnswer, FolderCounts, FolderEntry, FolderStatus, MessageBrief, Result, StoreError,
 };

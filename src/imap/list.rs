@@ -2,8 +2,8 @@
 //! name`, the name quoted, an atom or a literal, in any bytes (see [`names::name_from_raw`]).
 
 use super::parse::untagged_values;
+use super::sexp::Value;
 use crate::names;
-use crate::sexp::Value;
 use crate::store::FolderEntry;
 
 /// One `* LIST ...` response as a folder; `None` when it is not readable as one.

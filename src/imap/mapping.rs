@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::items::parse_internal_date;
 use super::response::FetchResponse;
-use crate::sexp::Value;
+use super::sexp::Value;
 use crate::store::{FolderEntry, MessageSummary};
 
 /// Add the parents that LIST implies but did not report (`a.b.c` alone gives `a`, `a.b`), as

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+mod bodystructure;
 mod browse;
 mod caps;
 mod clock;
@@ -40,9 +41,12 @@ mod pool;
 mod response;
 mod search;
 mod session;
+mod sexp;
 mod store;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod testutil;
 mod uidset;
 mod wire;
 #[cfg(test)]

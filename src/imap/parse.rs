@@ -2,7 +2,7 @@
 //! one whole response as [`Wire`](super::wire::Wire) framed it. Never panics; nesting depth is
 //! bounded; truncated input is an error.
 
-use crate::sexp::Value;
+use super::sexp::Value;
 
 /// Deepest list nesting accepted (a BODYSTRUCTURE is rarely deeper than 10).
 pub const MAX_DEPTH: usize = 256;

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::items::{fetched_key, valid_section};
 use super::response::FetchResponse;
+use super::sexp::Value;
 use super::uidset;
-use crate::sexp::Value;
 use crate::store::{RangeRequest, Result, StoreError};
 
 /// Most body bytes asked for in one command (a literal larger than its range is refused, so

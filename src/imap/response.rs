@@ -11,7 +11,7 @@ pub use super::parse::ParseError;
 use super::parse::{parse_u32, Parser};
 #[cfg(test)]
 pub use super::parse::{parse_value, serialize};
-use crate::sexp::Value;
+use super::sexp::Value;
 
 /// One `* <seq> FETCH (...)` response: its items in order, names uppercased (`UID`,
 /// `BODY[2]<1024>`, `BODY[HEADER.FIELDS (A B)]`, `BODYSTRUCTURE`, ...).

@@ -12,9 +12,9 @@ use super::mapping::{add_implied_parents, summaries};
 use super::plan::{collect_bodies, Bodies, RangePlan, MAX_ITEMS};
 use super::pool::{Lease, Pool};
 use super::session::Conn;
+use super::sexp::Value;
 use super::uidset;
 use super::{ConnectError, ServerConfig};
-use crate::sexp::Value;
 use crate::store::{
     FlagsAnswer, FolderCounts, FolderEntry, FolderListing, FolderStatus, MailStore, MessageBrief,
     MessageSummary, RangeRequest, Result, StoreError, StructureData,
@@ -228,8 +228,8 @@ impl ImapStore {
                         log::warn!("IMAP {folder} UID {uid}: {why}");
                         Err(StoreError::Parse(format!("UID {uid}: {why}")))
                     }
-                    (Some(bodystructure @ Value::List(_)), None) => Ok(StructureData {
-                        bodystructure,
+                    (Some(bs @ Value::List(_)), None) => Ok(StructureData {
+                        structure: super::bodystructure::parse(&bs),
                         header: h.unwrap_or_default(),
                     }),
                     _ => Err(StoreError::Parse(format!(

@@ -116,7 +116,7 @@ fn real_folders_and_messages() {
         for (uid, r) in &st {
             match r {
                 Ok(sd) => {
-                    assert!(sd.bodystructure.as_list().is_some());
+                    assert!(sd.structure.is_ok(), "structure of {uid}");
                     assert!(
                         !sd.header.is_empty() || f.name != "INBOX",
                         "header of {uid}"

@@ -1,8 +1,9 @@
-//! MIME structure and decoding: BODYSTRUCTURE → parts with IMAP section numbers, which parts
-//! become files, transfer decodings, and how decoded byte ranges map onto encoded ones.
+//! MIME structure and decoding: the tree of parts with IMAP section numbers (read from
+//! BODYSTRUCTURE by `imap`), which parts become files, transfer decodings, and how decoded byte
+//! ranges map onto encoded ones.
 //!
 //! CONTRACT (used by the filesystem core; keep these signatures):
-//! - [`parse_bodystructure`], [`files_of`]
+//! - [`Part`], [`files_of`], [`outline`]
 //! - [`Encoding::from_cte`]
 //! - [`decode_all`]
 //! - [`Locator`] with [`Locator::plan`], [`Locator::decode`], [`Locator::decoded_size`]
@@ -17,14 +18,10 @@ mod locator;
 mod outline;
 mod qp;
 mod structure;
-#[cfg(test)]
-mod testutil;
 
 pub use index::{DecodeIndex, IndexBuilder};
 pub use layout::Base64Layout;
 pub use outline::{outline, NodeInfo};
-
-use crate::sexp::Value;
 
 /// Content-Transfer-Encoding as far as decoding is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,17 +75,17 @@ pub struct Part {
     /// Subparts of a multipart; for a message part, its one body (a Part whose section follows the
     /// numbering rule above).
     pub children: Vec<Part>,
+    /// The `charset` parameter, as sent.
+    pub charset: Option<String>,
+    /// Lower-case disposition type (`attachment`, `inline`).
+    pub disposition: Option<String>,
+    /// Content-Disposition `filename`, else Content-Type `name`, decoded (RFC 2231, RFC 2047).
+    pub filename: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unreadable BODYSTRUCTURE: {0}")]
 pub struct StructureError(pub String);
-
-/// Interpret a BODYSTRUCTURE value. Lenient about extension data and odd servers; bounded in
-/// depth and part count.
-pub fn parse_bodystructure(v: &Value) -> Result<Part, StructureError> {
-    structure::parse(v)
-}
 
 /// Which of a message's files a part gives rise to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

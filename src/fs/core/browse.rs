@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use crate::mime::{files_of, outline, parse_bodystructure, NodeInfo};
+use crate::mime::{files_of, outline, NodeInfo};
 use crate::store::StructureData;
 
 use super::super::layout::Extra;
@@ -50,12 +50,12 @@ impl Snapshot {
 
 /// The sections whose MIME header gets a file, and the outline nodes, of a structure.
 pub(super) fn outline_of(data: &StructureData) -> (Vec<NodeInfo>, Vec<String>) {
-    let Ok(root) = parse_bodystructure(&data.bodystructure) else {
+    let Ok(root) = &data.structure else {
         return (Vec::new(), Vec::new());
     };
-    let nodes = outline(&data.bodystructure, &root);
+    let nodes = outline(root);
     // Only sections that are files (files_of agrees with the nodes' `file`).
-    let files: HashSet<String> = files_of(&root).into_iter().map(|f| f.section).collect();
+    let files: HashSet<String> = files_of(root).into_iter().map(|f| f.section).collect();
     let mime = nodes
         .iter()
         .filter(|n| n.in_multipart)

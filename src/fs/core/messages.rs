@@ -138,7 +138,9 @@ impl MailFs {
         let first = ctx.fetch("HEADER", 0, UNKNOWN_SIZE_GUESS).ok()?;
         let header = ctx.complete("HEADER", first, UNKNOWN_SIZE_GUESS).ok()?;
         let data = crate::store::StructureData {
-            bodystructure: crate::sexp::Value::Nil,
+            structure: Err(crate::mime::StructureError(
+                "the server's answer was unreadable".into(),
+            )),
             header,
         };
         build_batch(vec![(uid, data)], |u| self.ctx(fs, uidvalidity, u))

@@ -1,20 +1,20 @@
 use super::*;
-use crate::mime::testutil::imap;
-use crate::mime::{files_of, parse_bodystructure};
+use crate::imap::testutil::imap;
+use crate::mime::{files_of, FileKind, FilePart};
 
 fn sections(p: &Part) -> Vec<String> {
     files_of(p).iter().map(FilePart::file_name).collect()
 }
 
-fn parse(s: &str) -> Part {
-    parse_bodystructure(&imap(s)).expect("parses")
+fn parse_str(s: &str) -> Part {
+    super::parse(&imap(s)).expect("parses")
 }
 
 const LEAF: &str = r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 1 NIL NIL NIL NIL)"#;
 
 #[test]
 fn single_part_message_is_part_1() {
-    let p = parse(
+    let p = parse_str(
         r#"("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL "QUOTED-PRINTABLE" 1234 30 NIL NIL NIL NIL)"#,
     );
     assert_eq!(p.section, "1");
@@ -50,7 +50,7 @@ fn dovecot_mixed_with_alternative_and_message() {
            "mixed" ("boundary" "b3") NIL NIL NIL)
           30 NIL NIL NIL NIL)
         "mixed" ("boundary" "b1") NIL NIL NIL)"#;
-    let p = parse(s);
+    let p = parse_str(s);
     assert_eq!(p.section, "");
     assert_eq!(p.kind, PartKind::Multipart);
     assert_eq!(p.media_type, "multipart/mixed");
@@ -81,7 +81,7 @@ fn message_with_single_body() {
         r#"({LEAF} ("message" "rfc822" NIL NIL NIL "7bit" 300 (NIL "s" NIL NIL NIL NIL NIL NIL NIL NIL)
             ("text" "plain" NIL NIL NIL "base64" 100 2) 10) "mixed")"#
     );
-    let p = parse(&s);
+    let p = parse_str(&s);
     assert_eq!(sections(&p), ["1", "2", "2.HEADER", "2.1"]);
     assert_eq!(p.children[1].children[0].encoding, Encoding::Base64);
 }
@@ -95,7 +95,7 @@ fn message_inside_message() {
             {inner} 20) "mixed")"#
     );
     assert_eq!(
-        sections(&parse(&s)),
+        sections(&parse_str(&s)),
         ["1", "2", "2.HEADER", "2.1", "2.1.HEADER", "2.1.1"]
     );
     // The same with a multipart in the innermost message.
@@ -108,7 +108,7 @@ fn message_inside_message() {
             {inner} 20) "mixed")"#
     );
     assert_eq!(
-        sections(&parse(&s)),
+        sections(&parse_str(&s)),
         ["1", "2", "2.HEADER", "2.1", "2.1.HEADER", "2.1.1", "2.1.2"]
     );
 }
@@ -119,10 +119,10 @@ fn top_level_message() {
         r#"("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 300 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
             ({LEAF} {LEAF} "MIXED") 20)"#
     );
-    assert_eq!(sections(&parse(&s)), ["1", "1.HEADER", "1.1", "1.2"]);
+    assert_eq!(sections(&parse_str(&s)), ["1", "1.HEADER", "1.1", "1.2"]);
     let s = r#"("message" "rfc822" NIL NIL NIL "7bit" 300 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
             ("text" "plain" NIL NIL NIL "7bit" 5 1) 20)"#;
-    assert_eq!(sections(&parse(s)), ["1", "1.HEADER", "1.1"]);
+    assert_eq!(sections(&parse_str(s)), ["1", "1.HEADER", "1.1"]);
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn odd_servers() {
         ("text" "plain" NIL NIL NIL "x-uuencode" "abc" 1)
         ("text" NIL NIL NIL NIL "8bit" 5)
         ())"#;
-    let p = parse(s);
+    let p = parse_str(s);
     assert_eq!(p.media_type, "multipart/mixed");
     let c = &p.children;
     assert_eq!(c.len(), 9);
@@ -161,13 +161,13 @@ fn odd_servers() {
 
 #[test]
 fn multipart_subtype_missing_or_nil_and_empty_multipart() {
-    let p = parse(&format!("({LEAF} {LEAF})"));
+    let p = parse_str(&format!("({LEAF} {LEAF})"));
     assert_eq!(p.media_type, "multipart/mixed");
     assert_eq!(sections(&p), ["1", "2"]);
-    let p = parse(&format!("({LEAF} NIL (\"boundary\" \"x\"))"));
+    let p = parse_str(&format!("({LEAF} NIL (\"boundary\" \"x\"))"));
     assert_eq!(p.media_type, "multipart/mixed");
     // An empty multipart reported as one part is an (empty) part file.
-    let p = parse(r#"(("multipart" "mixed" NIL NIL NIL "7bit" 0) "related")"#);
+    let p = parse_str(r#"(("multipart" "mixed" NIL NIL NIL "7bit" 0) "related")"#);
     assert_eq!(p.children[0].kind, PartKind::Leaf);
     assert_eq!(sections(&p), ["1"]);
     assert_eq!(files_of(&p)[0].encoded_size, 0);
@@ -191,7 +191,8 @@ fn triples(t: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
 #[test]
 fn boundaryless_multipart_is_a_part_file() {
     // Top level: fetched as TEXT (Courier answers BODY[1] of it with nothing).
-    let p = parse(r#"("multipart" "mixed" ("boundary" "NOTHERE") NIL NIL "8bit" 36 NIL NIL NIL)"#);
+    let p =
+        parse_str(r#"("multipart" "mixed" ("boundary" "NOTHERE") NIL NIL "8bit" 36 NIL NIL NIL)"#);
     assert_eq!((p.kind, p.section.as_str()), (PartKind::Leaf, "1"));
     assert_eq!(p.media_type, "multipart/mixed");
     let f = &files_of(&p)[0];
@@ -202,15 +203,15 @@ fn boundaryless_multipart_is_a_part_file() {
     assert!(f.eight_bit);
     assert_eq!(fetches(&p), triples(&[("1", "TEXT", "1")]));
     // A Content-Transfer-Encoding still applies.
-    let p = parse(r#"("multipart" "alternative" NIL NIL NIL "base64" 8 NIL)"#);
+    let p = parse_str(r#"("multipart" "alternative" NIL NIL NIL "base64" 8 NIL)"#);
     assert_eq!(files_of(&p)[0].encoding, Encoding::Base64);
     // Inside a multipart: an ordinary part number.
-    let p = parse(&format!(
+    let p = parse_str(&format!(
         r#"({LEAF} ("multipart" "related" ("boundary" "z") NIL NIL "7bit" 5 NIL) "mixed")"#
     ));
     assert_eq!(fetches(&p), triples(&[("1", "1", "1"), ("2", "2", "2")]));
     // The body of an encapsulated message (Corpus/40/1.1): that message's TEXT.
-    let p = parse(
+    let p = parse_str(
         r#"(("message" "rfc822" NIL NIL NIL "8bit" 85 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
               ("multipart" "alternative" ("boundary" "ZZ") NIL NIL "8bit" 3 NIL NIL NIL) 4)
             {LEAF} "mixed")"#
@@ -236,7 +237,7 @@ fn single_body_of_a_message_is_fetched_as_its_text() {
     let top = r#"("message" "rfc822" NIL NIL NIL "8bit" 46
         (NIL "inner" NIL NIL NIL NIL NIL NIL NIL NIL)
         ("text" "plain" NIL NIL NIL "8bit" 16 0 NIL NIL NIL) 4 NIL NIL NIL)"#;
-    let p = parse(top);
+    let p = parse_str(top);
     assert_eq!(
         fetches(&p),
         triples(&[
@@ -252,7 +253,7 @@ fn single_body_of_a_message_is_fetched_as_its_text() {
              ({LEAF} ("message" "rfc822" NIL NIL NIL "7bit" 90 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
                  {LEAF} 3) "mixed") 20) "mixed")"#
     );
-    let p = parse(&nested);
+    let p = parse_str(&nested);
     assert_eq!(
         fetches(&p),
         triples(&[
@@ -266,7 +267,7 @@ fn single_body_of_a_message_is_fetched_as_its_text() {
         ])
     );
     // A top-level message/rfc822 whose body is a multipart: its parts keep their numbers.
-    let p = parse(&format!(
+    let p = parse_str(&format!(
         r#"("message" "rfc822" NIL NIL NIL "7bit" 90 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)
             ({LEAF} {LEAF} "mixed") 3)"#
     ));
@@ -280,13 +281,13 @@ fn single_body_of_a_message_is_fetched_as_its_text() {
         ])
     );
     // A plain single-part message keeps `1`.
-    assert_eq!(fetches(&parse(LEAF)), triples(&[("1", "1", "1")]));
+    assert_eq!(fetches(&parse_str(LEAF)), triples(&[("1", "1", "1")]));
 }
 
 #[test]
 fn not_a_list_is_an_error() {
-    assert!(parse_bodystructure(&Value::Nil).is_err());
-    assert!(parse_bodystructure(&Value::Atom("x".into())).is_err());
+    assert!(super::parse(&Value::Nil).is_err());
+    assert!(super::parse(&Value::Atom("x".into())).is_err());
 }
 
 fn nested_multiparts(depth: usize) -> Value {
@@ -314,11 +315,11 @@ fn nested_messages(depth: usize) -> Value {
 
 #[test]
 fn depth_is_bounded() {
-    assert!(parse_bodystructure(&nested_multiparts(1_000)).is_err());
-    assert!(parse_bodystructure(&nested_messages(1_000)).is_err());
-    let p = parse_bodystructure(&nested_multiparts(50)).unwrap();
+    assert!(super::parse(&nested_multiparts(1_000)).is_err());
+    assert!(super::parse(&nested_messages(1_000)).is_err());
+    let p = super::parse(&nested_multiparts(50)).unwrap();
     assert_eq!(sections(&p), ["1".to_string() + &".1".repeat(49)]);
-    let p = parse_bodystructure(&nested_messages(3)).unwrap();
+    let p = super::parse(&nested_messages(3)).unwrap();
     assert_eq!(
         sections(&p),
         [
@@ -337,10 +338,10 @@ fn depth_is_bounded() {
 fn part_count_is_bounded() {
     let leaf = imap(LEAF);
     let many = |n| Value::List(vec![leaf.clone(); n]);
-    let p = parse_bodystructure(&many(1_999)).unwrap();
+    let p = super::parse(&many(1_999)).unwrap();
     assert_eq!(files_of(&p).len(), 1_999);
     assert_eq!(files_of(&p)[1_998].section, "1999");
-    assert!(parse_bodystructure(&many(6_000)).is_err());
+    assert!(super::parse(&many(6_000)).is_err());
 }
 
 #[test]
@@ -370,38 +371,35 @@ fn flat_multipart(leaves: usize) -> Value {
 
 #[test]
 fn the_part_limit_counts_leaves_and_refuses_only_beyond_5000() {
-    let p = parse_bodystructure(&flat_multipart(5_000)).expect("exactly 5,000 leaves are fine");
+    let p = super::parse(&flat_multipart(5_000)).expect("exactly 5,000 leaves are fine");
     assert_eq!(files_of(&p).len(), 5_000);
-    assert!(parse_bodystructure(&flat_multipart(5_001)).is_err());
+    assert!(super::parse(&flat_multipart(5_001)).is_err());
     // Containers do not count as parts, but cannot pile up without bound either.
     let mut v: Vec<Value> = (0..100).map(|_| flat_multipart(1)).collect();
     v.push(Value::Str(b"mixed".to_vec()));
-    assert_eq!(
-        files_of(&parse_bodystructure(&Value::List(v)).unwrap()).len(),
-        100
-    );
+    assert_eq!(files_of(&super::parse(&Value::List(v)).unwrap()).len(), 100);
     let mut v: Vec<Value> = (0..20_001)
         .map(|_| imap(r#"("multipart" "mixed" NIL NIL NIL "7bit" 0)"#))
         .collect();
     v.push(Value::Str(b"mixed".to_vec()));
-    assert!(parse_bodystructure(&Value::List(v)).is_err());
+    assert!(super::parse(&Value::List(v)).is_err());
 }
 
 #[test]
 fn nil_and_absurd_sizes_are_unknown_and_8bit_binary_are_marked() {
-    let p = parse(r#"("application" "octet-stream" NIL NIL NIL "binary" NIL)"#);
+    let p = parse_str(r#"("application" "octet-stream" NIL NIL NIL "binary" NIL)"#);
     assert_eq!(
         (p.encoded_size, p.size_known, p.eight_bit),
         (0, false, true)
     );
-    let p = parse(r#"("application" "octet-stream" NIL NIL NIL "base64" 99999999999999999)"#);
+    let p = parse_str(r#"("application" "octet-stream" NIL NIL NIL "base64" 99999999999999999)"#);
     assert_eq!((p.encoded_size, p.size_known), (0, false));
-    let p = parse(r#"("text" "plain" NIL NIL NIL " 8BIT " 12 1)"#);
+    let p = parse_str(r#"("text" "plain" NIL NIL NIL " 8BIT " 12 1)"#);
     assert_eq!(
         (p.encoded_size, p.size_known, p.eight_bit),
         (12, true, true)
     );
-    let p = parse(r#"("text" "plain" NIL NIL NIL "7bit" 0 0)"#);
+    let p = parse_str(r#"("text" "plain" NIL NIL NIL "7bit" 0 0)"#);
     assert_eq!(
         (p.encoded_size, p.size_known, p.eight_bit),
         (0, true, false)

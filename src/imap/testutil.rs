@@ -1,6 +1,6 @@
 //! Test helpers: IMAP-syntax values, so tests read like real server output.
 
-use crate::sexp::Value;
+use super::sexp::Value;
 
 /// Parse one IMAP value: `(...)` lists, `"quoted"` strings, `{n}\r\n` literals, `NIL`, atoms.
 /// Panics on bad syntax (tests only).

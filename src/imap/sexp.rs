@@ -44,8 +44,4 @@ impl Value {
             _ => None,
         }
     }
-
-    pub fn is_nil(&self) -> bool {
-        matches!(self, Value::Nil)
-    }
 }
