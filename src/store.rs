@@ -62,13 +62,95 @@ pub struct FolderListing {
     pub messages: Vec<MessageSummary>,
 }
 
-/// A cheap look at a folder (STATUS): enough to tell whether its listing changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct FolderStatus {
-    pub uidvalidity: u32,
-    /// UIDNEXT, 0 when the server did not say.
-    pub uidnext: u32,
-    pub messages: u32,
+/// A folder's changes since a listing (see [`MailStore::refresh`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refresh {
+    pub changes: FolderChanges,
+    /// HIGHESTMODSEQ, when the server has CONDSTORE (flags changed iff it moved).
+    pub highest_modseq: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FolderChanges {
+    /// The listing is current.
+    Unchanged,
+    /// Same UIDVALIDITY; these messages arrived (UID ≥ the old UIDNEXT, ascending) and these
+    /// UIDs vanished; the folder's UIDNEXT is now `uidnext`.
+    Changed {
+        new: Vec<MessageSummary>,
+        vanished: Vec<u32>,
+        uidnext: u32,
+    },
+    /// A whole new listing: the first one, a new UIDVALIDITY (everything known of the folder
+    /// is void), or changes that could not be worked out piecewise.
+    Relisted(FolderListing),
+}
+
+impl FolderChanges {
+    /// The changes from `old` to `now`, from two whole listings.
+    pub fn between(old: Option<&FolderListing>, now: FolderListing) -> FolderChanges {
+        let Some(old) = old.filter(|o| o.uidvalidity == now.uidvalidity) else {
+            return FolderChanges::Relisted(now);
+        };
+        if old == &now {
+            return FolderChanges::Unchanged;
+        }
+        let had = |u: u32| old.messages.binary_search_by_key(&u, |m| m.uid).is_ok();
+        let has = |u: u32| now.messages.binary_search_by_key(&u, |m| m.uid).is_ok();
+        let new: Vec<MessageSummary> = now
+            .messages
+            .iter()
+            .filter(|m| !had(m.uid))
+            .copied()
+            .collect();
+        if new.iter().any(|m| m.uid < old.uidnext) {
+            // A UID below the old UIDNEXT that was not there: not a change IMAP allows.
+            return FolderChanges::Relisted(now);
+        }
+        FolderChanges::Changed {
+            new,
+            vanished: old
+                .messages
+                .iter()
+                .map(|m| m.uid)
+                .filter(|&u| !has(u))
+                .collect(),
+            uidnext: now.uidnext,
+        }
+    }
+
+    /// `old` with these changes applied.
+    pub fn apply(self, old: &FolderListing) -> Option<FolderListing> {
+        match self {
+            FolderChanges::Unchanged => None,
+            FolderChanges::Relisted(l) => Some(l),
+            FolderChanges::Changed {
+                new,
+                vanished,
+                uidnext,
+            } => {
+                let gone: std::collections::HashSet<u32> = vanished.into_iter().collect();
+                let mut messages: Vec<MessageSummary> = old
+                    .messages
+                    .iter()
+                    .filter(|m| !gone.contains(&m.uid))
+                    .copied()
+                    .collect();
+                messages.extend(new);
+                messages.sort_by_key(|m| m.uid);
+                messages.dedup_by_key(|m| m.uid);
+                let uidnext = messages
+                    .last()
+                    .map_or(uidnext, |m| uidnext.max(m.uid.saturating_add(1)));
+                Some(FolderListing {
+                    uidvalidity: old.uidvalidity,
+                    uidnext,
+                    exists: messages.len() as u32,
+                    messages,
+                })
+            }
+        }
+    }
 }
 
 /// What one message's structure fetch returns: its MIME tree (from `BODYSTRUCTURE`) and
@@ -110,42 +192,15 @@ pub trait MailStore: Send + Sync {
     /// number of round trips.
     fn list_messages(&self, folder: &str) -> Result<FolderListing>;
 
-    /// UIDVALIDITY, UIDNEXT and the message count, without listing (STATUS, or what a
-    /// selected folder's unsolicited responses tell).
-    fn folder_status(&self, folder: &str) -> Result<FolderStatus> {
-        let l = self.list_messages(folder)?;
-        Ok(FolderStatus {
-            uidvalidity: l.uidvalidity,
-            uidnext: l.uidnext,
-            messages: l.messages.len() as u32,
+    /// What changed in `folder` since the caller's listing `since` (none: list it afresh). A
+    /// store can work this out cheaply (IMAP: a STATUS, then only the new messages, and the
+    /// UIDs when some vanished); the default lists the folder and compares.
+    fn refresh(&self, folder: &str, since: Option<&FolderListing>) -> Result<Refresh> {
+        let now = self.list_messages(folder)?;
+        Ok(Refresh {
+            changes: FolderChanges::between(since, now),
+            highest_modseq: None,
         })
-    }
-
-    /// The messages whose UID is at least `from_uid` (`UID FETCH from:*`, filtered: `n:*`
-    /// always matches the highest UID). Fails with `UidValidityChanged` as below.
-    fn list_messages_from(
-        &self,
-        folder: &str,
-        uidvalidity: u32,
-        from_uid: u32,
-    ) -> Result<Vec<MessageSummary>> {
-        let l = self.list_messages(folder)?;
-        if l.uidvalidity != uidvalidity {
-            return Err(StoreError::UidValidityChanged(folder.into()));
-        }
-        Ok(l.messages
-            .into_iter()
-            .filter(|m| m.uid >= from_uid)
-            .collect())
-    }
-
-    /// Every UID in the folder, ascending (`UID SEARCH ALL`).
-    fn list_uids(&self, folder: &str, uidvalidity: u32) -> Result<Vec<u32>> {
-        let l = self.list_messages(folder)?;
-        if l.uidvalidity != uidvalidity {
-            return Err(StoreError::UidValidityChanged(folder.into()));
-        }
-        Ok(l.messages.iter().map(|m| m.uid).collect())
     }
 
     /// Wait up to `max` for the server to report a change in `folder` (IMAP IDLE, on a
@@ -220,12 +275,6 @@ pub trait MailStore: Send + Sync {
         Err(StoreError::Server("flags are not offered".into()))
     }
 
-    /// [`folder_status`](Self::folder_status) plus HIGHESTMODSEQ when the server has CONDSTORE
-    /// (in the same STATUS command).
-    fn folder_status_modseq(&self, folder: &str) -> Result<(FolderStatus, Option<u64>)> {
-        self.folder_status(folder).map(|s| (s, None))
-    }
-
     /// LIST flags (with special-use) and MESSAGES / UNSEEN of every folder: one `LIST ...
     /// RETURN (SPECIAL-USE STATUS (MESSAGES UNSEEN))` with LIST-STATUS, else LIST and a STATUS
     /// per folder. Counts are `None` for a folder that cannot be opened.
@@ -266,4 +315,54 @@ pub struct FolderCounts {
     pub flags: Vec<String>,
     pub messages: Option<u32>,
     pub unseen: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(uidvalidity: u32, uidnext: u32, uids: &[u32]) -> FolderListing {
+        FolderListing {
+            uidvalidity,
+            uidnext,
+            exists: uids.len() as u32,
+            messages: uids
+                .iter()
+                .map(|&uid| MessageSummary {
+                    uid,
+                    internal_date: uid.into(),
+                    rfc822_size: 10,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn changes_between_listings_apply_back() {
+        let old = listing(7, 5, &[1, 2, 4]);
+        let now = listing(7, 9, &[1, 4, 6, 8]);
+        let ch = FolderChanges::between(Some(&old), now.clone());
+        let FolderChanges::Changed { new, vanished, .. } = &ch else {
+            panic!("{ch:?}");
+        };
+        assert_eq!(new.iter().map(|m| m.uid).collect::<Vec<_>>(), [6, 8]);
+        assert_eq!(vanished, &[2]);
+        assert_eq!(ch.apply(&old), Some(now.clone()));
+        assert_eq!(
+            FolderChanges::between(Some(&now), now.clone()),
+            FolderChanges::Unchanged
+        );
+        assert_eq!(FolderChanges::Unchanged.apply(&now), None);
+        // A new UIDVALIDITY, or a UID appearing below the old UIDNEXT: a whole new listing.
+        let renewed = listing(8, 3, &[1, 2]);
+        assert_eq!(
+            FolderChanges::between(Some(&old), renewed.clone()),
+            FolderChanges::Relisted(renewed)
+        );
+        let odd = listing(7, 5, &[1, 2, 3, 4]);
+        assert_eq!(
+            FolderChanges::between(Some(&old), odd.clone()),
+            FolderChanges::Relisted(odd)
+        );
+    }
 }

@@ -8,6 +8,7 @@ use super::cmd::Cmd;
 use super::items::parse_internal_date;
 use super::list::parse_list;
 use super::parse::{same_folder, status_item, status_response};
+use super::refresh::FolderStatus;
 use super::response::FetchResponse;
 use super::session::{is_untagged, short, Conn};
 use super::sexp::Value;
@@ -15,9 +16,7 @@ use super::store::ImapStore;
 use super::uidset;
 use super::wire::{self, Limits};
 use crate::names;
-use crate::store::{
-    FlagsAnswer, FolderCounts, FolderEntry, FolderStatus, MessageBrief, Result, StoreError,
-};
+use crate::store::{FlagsAnswer, FolderCounts, FolderEntry, MessageBrief, Result, StoreError};
 
 /// UIDs per command (the caller sends pieces of about this size already).
 const PIECE: usize = 5_000;

@@ -150,11 +150,11 @@ fn list_status_and_condstore_through_the_session() {
     // One LIST, no STATUS per folder, no CAPABILITY of its own.
     assert!(!f.sent("STATUS") && !f.sent("CAPABILITY"));
 
-    let (st, modseq) = store.folder_status_modseq(&latin1).unwrap();
+    let (st, modseq) = store.browse_status(&latin1).unwrap();
     assert_eq!((st.uidvalidity, st.uidnext, st.messages), (7, 4, 3));
     assert_eq!(modseq, Some(40));
     assert!(matches!(
-        store.folder_status_modseq("gone"),
+        store.browse_status("gone"),
         Err(StoreError::NoSuchFolder(_))
     ));
 
@@ -208,7 +208,7 @@ fn without_list_status_each_folder_is_asked() {
             b"STATUS {8}\r\nEntw\xfcrfe (MESSAGES UNSEEN)".to_vec()
         ]
     );
-    let (st, modseq) = store.folder_status_modseq("x\r\ny").unwrap();
+    let (st, modseq) = store.browse_status("x\r\ny").unwrap();
     assert_eq!((st.messages, modseq), (2, None));
     assert!(!f.sent("CAPABILITY"));
 }

@@ -8,10 +8,11 @@ use super::caps::Caps;
 use super::connect::{Opened, Stream};
 use super::list::parse_list;
 use super::parse::{same_folder, status_item, status_response};
+use super::refresh::FolderStatus;
 use super::response::{parse_fetches, FetchResponse};
 use super::wire::{self, Cmd, Limits, Status, Transport, Wire, WireError};
 use crate::names;
-use crate::store::{FolderEntry, FolderStatus, StoreError};
+use crate::store::{FolderEntry, StoreError};
 
 /// Most bytes of structures and headers one FETCH keeps (a batch of 200 ordinary messages
 /// needs about 2 MiB).

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::mapping::{add_implied_parents, summaries};
+use super::mapping::add_implied_parents;
 use super::plan::{collect_bodies, Bodies, RangePlan, MAX_ITEMS};
 use super::pool::{Lease, Pool};
 use super::session::Conn;
@@ -16,8 +16,8 @@ use super::sexp::Value;
 use super::uidset;
 use super::{ConnectError, ServerConfig};
 use crate::store::{
-    FlagsAnswer, FolderCounts, FolderEntry, FolderListing, FolderStatus, MailStore, MessageBrief,
-    MessageSummary, RangeRequest, Result, StoreError, StructureData,
+    FlagsAnswer, FolderCounts, FolderEntry, FolderListing, MailStore, MessageBrief, RangeRequest,
+    Refresh, Result, StoreError, StructureData,
 };
 
 /// Wait before the first retry of an idempotent command after a transient failure; each later
@@ -309,56 +309,11 @@ impl MailStore for ImapStore {
     }
 
     fn list_messages(&self, folder: &str) -> Result<FolderListing> {
-        self.with_conn(Some(folder), None, |c| {
-            // Always a new EXAMINE, for fresh counts.
-            let ex = c.examine(folder)?;
-            let mut listing = FolderListing {
-                uidvalidity: ex.uidvalidity,
-                uidnext: ex.uidnext,
-                exists: ex.exists,
-                messages: Vec::new(),
-            };
-            if ex.exists == 0 {
-                return Ok(listing);
-            }
-            let resps = c.fetch("UID FETCH 1:* (UID INTERNALDATE RFC822.SIZE)")?;
-            listing.messages = summaries(&resps);
-            Ok(listing)
-        })
+        self.listing_of(folder)
     }
 
-    fn folder_status(&self, folder: &str) -> Result<FolderStatus> {
-        self.with_conn(None, None, |c| c.status(folder))
-    }
-
-    fn list_messages_from(
-        &self,
-        folder: &str,
-        uidvalidity: u32,
-        from_uid: u32,
-    ) -> Result<Vec<MessageSummary>> {
-        let cmd = format!(
-            "UID FETCH {}:* (UID INTERNALDATE RFC822.SIZE)",
-            from_uid.max(1)
-        );
-        let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(&cmd))?;
-        // `n:*` always includes the highest UID, even below n.
-        Ok(summaries(&resps)
-            .into_iter()
-            .filter(|m| m.uid >= from_uid)
-            .collect())
-    }
-
-    fn list_uids(&self, folder: &str, uidvalidity: u32) -> Result<Vec<u32>> {
-        self.with_conn(Some(folder), None, |c| {
-            // A fresh EXAMINE: a session that already had the folder open would still count
-            // messages expunged since, until told (no EXPUNGE is sent during SEARCH).
-            let ex = c.examine(folder)?;
-            if ex.uidvalidity != uidvalidity {
-                return Err(StoreError::UidValidityChanged(folder.to_string()));
-            }
-            c.all_uids()
-        })
+    fn refresh(&self, folder: &str, since: Option<&FolderListing>) -> Result<Refresh> {
+        self.refresh_folder(folder, since)
     }
 
     fn search(
@@ -439,10 +394,6 @@ impl MailStore for ImapStore {
         changed_since: Option<u64>,
     ) -> Result<FlagsAnswer> {
         self.browse_flags(folder, uidvalidity, uids, changed_since)
-    }
-
-    fn folder_status_modseq(&self, folder: &str) -> Result<(FolderStatus, Option<u64>)> {
-        self.browse_status(folder)
     }
 
     fn folder_counts(&self) -> Result<Vec<FolderCounts>> {

@@ -145,55 +145,24 @@ impl MailFs {
         }
     }
 
-    /// The folder's current listing, or `None` if it is unchanged since `old`. With an old
-    /// listing this costs a STATUS, plus only what changed: the new messages, and the UIDs
-    /// when some were expunged.
+    /// The folder's current listing, or `None` if it is unchanged since `old`: the store
+    /// says what changed (IMAP: a STATUS, plus only the new messages, and the UIDs when some
+    /// were expunged).
     pub(super) fn fetch_listing(
         &self,
         fs: &FolderState,
         old: Option<&Listing>,
     ) -> Result<Option<FolderListing>, StoreError> {
-        let Some(old) = old.map(|l| &l.data).filter(|d| d.uidnext > 0) else {
-            return self.store.list_messages(&fs.raw).map(Some);
-        };
-        let (st, modseq) = self.store.folder_status_modseq(&fs.raw)?;
-        fs.modseq.store(modseq.unwrap_or(0), Ordering::Relaxed);
-        if st.uidvalidity != old.uidvalidity || st.uidnext == 0 {
-            return self.store.list_messages(&fs.raw).map(Some);
+        let old = old.map(|l| &l.data);
+        let r = self.store.refresh(&fs.raw, old)?;
+        fs.modseq
+            .store(r.highest_modseq.unwrap_or(0), Ordering::Relaxed);
+        match (r.changes, old) {
+            (FolderChanges::Relisted(l), _) => Ok(Some(l)),
+            (changes, Some(old)) => Ok(changes.apply(old)),
+            // Changes without a listing to apply them to: a store that broke its contract.
+            (_, None) => self.store.list_messages(&fs.raw).map(Some),
         }
-        if st.uidnext == old.uidnext && st.messages as usize == old.messages.len() {
-            return Ok(None);
-        }
-        let mut msgs = old.messages.clone();
-        if st.uidnext != old.uidnext {
-            let new = self
-                .store
-                .list_messages_from(&fs.raw, old.uidvalidity, old.uidnext)?;
-            msgs.extend(new.into_iter().filter(|m| m.uid >= old.uidnext));
-            msgs.sort_by_key(|m| m.uid);
-            msgs.dedup_by_key(|m| m.uid);
-        }
-        if msgs.len() != st.messages as usize {
-            let uids: HashSet<u32> = self
-                .store
-                .list_uids(&fs.raw, old.uidvalidity)?
-                .into_iter()
-                .collect();
-            msgs.retain(|m| uids.contains(&m.uid));
-            if msgs.len() != uids.len() {
-                // Mail arrived between the commands: start over from a full listing.
-                return self.store.list_messages(&fs.raw).map(Some);
-            }
-        }
-        let uidnext = msgs
-            .last()
-            .map_or(st.uidnext, |m| st.uidnext.max(m.uid.saturating_add(1)));
-        Ok(Some(FolderListing {
-            uidvalidity: old.uidvalidity,
-            uidnext,
-            exists: msgs.len() as u32,
-            messages: msgs,
-        }))
     }
 
     /// After a folder changed: drop what belongs to messages that are gone (all of them when

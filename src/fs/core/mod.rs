@@ -21,7 +21,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::cache::ChunkCache;
 use crate::mime::{Locator, RangePlan};
 use crate::names::folder_level;
-use crate::store::{FolderListing, MailStore, MessageSummary, RangeRequest, StoreError};
+use crate::store::{
+    FolderChanges, FolderListing, MailStore, MessageSummary, RangeRequest, StoreError,
+};
 
 use super::Invalidation;
 
