@@ -1,10 +1,10 @@
 //! Reading decoded content: chunk-aligned cache lookups, partial fetches mapped through each
 //! file's [`Locator`], and the full-scan fallback that builds an exact index. What a file knows
-//! about its bytes is in `file.rs`; the read path, and why it never serves other bytes than the
+//! about its bytes is in `message/file.rs`; settling sizes in `settle.rs`; the read path, and why it never serves other bytes than the
 //! part's, in `read.rs`.
 
-mod file;
 mod read;
+mod settle;
 
 use std::sync::Arc;
 
@@ -13,10 +13,9 @@ use crate::mime::{IndexBuilder, Locator};
 use crate::store::{MailStore, RangeRequest};
 
 use super::inflight::InFlight;
+use super::message::FileInfo;
 use super::permits::Permits;
 use super::{FsError, FsResult, CHUNK};
-
-pub use file::{FileInfo, Snapshot};
 
 /// Encoded bytes fetched per command while scanning a whole part.
 const SCAN_PIECE: u64 = 1024 * 1024;
@@ -31,16 +30,45 @@ pub fn whole_len(size: u64) -> u64 {
     size.max(UNKNOWN_SIZE_GUESS / 16) + 4096
 }
 
-/// Everything needed to fetch one message's parts.
-#[derive(Clone, Copy)]
-pub struct MsgCtx<'a> {
-    pub store: &'a dyn MailStore,
-    pub cache: &'a ChunkCache,
-    pub inflight: &'a InFlight,
+/// The fetch engine, built once: the store, the chunk cache, the table of chunks being
+/// fetched, and the permits that bound the pieces in flight.
+pub struct ContentFetcher {
+    pub store: Arc<dyn MailStore>,
+    pub cache: ChunkCache,
+    pub inflight: InFlight,
+    /// Bounds the pieces in flight over all reads (memory).
+    pub permits: Permits,
     /// Most fetches to run at once for one read.
     pub parallel: usize,
-    /// Bounds the pieces in flight over all reads (memory).
-    pub permits: &'a Permits,
+}
+
+impl ContentFetcher {
+    pub fn new(store: Arc<dyn MailStore>, cache_bytes: usize, parallel: usize) -> ContentFetcher {
+        ContentFetcher {
+            store,
+            cache: ChunkCache::new(cache_bytes),
+            inflight: InFlight::default(),
+            permits: Permits::new(parallel),
+            parallel,
+        }
+    }
+
+    /// The parts of one message, for fetching.
+    pub fn msg<'a>(&'a self, folder: u32, raw: &'a str, uidvalidity: u32, uid: u32) -> MsgCtx<'a> {
+        MsgCtx {
+            f: self,
+            folder,
+            raw,
+            uidvalidity,
+            uid,
+        }
+    }
+}
+
+/// One message of a folder, as the fetcher reaches it.
+#[derive(Clone, Copy)]
+pub struct MsgCtx<'a> {
+    f: &'a ContentFetcher,
     pub folder: u32,
     pub raw: &'a str,
     pub uidvalidity: u32,
@@ -81,7 +109,8 @@ impl MsgCtx<'_> {
                 break;
             }
             let piece = Arc::new(bytes[off as usize..(off + want) as usize].to_vec());
-            self.cache
+            self.f
+                .cache
                 .put(self.key(file, generation, abs / CHUNK), piece.clone());
             out.push(piece);
             off += want;
@@ -110,7 +139,8 @@ impl MsgCtx<'_> {
             binary,
         };
         let mut answers =
-            self.store
+            self.f
+                .store
                 .fetch_ranges(self.raw, self.uidvalidity, std::slice::from_ref(&req))?;
         answers
             .pop()

@@ -1,4 +1,5 @@
-//! A message directory's files and their exact sizes.
+//! The model of a message directory: its files, their exact sizes once settled, and what must
+//! be fetched to settle them (the fetching is `content`'s).
 //!
 //! Sizes come from BODYSTRUCTURE where the bytes are served as stored; a decoded part's size is
 //! computed: small parts are fetched whole and decoded (they are likely to be read anyway), big
@@ -9,13 +10,12 @@
 
 use std::sync::Arc;
 
-use crate::mime::{
-    files_of, infer_base64_layout, Encoding, FileKind, IndexBuilder, Locator, LAYOUT_SAMPLE,
-};
-use crate::store::{RangeRequest, StructureData};
+use crate::mime::{files_of, Encoding, FileKind};
+use crate::store::StructureData;
 
-use super::content::{whole_len, FileInfo, MsgCtx, UNKNOWN_SIZE_GUESS};
-use super::{FsResult, CHUNK};
+mod file;
+
+pub use file::{FileInfo, Snapshot};
 
 /// Encoded parts up to this size are fetched whole to learn their decoded size.
 pub const SMALL_PART: u64 = 64 * 1024;
@@ -52,17 +52,16 @@ fn ready_file(name: &str, section: &str, size: u64) -> FileInfo {
 }
 
 /// Build the directories of a batch of messages; sizes that need fetching are left unsettled
-/// (see [`settle`]). A message whose structure cannot be read gets a directory with its HEADER
-/// and its body as stored (`TEXT`).
-pub fn build_batch<'a>(
+/// (see `ContentFetcher::settle`). A message whose structure cannot be read gets a directory
+/// with its HEADER and its body as stored (`TEXT`).
+/// `offers_binary`: the store can fetch 8bit/binary parts with BINARY (see [`FileInfo::binary`]).
+pub fn build_batch(
     items: Vec<(u32, StructureData)>,
-    ctx_of: impl Fn(u32) -> MsgCtx<'a>,
+    offers_binary: bool,
 ) -> Vec<(u32, Arc<MessageInfo>)> {
     let mut out = Vec::with_capacity(items.len());
     for (uid, data) in items {
         let header_size = data.header.len() as u64;
-        let ctx = ctx_of(uid);
-        ctx.cache_decoded(0, 0, 0, &data.header, header_size);
         let mut files = vec![ready_file("HEADER", "HEADER", header_size)];
         match &data.structure {
             Ok(root) => {
@@ -87,7 +86,7 @@ pub fn build_batch<'a>(
                     );
                     // An 8bit/binary part's size is the same either way (what the server
                     // stores is what BINARY gives), but only BINARY carries its NUL bytes.
-                    file.binary = part.eight_bit && ctx.store.offers_binary();
+                    file.binary = part.eight_bit && offers_binary;
                     // Bytes as stored may come from a TEXT section (FilePart::text_section);
                     // BINARY takes only the part number. A file always fetched by BINARY uses
                     // it throughout, so `section` and `binary` stay consistent everywhere.
@@ -116,112 +115,6 @@ pub fn build_batch<'a>(
         out.push((uid, Arc::new(MessageInfo { files })));
     }
     out
-}
-
-/// Settle the size of the files named `names` in each of these messages (one folder) where it
-/// is not settled yet: one round trip for every whole part and head/tail sample, then any full
-/// scans.
-pub fn settle<'a>(
-    messages: &[(u32, Arc<MessageInfo>)],
-    names: &[&str],
-    ctx_of: impl Fn(u32) -> MsgCtx<'a>,
-) -> FsResult<()> {
-    let pending: Vec<(u32, &FileInfo, usize, Need)> = messages
-        .iter()
-        .flat_map(|(uid, info)| {
-            names.iter().filter_map(move |name| {
-                let idx = info.file_index(name)?;
-                let f = &info.files[idx];
-                let need = f.need.filter(|_| f.size.get().is_none())?;
-                Some((*uid, f, idx, need))
-            })
-        })
-        .collect();
-    let mut reqs = Vec::new();
-    for (uid, f, _, need) in &pending {
-        match need {
-            Need::Whole => reqs.push(range(*uid, f, 0, whole_request(f))),
-            Need::HeadTail => {
-                let n = LAYOUT_SAMPLE.min(f.encoded_size);
-                reqs.push(range(*uid, f, 0, n));
-                reqs.push(range(*uid, f, f.encoded_size - n, n));
-            }
-            Need::Scan => {}
-        }
-    }
-    let mut answers = match pending.first() {
-        Some((uid, ..)) if !reqs.is_empty() => {
-            let ctx = ctx_of(*uid);
-            ctx.store.fetch_ranges(ctx.raw, ctx.uidvalidity, &reqs)?
-        }
-        _ => Vec::new(),
-    }
-    .into_iter();
-
-    for (uid, f, idx, need) in pending {
-        let ctx = ctx_of(uid);
-        let file_no = idx as u32;
-        let locator = match need {
-            Need::Whole => {
-                let first = answers.next().unwrap_or_default();
-                let bytes = ctx.complete_section(
-                    f.section_for(f.binary),
-                    first,
-                    whole_request(f),
-                    f.binary,
-                )?;
-                match f.encoding {
-                    Encoding::Identity => {
-                        ctx.cache_decoded(file_no, 0, 0, &bytes, bytes.len() as u64);
-                        Locator::Identity {
-                            size: bytes.len() as u64,
-                        }
-                    }
-                    enc => {
-                        let mut out = Vec::new();
-                        let mut builder = IndexBuilder::new(enc, bytes.len() as u64, CHUNK);
-                        builder.feed(&bytes, &mut out);
-                        let index = builder.finish(&mut out);
-                        ctx.cache_decoded(file_no, 0, 0, &out, out.len() as u64);
-                        Locator::Index(index)
-                    }
-                }
-            }
-            Need::HeadTail => {
-                let head = answers.next().unwrap_or_default();
-                let tail = answers.next().unwrap_or_default();
-                match infer_base64_layout(&head, &tail, f.encoded_size) {
-                    Some(layout) => Locator::Layout(layout),
-                    None => ctx.scan(file_no, 0, f)?,
-                }
-            }
-            Need::Scan => ctx.scan(file_no, 0, f)?,
-        };
-        // Whoever settled it first wins; the answers are the same.
-        f.settle(locator);
-    }
-    Ok(())
-}
-
-/// Bytes to ask for to get a file's whole section in one go (nested headers have no size in
-/// BODYSTRUCTURE). The same length for every small part, so that messages wanting the same
-/// sections share one command (the store groups UIDs with identical item lists).
-fn whole_request(f: &FileInfo) -> u64 {
-    match f.encoded_size {
-        0 => UNKNOWN_SIZE_GUESS,
-        n if n <= SMALL_PART => whole_len(SMALL_PART),
-        n => whole_len(n),
-    }
-}
-
-fn range(uid: u32, f: &FileInfo, offset: u64, len: u64) -> RangeRequest {
-    RangeRequest {
-        uid,
-        section: f.section_for(f.binary).to_string(),
-        offset,
-        len,
-        binary: f.binary,
-    }
 }
 
 /// `f` again with its size unknown: BODYSTRUCTURE gave it more bytes than the whole message

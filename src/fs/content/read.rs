@@ -23,8 +23,9 @@ use std::time::Duration;
 use crate::cache::ChunkKey;
 use crate::mime::Locator;
 
+use super::super::message::{FileInfo, Snapshot};
 use super::super::{FsError, FsResult, CHUNK};
-use super::{FileInfo, MsgCtx, Snapshot};
+use super::MsgCtx;
 
 /// Decoded chunks by position.
 type Chunks = Vec<(usize, Arc<Vec<u8>>)>;
@@ -107,7 +108,7 @@ impl MsgCtx<'_> {
     }
 
     fn binary_usable(&self, info: &FileInfo) -> bool {
-        self.store.offers_binary() && !info.binary_refused()
+        self.f.store.offers_binary() && !info.binary_refused()
     }
 
     fn error(&self, info: &FileInfo, what: &str) -> FsError {
@@ -134,7 +135,7 @@ impl MsgCtx<'_> {
         let wanted = ((end - 1) / CHUNK - first + 1) as usize;
         let keys: Vec<ChunkKey> = (first..=last).map(|c| self.key(file, g, c)).collect();
         let mut chunks: Vec<Option<Arc<Vec<u8>>>> =
-            keys.iter().map(|k| self.cache.get(k)).collect();
+            keys.iter().map(|k| self.f.cache.get(k)).collect();
         // A read well past the confirmed prefix (a seek) on a server that decodes: the bytes
         // come by BINARY (in `confirm`), not by BODY first.
         let seek = confirm
@@ -147,7 +148,7 @@ impl MsgCtx<'_> {
         };
         if !missing.is_empty() {
             let missing_keys: Vec<ChunkKey> = missing.iter().map(|&i| keys[i].clone()).collect();
-            let claimed = self.inflight.claim(&missing_keys);
+            let claimed = self.f.inflight.claim(&missing_keys);
             let mine: Vec<usize> = missing
                 .iter()
                 .zip(&claimed)
@@ -156,7 +157,7 @@ impl MsgCtx<'_> {
                 .collect();
             let result = self.fetch_chunks(file, info, snap, first, &mine);
             let mine_keys: Vec<ChunkKey> = mine.iter().map(|&i| keys[i].clone()).collect();
-            self.inflight.release(&mine_keys);
+            self.f.inflight.release(&mine_keys);
             for (i, data) in result? {
                 chunks[i] = Some(data);
             }
@@ -167,8 +168,8 @@ impl MsgCtx<'_> {
                 if chunks[i].is_some() || i >= wanted {
                     continue;
                 }
-                self.inflight.wait(&keys[i], INFLIGHT_WAIT);
-                chunks[i] = match self.cache.get(&keys[i]) {
+                self.f.inflight.wait(&keys[i], INFLIGHT_WAIT);
+                chunks[i] = match self.f.cache.get(&keys[i]) {
                     Some(c) => Some(c),
                     None => self
                         .fetch_chunks(file, info, snap, first, &[i])?
@@ -182,7 +183,7 @@ impl MsgCtx<'_> {
             // Chunks confirmed without their bytes at hand (checked as part of a gap).
             for i in 0..wanted {
                 if chunks[i].is_none() {
-                    chunks[i] = match self.cache.get(&keys[i]) {
+                    chunks[i] = match self.f.cache.get(&keys[i]) {
                         Some(c) => Some(c),
                         None => self
                             .fetch_chunks(file, info, snap, first, &[i])?
@@ -239,12 +240,12 @@ impl MsgCtx<'_> {
                 .filter(|&c| !info.confirmation(g, c).is_some_and(|(_, island)| island))
                 .collect();
             let gap_keys: Vec<ChunkKey> = gap.iter().map(|&c| self.key(file, g, c)).collect();
-            let claimed = self.inflight.claim(&gap_keys);
+            let claimed = self.f.inflight.claim(&gap_keys);
             let (mine, theirs): (Vec<usize>, Vec<usize>) =
                 (0..gap.len()).partition(|&i| claimed[i]);
             let use_binary = !mine.is_empty() && self.binary_usable(info);
             if use_binary {
-                self.inflight.release(&gap_keys_of(&gap_keys, &mine));
+                self.f.inflight.release(&gap_keys_of(&gap_keys, &mine));
                 match self.fetch_exact(file, info, snap, lo, hi + 1) {
                     Ok(exact) => {
                         for (c, data) in (lo..).zip(exact) {
@@ -268,10 +269,10 @@ impl MsgCtx<'_> {
             }
             // Check the gap ourselves, a window at a time, then wait for the others' parts.
             let result = self.check_gap(file, info, snap, &gap, &mine);
-            self.inflight.release(&gap_keys_of(&gap_keys, &mine));
+            self.f.inflight.release(&gap_keys_of(&gap_keys, &mine));
             result?;
             for &i in &theirs {
-                self.inflight.wait(&gap_keys[i], INFLIGHT_WAIT);
+                self.f.inflight.wait(&gap_keys[i], INFLIGHT_WAIT);
             }
         }
         Err(self.error(info, "could not be checked"))
@@ -310,7 +311,7 @@ impl MsgCtx<'_> {
         let end = (hi * CHUNK).min(snap.size);
         let at_end = end == snap.size;
         let want = end - start;
-        let _permit = self.permits.acquire();
+        let _permit = self.f.permits.acquire();
         let bytes =
             self.fetch_section(info.section_for(true), start, want + at_end as u64, true)?;
         if bytes.len() as u64 != want {
@@ -347,7 +348,7 @@ impl MsgCtx<'_> {
         let fetch_piece = |(lo, hi): (usize, usize)| -> FsResult<Chunks> {
             let piece_start = (first + lo as u64) * CHUNK;
             let piece_end = ((first + hi as u64 + 1) * CHUNK).min(snap.size);
-            let _permit = self.permits.acquire();
+            let _permit = self.f.permits.acquire();
             let bytes = self.fetch_decoded(file, info, snap, piece_start, piece_end)?;
             let chunks = self.cache_decoded(file, g, piece_start, &bytes, snap.size);
             if chunks.len() != hi - lo + 1 {
@@ -362,7 +363,7 @@ impl MsgCtx<'_> {
         // the pieces a sequential reader needs first are asked for first.
         let per_piece = crate::parallel::in_order(
             &pieces,
-            self.parallel.max(1),
+            self.f.parallel.max(1),
             |&p| fetch_piece(p),
             || FsError::Io("fetch thread panicked".into()),
         )?;

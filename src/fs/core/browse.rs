@@ -222,9 +222,9 @@ impl MailFs {
                     .collect();
                 {
                     let _one_settle_at_a_time = lock(&fs.settle_lock);
-                    settle(&[(uid, info.clone())], &names, |u| {
-                        self.ctx(fs, uidvalidity, u)
-                    })?;
+                    let batch = [(uid, info.clone())];
+                    self.content
+                        .settle(fs.id, &fs.raw, uidvalidity, &batch, &names)?;
                 }
                 let mut sizes = HashMap::new();
                 for n in &extras.nodes {

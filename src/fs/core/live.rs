@@ -185,7 +185,7 @@ impl MailFs {
             infos.clear();
             lock(&fs.extras).clear();
             drop(infos);
-            self.cache.drop_folder(fs.id);
+            self.content.cache.drop_folder(fs.id);
         }
         let gone: Vec<u32> = old
             .messages

@@ -5,17 +5,7 @@ use super::*;
 
 impl MailFs {
     pub(super) fn ctx<'a>(&'a self, fs: &'a FolderState, uidvalidity: u32, uid: u32) -> MsgCtx<'a> {
-        MsgCtx {
-            store: self.store.as_ref(),
-            cache: &self.cache,
-            inflight: &self.inflight,
-            parallel: self.opts.parallel_fetches,
-            permits: &self.permits,
-            folder: fs.id,
-            raw: &fs.raw,
-            uidvalidity,
-            uid,
-        }
+        self.content.msg(fs.id, &fs.raw, uidvalidity, uid)
     }
 
     /// The files of a message, fetching the structure of it and its next neighbours if needed.
@@ -85,7 +75,12 @@ impl MailFs {
             .iter()
             .map(|(u, data)| (*u, super::browse::outline_of(data)))
             .collect();
-        let mut built = build_batch(good, |u| self.ctx(fs, uidvalidity, u));
+        for (u, data) in &good {
+            let len = data.header.len() as u64;
+            self.ctx(fs, uidvalidity, *u)
+                .cache_decoded(0, 0, 0, &data.header, len);
+        }
+        let mut built = build_batch(good, self.store.offers_binary());
         built.extend(
             broken
                 .iter()
@@ -143,7 +138,8 @@ impl MailFs {
             )),
             header,
         };
-        build_batch(vec![(uid, data)], |u| self.ctx(fs, uidvalidity, u))
+        ctx.cache_decoded(0, 0, 0, &data.header, data.header.len() as u64);
+        build_batch(vec![(uid, data)], self.store.offers_binary())
             .pop()
             .map(|(_, info)| info)
     }
@@ -200,7 +196,8 @@ impl MailFs {
                 .filter(|g| g.name != f.name && g.name.ends_with(".MIME") && g.size.get().is_none())
                 .map(|g| g.name.as_str()),
         );
-        settle(&batch, &names, |u| self.ctx(fs, uidvalidity, u))?;
+        self.content
+            .settle(fs.id, &fs.raw, uidvalidity, &batch, &names)?;
         f.size
             .get()
             .copied()

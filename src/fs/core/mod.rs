@@ -18,7 +18,6 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cache::ChunkCache;
 use crate::mime::{Locator, RangePlan};
 use crate::names::folder_level;
 use crate::store::{
@@ -27,13 +26,11 @@ use crate::store::{
 
 use super::Invalidation;
 
-use super::content::{MsgCtx, UNKNOWN_SIZE_GUESS};
+use super::content::{ContentFetcher, MsgCtx, UNKNOWN_SIZE_GUESS};
 use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
-use super::inflight::InFlight;
 use super::inodes::{InodeTable, Node, ROOT_INO};
 use super::layout;
-use super::message::{build_batch, settle, MessageInfo};
-use super::permits::Permits;
+use super::message::{build_batch, MessageInfo};
 use super::walk::Walk;
 use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
 use browse::{MsgExtras, Snapshot};
@@ -66,9 +63,8 @@ pub struct FsOptions {
 pub struct MailFs {
     store: Arc<dyn MailStore>,
     opts: FsOptions,
-    cache: ChunkCache,
-    inflight: InFlight,
-    permits: Permits,
+    /// Fetching and decoding content: store, chunk cache, in-flight table, permits.
+    content: ContentFetcher,
     inodes: Mutex<InodeTable>,
     tree: Mutex<TreeState>,
     folders: Mutex<HashMap<u32, Arc<FolderState>>>,
@@ -226,10 +222,12 @@ impl MailFs {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         MailFs {
+            content: ContentFetcher::new(
+                store.clone(),
+                opts.cache_size as usize,
+                opts.parallel_fetches,
+            ),
             store,
-            cache: ChunkCache::new(opts.cache_size as usize),
-            inflight: InFlight::default(),
-            permits: Permits::new(opts.parallel_fetches),
             opts,
             inodes: Mutex::new(InodeTable::new()),
             tree: Mutex::new(TreeState::default()),

@@ -2,7 +2,7 @@
 //! and read-ahead across messages for tools that walk one file name through a folder.
 
 use super::*;
-use crate::fs::content::{FileInfo, Snapshot};
+use crate::fs::message::{FileInfo, Snapshot};
 
 impl MailFs {
     /// Fetch read-ahead windows on `workers` background threads, so that a sequential reader
@@ -198,7 +198,7 @@ impl MailFs {
             let snap = f.snapshot();
             let key = ctx.key(file as u32, snap.generation, 0);
             let len = size.min(CHUNK);
-            if len == 0 || self.cache.get(&key).is_some() {
+            if len == 0 || self.content.cache.get(&key).is_some() {
                 continue;
             }
             // Parts served as stored all ask for the same length, so one command covers them.
@@ -229,7 +229,7 @@ impl MailFs {
         if reqs.is_empty() {
             return;
         }
-        let claimed = self.inflight.claim(&keys);
+        let claimed = self.content.inflight.claim(&keys);
         let (mut reqs_mine, mut jobs_mine, mut keys_mine) = (Vec::new(), Vec::new(), Vec::new());
         for (((r, j), k), c) in reqs.into_iter().zip(jobs).zip(keys).zip(claimed) {
             if c {
@@ -268,7 +268,7 @@ impl MailFs {
             }
             Err(e) => log::debug!("{}: read-ahead across messages failed: {e}", fs.raw),
         }
-        self.inflight.release(&keys_mine);
+        self.content.inflight.release(&keys_mine);
     }
 
     /// What to fetch beyond a read, as `[from, to)`: nothing for random access; for reads that

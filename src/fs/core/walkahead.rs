@@ -191,7 +191,8 @@ impl MailFs {
                     .filter_map(|u| infos.get(u).map(|i| (*u, i.clone())))
                     .collect()
             };
-            settle(&batch, &names, |u| self.ctx(&fs, job.uidvalidity, u))
+            self.content
+                .settle(fs.id, &fs.raw, job.uidvalidity, &batch, &names)
         };
         if !known.is_empty() {
             settle_these(&known)?;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::mime::{Encoding, Locator};
 
-use super::super::message::Need;
+use super::Need;
 
 /// Runs of chunks `[lo, hi)` kept by [`Runs`]: enough for any real access pattern; beyond it
 /// the run farthest from the start is forgotten (that costs a refetch, never a wrong byte).
