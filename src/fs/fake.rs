@@ -1,6 +1,7 @@
 //! An in-memory [`MailStore`] for tests of the filesystem core: folders of messages given as
 //! header, MIME tree and the encoded bytes of each section, with counters of what was asked.
 
+pub mod failing;
 pub mod parts;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,4 +1,6 @@
-//! Tests against a real server. They do nothing unless `IMAPFS_TEST_SERVER` is set:
+//! Tests against a real server, ignored by a plain `cargo test` (shown as ignored, never as
+//! passed): `scripts/imap-server-tests.sh` starts a Dovecot and runs them with `--ignored`.
+//! Run by hand, they need
 //!
 //! `IMAPFS_TEST_SERVER=host:port,user,password,cafile[,starttls_port]`
 //!
@@ -54,22 +56,17 @@ fn header_range(uid: u32, len: u64) -> RangeRequest {
 /// The real-server tests share the account's connection limit: run them one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-macro_rules! server_or_skip {
+macro_rules! server {
     ($guard:ident, $s:ident) => {
         let $guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let $s = match server() {
-            Some(s) => s,
-            None => {
-                eprintln!("IMAPFS_TEST_SERVER not set: skipped");
-                return;
-            }
-        };
+        let $s = server().expect("IMAPFS_TEST_SERVER is not set: see scripts/imap-server-tests.sh");
     };
 }
 
 #[test]
+#[ignore = "needs a real server: scripts/imap-server-tests.sh"]
 fn real_folders_and_messages() {
-    server_or_skip!(_serial, s);
+    server!(_serial, s);
     let t = Instant::now();
     let store = ImapStore::connect(s.cfg.clone()).expect("connect");
     eprintln!("connect: {:?}", t.elapsed());
@@ -206,8 +203,9 @@ fn real_folders_and_messages() {
 }
 
 #[test]
+#[ignore = "needs a real server: scripts/imap-server-tests.sh"]
 fn real_connect_errors() {
-    server_or_skip!(_serial, s);
+    server!(_serial, s);
     let mut c = s.cfg.clone();
     c.password = Secret::new("wrong-password-for-test".into());
     let e = ImapStore::connect(c).err().expect("wrong password").0;
@@ -265,8 +263,9 @@ fn real_connect_errors() {
 }
 
 #[test]
+#[ignore = "needs a real server: scripts/imap-server-tests.sh"]
 fn real_parallel_use() {
-    server_or_skip!(_serial, s);
+    server!(_serial, s);
     let mut cfg = s.cfg.clone();
     cfg.connections = 6;
     let store = ImapStore::connect(cfg).expect("connect");
@@ -295,12 +294,14 @@ fn real_parallel_use() {
 /// server 20): the pool shrinks and keeps serving. It takes every connection the account may
 /// have, so it runs only with `IMAPFS_TEST_LIMIT=1`.
 #[test]
+#[ignore = "needs a real server: scripts/imap-server-tests.sh"]
 fn real_connection_limit() {
-    server_or_skip!(_serial, s);
-    if std::env::var("IMAPFS_TEST_LIMIT").as_deref() != Ok("1") {
-        eprintln!("IMAPFS_TEST_LIMIT=1 not set: skipped");
-        return;
-    }
+    server!(_serial, s);
+    assert_eq!(
+        std::env::var("IMAPFS_TEST_LIMIT").as_deref(),
+        Ok("1"),
+        "takes every connection the account may have: set IMAPFS_TEST_LIMIT=1 to run it"
+    );
     let mut cfg = s.cfg.clone();
     cfg.connections = 40;
     let store = ImapStore::connect(cfg).expect("connect");
