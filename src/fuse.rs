@@ -48,7 +48,7 @@ impl FuseAdapter {
     }
 
     fn dirs(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Vec<DirEntry>>>> {
-        self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.dirs)
     }
 }
 

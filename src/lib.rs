@@ -8,6 +8,8 @@
 //! - [`fuse`]: the thin adapter from fuser's callbacks onto the core.
 //! - [`names`]: folder-name decoding (modified UTF-7) and escaping into path components.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod cache;
 pub mod cli;
 pub mod fs;
@@ -21,3 +23,4 @@ pub mod password;
 pub mod search;
 pub mod secret;
 pub mod store;
+pub mod sync;

@@ -1,5 +1,7 @@
 //! imapfs: mount an IMAP account read-only. See README.md.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::ffi::OsStr;
 use std::io::Write;
 use std::process::ExitCode;
@@ -123,7 +125,7 @@ fn mount_and_serve(
             log::info!("signal {sig}: unmounting");
             match to_unmount.get() {
                 Some(u) => {
-                    if let Err(e) = u.lock().unwrap_or_else(|e| e.into_inner()).unmount() {
+                    if let Err(e) = imapfs::sync::lock(u).unmount() {
                         // Busy: a process sits in the mount, perhaps in a request that waits
                         // on the server. Detach it anyway rather than leave a dead mount.
                         log::warn!("unmount failed ({e}); detaching the mount lazily");

@@ -25,10 +25,7 @@ where
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<E>> = Mutex::new(None);
     let fail = |e: E| {
-        failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert(e);
+        crate::sync::lock(&failure).get_or_insert(e);
         // Let the other workers stop at their next item.
         next.store(items.len(), Ordering::Relaxed);
     };
@@ -61,7 +58,7 @@ where
         }
         all
     });
-    if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    if let Some(e) = crate::sync::into_inner(failure) {
         return Err(e);
     }
     done.sort_by_key(|(i, _)| *i);

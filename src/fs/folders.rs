@@ -153,7 +153,7 @@ fn log_collisions(parent: &[String], levels: &[(String, String)], names: &[Strin
         else {
             continue;
         };
-        let mut logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut logged = crate::sync::lock(&LOGGED);
         if logged
             .get_or_insert_with(HashSet::new)
             .insert((keeper.clone(), raw.clone()))

@@ -18,12 +18,12 @@ impl InFlight {
     /// Claim every key not already being fetched; returns the claimed ones. The caller must
     /// [`release`](Self::release) them when its fetch ends, successfully or not.
     pub fn claim(&self, keys: &[ChunkKey]) -> Vec<bool> {
-        let mut set = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let mut set = crate::sync::lock(&self.keys);
         keys.iter().map(|k| set.insert(k.clone())).collect()
     }
 
     pub fn release(&self, keys: &[ChunkKey]) {
-        let mut set = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let mut set = crate::sync::lock(&self.keys);
         for k in keys {
             set.remove(k);
         }
@@ -34,16 +34,13 @@ impl InFlight {
     /// Wait until `key` is no longer being fetched, at most `limit`.
     pub fn wait(&self, key: &ChunkKey, limit: Duration) {
         let deadline = Instant::now() + limit;
-        let mut set = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let mut set = crate::sync::lock(&self.keys);
         while set.contains(key) {
             let now = Instant::now();
             if now >= deadline {
                 return;
             }
-            set = match self.done.wait_timeout(set, deadline - now) {
-                Ok((s, _)) => s,
-                Err(e) => e.into_inner().0,
-            };
+            set = crate::sync::wait_timeout(&self.done, set, deadline - now);
         }
     }
 }

@@ -22,9 +22,9 @@ impl Permits {
     }
 
     pub fn acquire(&self) -> Permit<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let mut free = crate::sync::lock(&self.free);
         while *free == 0 {
-            free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
+            free = crate::sync::wait(&self.cv, free);
         }
         *free -= 1;
         Permit(self)
@@ -33,7 +33,7 @@ impl Permits {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        *crate::sync::lock(&self.0.free) += 1;
         self.0.cv.notify_one();
     }
 }

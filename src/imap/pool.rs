@@ -113,7 +113,7 @@ impl Pool {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Open and log in one connection within three timeouts (or by `until`, if sooner).
@@ -275,11 +275,7 @@ impl Pool {
                 Some(t) if t > now => t.min(deadline),
                 _ => deadline,
             };
-            st = self
-                .cv
-                .wait_timeout(st, wake - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = crate::sync::wait_timeout(&self.cv, st, wake - now);
         }
     }
 

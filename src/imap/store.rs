@@ -82,7 +82,7 @@ impl ImapStore {
         // Retry fast failures (a reset, a refused connect while the server restarts) until the
         // time budget is spent; a stalled attempt spends it alone, so a dead server gives EIO
         // after about one timeout, not several.
-        if let Some((at, msg)) = &*self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some((at, msg)) = &*crate::sync::lock(&self.gave_up) {
             if at.elapsed() < FAIL_FAST.min(self.pool.timeout()) {
                 return Err(StoreError::Connection(format!("{msg} (failing fast)")));
             }
@@ -105,8 +105,7 @@ impl ImapStore {
                         // Only a server that made us wait (a stall, a timeout) is worth
                         // failing fast for; refusals are quick to retry anyway.
                         if start.elapsed() >= budget / 2 {
-                            *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) =
-                                Some((Instant::now(), msg.clone()));
+                            *crate::sync::lock(&self.gave_up) = Some((Instant::now(), msg.clone()));
                         }
                         return Err(StoreError::Connection(msg));
                     }
@@ -117,7 +116,7 @@ impl ImapStore {
                 }
                 other => {
                     if other.is_ok() {
-                        *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                        *crate::sync::lock(&self.gave_up) = None;
                     }
                     return other;
                 }
@@ -267,7 +266,7 @@ impl MailStore for ImapStore {
     }
 
     fn wait_for_change(&self, folder: &str, max: Duration) -> Result<bool> {
-        let mut idler = self.idler.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idler = crate::sync::lock(&self.idler);
         if idler.is_ok() && !self.pool.caps().has("IDLE") {
             log::info!("IMAP server does not offer IDLE; polling only");
             *idler = Err(());
@@ -365,14 +364,14 @@ impl MailStore for ImapStore {
             // responses, so an answer may arrive before an earlier command's tagged OK: match
             // answers to the whole group (UID, section and origin are unique in a plan).
             let uids: HashSet<u32> = group.iter().flat_map(|c| plan.uids_of(c)).collect();
-            let mut got = got.lock().unwrap_or_else(|e| e.into_inner());
+            let mut got = crate::sync::lock(&got);
             collect_bodies(resps, &uids, &mut got);
             Ok(())
         };
         // Small commands are pipelined (a group is one round trip), and the groups go out over
         // several connections at once.
         self.in_parallel(&plan.groups(self.pool.limit()), run)?;
-        let got = got.into_inner().unwrap_or_else(|e| e.into_inner());
+        let got = crate::sync::into_inner(got);
         Ok(plan.answers(got))
     }
 

@@ -58,7 +58,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 macro_rules! server {
     ($guard:ident, $s:ident) => {
-        let $guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let $guard = crate::sync::lock(&SERIAL);
         let $s = server().expect("IMAPFS_TEST_SERVER is not set: see scripts/imap-server-tests.sh");
     };
 }

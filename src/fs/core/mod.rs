@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::mime::{Locator, RangePlan};
@@ -23,6 +23,7 @@ use crate::names::folder_level;
 use crate::store::{
     FolderChanges, FolderListing, MailStore, MessageSummary, RangeRequest, StoreError,
 };
+use crate::sync::lock;
 
 use super::Invalidation;
 
@@ -209,10 +210,6 @@ fn parse_uid(name: &str) -> Option<u32> {
         return None;
     }
     name.parse().ok().filter(|&u| u > 0)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl MailFs {

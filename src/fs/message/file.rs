@@ -207,7 +207,7 @@ impl FileInfo {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // Every update is complete before anything that could panic: a poisoned lock is usable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// The decoded size; callers settle it first (0 if they did not).
@@ -312,7 +312,7 @@ impl FileInfo {
 
     /// Hold this while re-indexing; check [`generation`](Self::generation) after getting it.
     pub fn rescan_lock(&self) -> MutexGuard<'_, ()> {
-        self.rescan.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.rescan)
     }
 
     /// Replace generation `g`'s locator by an exact one (next generation); correct the size if
