@@ -17,6 +17,9 @@ mod file;
 
 pub use file::{FileInfo, Snapshot};
 
+/// Message structures are fetched this many neighbours at a time.
+pub const STRUCTURE_BATCH: usize = 64;
+
 /// Encoded parts up to this size are fetched whole to learn their decoded size.
 pub const SMALL_PART: u64 = 64 * 1024;
 

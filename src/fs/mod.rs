@@ -13,7 +13,7 @@ mod inodes;
 pub mod layout;
 mod message;
 mod permits;
-mod walk;
+mod readahead;
 
 pub use self::core::{release_free_memory, FsOptions, MailFs, MAX_MESSAGE_INFOS};
 

@@ -1,6 +1,7 @@
 //! [`MailFs`]: lookup, getattr, readdir, open/read/release over a [`MailStore`], in terms the
 //! FUSE adapter passes straight on to the kernel.
 
+mod ahead;
 mod browse;
 mod dirs;
 mod folders_file;
@@ -9,7 +10,6 @@ mod messages;
 mod reading;
 mod search;
 mod summary;
-mod walkahead;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -31,20 +31,17 @@ use super::content::{ContentFetcher, MsgCtx, UNKNOWN_SIZE_GUESS};
 use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
 use super::inodes::{InodeTable, Node, ROOT_INO};
 use super::layout;
-use super::message::{build_batch, MessageInfo};
-use super::walk::Walk;
+use super::message::{build_batch, MessageInfo, STRUCTURE_BATCH};
+use super::readahead::{Background, MetaAhead, MetaWalk, ReadAhead, ReadState, Walk, Workers};
 use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
 use browse::{MsgExtras, Snapshot};
 use summary::{FolderFlags, Summary};
-use walkahead::{MetaAhead, MetaWalk};
 
 /// Messages whose structure is fetched together when one of them is first needed.
-const STRUCTURE_BATCH: usize = 64;
 /// Message directories whose structure is kept in memory by default (a few hundred bytes each);
 /// beyond this the least recently used are forgotten and fetched again when needed.
 pub const MAX_MESSAGE_INFOS: usize = 20_000;
 /// Sequential read-ahead grows up to this many bytes.
-const MAX_READAHEAD: u64 = 8 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct FsOptions {
@@ -78,30 +75,14 @@ pub struct MailFs {
     known: Mutex<lru::LruCache<(u32, u32), ()>>,
     /// Where reads and walks hand their read-ahead to background workers (see
     /// `start_readahead`).
-    readahead_tx: Mutex<Option<Sender<Background>>>,
+    /// Background read-ahead, once started.
+    workers: std::sync::OnceLock<Workers>,
     /// What each open generated file (FLAGS, INDEX, ...) shows, fixed at open.
     snapshots: Mutex<HashMap<u64, Snapshot>>,
     /// FOLDERS as last built, and when.
     folders_file: Mutex<Option<(Instant, Arc<Vec<u8>>)>>,
     /// Search directories: criteria looked up, recent per folder, last answers.
     searches: Mutex<search::Searches>,
-}
-
-/// Work for the background workers.
-enum Background {
-    Content(ReadAhead),
-    Meta(MetaAhead),
-}
-
-/// A window of a file to fetch in the background.
-#[derive(Clone, Copy, Debug)]
-struct ReadAhead {
-    folder: u32,
-    uidvalidity: u32,
-    uid: u32,
-    file: u32,
-    from: u64,
-    to: u64,
 }
 
 #[derive(Default)]
@@ -164,17 +145,6 @@ impl Listing {
     }
 }
 
-/// Sequential-read detection for one open file.
-#[derive(Clone, Copy, Default)]
-struct ReadState {
-    /// Furthest byte read so far.
-    next: u64,
-    /// Where what was fetched ahead ends.
-    ahead: u64,
-    window: u64,
-}
-
-/// Return freed heap memory to the system (glibc keeps it otherwise).
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory; safe at any time.
@@ -234,7 +204,7 @@ impl MailFs {
             mount_time,
             invalidations: Mutex::new(None),
             known: Mutex::new(lru::LruCache::unbounded()),
-            readahead_tx: Mutex::new(None),
+            workers: std::sync::OnceLock::new(),
             snapshots: Mutex::new(HashMap::new()),
             folders_file: Mutex::new(None),
             searches: Mutex::new(search::Searches::default()),

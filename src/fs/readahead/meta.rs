@@ -4,7 +4,7 @@
 //! background, in windows that double up to [`MAX_WINDOW`] messages. The walk then finds them
 //! in memory instead of waiting for a few round trips every 64 messages.
 
-use super::*;
+use super::super::message::STRUCTURE_BATCH;
 
 /// Most messages fetched ahead in one window.
 const MAX_WINDOW: usize = 1024;
@@ -15,7 +15,7 @@ const MAX_NAMES: usize = 16;
 
 /// The walk seen in one folder.
 #[derive(Default, Debug)]
-pub(super) struct MetaWalk {
+pub struct MetaWalk {
     /// Listing position just after the last batch fetched for a miss: a miss there means the
     /// tool is going through the messages in order.
     expect: Option<usize>,
@@ -32,7 +32,7 @@ pub(super) struct MetaWalk {
 
 /// A window of message directories to fetch in the background.
 #[derive(Clone, Debug)]
-pub(super) struct MetaAhead {
+pub struct MetaAhead {
     pub folder: u32,
     pub uidvalidity: u32,
     pub uids: Vec<u32>,
@@ -105,122 +105,10 @@ impl MetaWalk {
     }
 }
 
-impl MailFs {
-    /// Note a miss of the structure batch `batch` (listing positions, the miss first) and
-    /// queue a window ahead when it continues a walk. Call without holding `structure_lock`.
-    pub(super) fn walk_after_miss(&self, fs: &FolderState, listing: &Listing, batch: &[usize]) {
-        let (Some(&first), Some(&last)) = (batch.first(), batch.iter().max()) else {
-            return;
-        };
-        let mut walk = lock(&fs.meta_walk);
-        let ahead = walk
-            .on_miss(first, last + 1, &listing.uids, self.window_cap())
-            .map(|window| {
-                // The batch just fetched gets its sizes with the window's job (first), not
-                // one file name at a time as the tool asks.
-                let mut uids: Vec<u32> = batch.iter().map(|&i| listing.uids[i]).collect();
-                uids.extend(window);
-                uids
-            });
-        let window = ahead.map(|uids| (uids, walk.names()));
-        drop(walk);
-        self.queue_meta_ahead(fs, listing, window);
-    }
-
-    /// Note that message `uid` was used; queue the next window when the walk reached it.
-    pub(super) fn walk_touch(&self, fs: &FolderState, listing: &Listing, uid: u32) {
-        let mut walk = lock(&fs.meta_walk);
-        let ahead = walk.on_touch(uid, &listing.uids, self.window_cap());
-        // Called on every use of a message directory: copy the names only for a window.
-        let window = ahead.map(|uids| (uids, walk.names()));
-        drop(walk);
-        self.queue_meta_ahead(fs, listing, window);
-    }
-
-    fn window_cap(&self) -> usize {
-        self.opts.max_message_infos / 4
-    }
-
-    fn queue_meta_ahead(
-        &self,
-        fs: &FolderState,
-        listing: &Listing,
-        window: Option<(Vec<u32>, Vec<String>)>,
-    ) {
-        let Some((uids, names)) = window else { return };
-        log::debug!(
-            "{}: walk: fetching {} message directories ahead (UIDs {}..={}), sizes of {:?}",
-            fs.raw,
-            uids.len(),
-            uids.first().copied().unwrap_or(0),
-            uids.last().copied().unwrap_or(0),
-            names
-        );
-        let job = Background::Meta(MetaAhead {
-            folder: fs.id,
-            uidvalidity: listing.data.uidvalidity,
-            uids,
-            names,
-        });
-        // Without background workers (tests), fetch it now.
-        if let Err(Background::Meta(job)) = self.queue_background(job) {
-            if let Err(e) = self.fetch_meta_ahead(job) {
-                log::debug!("walk read-ahead failed: {e}");
-            }
-        }
-    }
-
-    /// Fetch a window queued by a walk: the sizes of the walk's file names for the messages
-    /// whose structures are in memory already (the tool is about to need them), then the
-    /// structures of the others and their sizes, all in a few commands.
-    pub(super) fn fetch_meta_ahead(&self, job: MetaAhead) -> FsResult<()> {
-        let fs = self.folder_state(job.folder)?.ok_or(FsError::NotFound)?;
-        let names: Vec<&str> = job.names.iter().map(String::as_str).collect();
-        let (known, missing): (Vec<u32>, Vec<u32>) = {
-            let infos = lock(&fs.infos);
-            job.uids
-                .iter()
-                .copied()
-                .partition(|u| infos.contains_key(u))
-        };
-        let settle_these = |uids: &[u32]| -> FsResult<()> {
-            let _one_settle_at_a_time = lock(&fs.settle_lock);
-            let batch: Vec<(u32, Arc<MessageInfo>)> = {
-                let infos = lock(&fs.infos);
-                uids.iter()
-                    .filter_map(|u| infos.get(u).map(|i| (*u, i.clone())))
-                    .collect()
-            };
-            self.content
-                .settle(fs.id, &fs.raw, job.uidvalidity, &batch, &names)
-        };
-        if !known.is_empty() {
-            settle_these(&known)?;
-        }
-        if missing.is_empty() {
-            return Ok(());
-        }
-        {
-            let _one_fetch_at_a_time = lock(&fs.structure_lock);
-            let still_missing: Vec<u32> = {
-                let infos = lock(&fs.infos);
-                missing
-                    .iter()
-                    .copied()
-                    .filter(|u| !infos.contains_key(u))
-                    .collect()
-            };
-            if !still_missing.is_empty() {
-                self.load_structures(&fs, job.uidvalidity, &still_missing)?;
-            }
-        }
-        settle_these(&missing)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     const CAP: usize = 5000;
 
