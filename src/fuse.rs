@@ -1,10 +1,9 @@
 //! The thin adapter between fuser's callbacks and the filesystem core: argument and reply
-//! conversion, directory snapshots per open handle, TTLs. No filesystem logic lives here.
+//! conversion, TTLs. No filesystem logic lives here (directory snapshots per open handle are
+//! the core's).
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
@@ -22,33 +21,16 @@ const SHORT_TTL: Duration = Duration::from_secs(1);
 
 pub struct FuseAdapter {
     core: Arc<MailFs>,
-    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
-    next_dir: AtomicU64,
 }
 
 impl FuseAdapter {
     pub fn new(core: Arc<MailFs>) -> FuseAdapter {
-        FuseAdapter {
-            core,
-            dirs: Mutex::new(HashMap::new()),
-            next_dir: AtomicU64::new(1),
-        }
+        FuseAdapter { core }
     }
 
-    /// The entries snapshotted at opendir (or read now, for a handle we do not know).
+    /// The entries snapshotted at opendir (or read now, for a handle the core does not know).
     fn entries(&self, ino: INodeNo, fh: FileHandle) -> Result<Arc<Vec<DirEntry>>, Errno> {
-        match self.dirs().get(&fh.0).cloned() {
-            Some(e) => Ok(e),
-            None => self
-                .core
-                .readdir(ino.0)
-                .map(Arc::new)
-                .map_err(|e| errno(&e)),
-        }
-    }
-
-    fn dirs(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Vec<DirEntry>>>> {
-        crate::sync::lock(&self.dirs)
+        self.core.dir_entries(ino.0, fh.0).map_err(|e| errno(&e))
     }
 }
 
@@ -128,13 +110,8 @@ impl Filesystem for FuseAdapter {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        // Snapshot the entries so that a listing read in several calls is consistent.
-        match self.core.readdir(ino.0) {
-            Ok(entries) => {
-                let fh = self.next_dir.fetch_add(1, Ordering::Relaxed);
-                self.dirs().insert(fh, Arc::new(entries));
-                reply.opened(FileHandle(fh), FopenFlags::empty());
-            }
+        match self.core.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -204,12 +181,8 @@ impl Filesystem for FuseAdapter {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        let snapshot = self.dirs().remove(&fh.0);
         reply.ok();
-        if snapshot.is_some_and(|s| s.len() >= 10_000) {
-            // A big folder's snapshot (tens of bytes an entry) is gone: return the memory.
-            crate::fs::release_free_memory();
-        }
+        self.core.releasedir(fh.0);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {

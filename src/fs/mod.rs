@@ -5,6 +5,7 @@
 
 mod content;
 mod core;
+mod dirsnap;
 #[cfg(test)]
 pub(crate) mod fake;
 mod folders;

@@ -293,3 +293,27 @@ fn unreadable_structure_still_lists_the_message_with_its_header() {
 mod content;
 mod faults;
 mod structures;
+
+#[test]
+fn an_open_directory_lists_what_it_held_at_opendir() {
+    let f = fixture(Duration::ZERO);
+    let inbox = path_ino(&f.fs, "INBOX").unwrap();
+    let fh = f.fs.opendir(inbox).unwrap();
+    let six = f.store.folders.lock().unwrap()["INBOX"].messages[&5].clone();
+    f.store.add_message("INBOX", 6, six);
+    let held: Vec<String> =
+        f.fs.dir_entries(inbox, fh)
+            .unwrap()
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+    assert_eq!(held[2..], ["INDEX", "SEARCH", "5"]);
+    let fresh = f.fs.opendir(inbox).unwrap();
+    assert_eq!(
+        f.fs.dir_entries(inbox, fresh).unwrap().len(),
+        held.len() + 1
+    );
+    f.fs.releasedir(fh);
+    // A handle the core does not know (released) lists the directory as it is now.
+    assert_eq!(f.fs.dir_entries(inbox, fh).unwrap().len(), held.len() + 1);
+}

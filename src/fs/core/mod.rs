@@ -28,6 +28,7 @@ use crate::sync::lock;
 use super::Invalidation;
 
 use super::content::{ContentFetcher, MsgCtx, UNKNOWN_SIZE_GUESS};
+use super::dirsnap::DirSnapshots;
 use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
 use super::inodes::{InodeTable, Node, ROOT_INO};
 use super::layout;
@@ -75,6 +76,8 @@ pub struct MailFs {
     known: Mutex<lru::LruCache<(u32, u32), ()>>,
     /// Where reads and walks hand their read-ahead to background workers (see
     /// `start_readahead`).
+    /// Directory listings kept per open directory handle.
+    dirs: DirSnapshots,
     /// Background read-ahead, once started.
     workers: std::sync::OnceLock<Workers>,
     /// What each open generated file (FLAGS, INDEX, ...) shows, fixed at open.
@@ -205,6 +208,7 @@ impl MailFs {
             invalidations: Mutex::new(None),
             known: Mutex::new(lru::LruCache::unbounded()),
             workers: std::sync::OnceLock::new(),
+            dirs: DirSnapshots::default(),
             snapshots: Mutex::new(HashMap::new()),
             folders_file: Mutex::new(None),
             searches: Mutex::new(search::Searches::default()),
