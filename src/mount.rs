@@ -64,7 +64,11 @@ pub fn spawn_auto_unmount(mountpoint: &Path, fsname: &str) -> Result<(), String>
                     && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
                 {
                 }
-                if mount_at(&mountpoint) == Some(("fuse.imapfs".into(), fsname.to_string())) {
+                // Still ours? (root mounts show as type "fuse", fusermount3's as "fuse.imapfs")
+                if let Some((fstype, source)) = mount_at(&mountpoint)
+                    .filter(|(t, s)| (t == "fuse" || t == "fuse.imapfs") && s == fsname)
+                {
+                    log::debug!("auto_unmount: detaching {fstype} {source}");
                     let _ = lazy_unmount(&mountpoint);
                 }
                 libc::_exit(0)
