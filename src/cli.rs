@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub poll_interval: u64,
 
-    /// Mount options, comma-separated (allow_other, allow_root, default_permissions, ...)
+    /// Comma-separated: mount options (allow_other, auto_unmount, nonempty, ...) and any option above as name=value
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
 

@@ -392,3 +392,48 @@ def drop_to_nobody():
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)
+
+
+class DK_SystemdUnit(unittest.TestCase):
+    def test_contrib_unit_runs_as_systemd_would(self):
+        """contrib/imapfs@.service's ExecStart, with ${VAR}s from a conf file substituted as systemd does (one
+        word each), under NOTIFY_SOCKET: READY=1 once mounted; then its ExecStop unmounts and imapfs exits 0.
+        (This machine runs no systemd, so systemd itself is not in the loop.)"""
+        w = world()
+        unit = {}
+        with open(os.path.join(REPO, "contrib", "imapfs@.service")) as f:
+            for line in f:
+                if "=" in line and not line.startswith("#"):
+                    k, v = line.rstrip("\n").split("=", 1)
+                    unit[k] = v
+        self.assertEqual(unit["Type"], "notify")
+        mp = w.newdir("unit")
+        conf = {"URL": w.url(), "MOUNTPOINT": mp,
+                "OPTIONS": "ca_file=%s,password_command=cat %s" % (w.env["CA_FILE"], password_file(w))}
+
+        def argv(line):
+            words = [conf.get(x[2:-1], x) if x.startswith("${") else x for x in line.lstrip("-").split()]
+            return [binary() if x == "/usr/local/bin/imapfs" else x for x in words]
+
+        addr = os.path.join(w.tmp, "unit-notify-%d" % os.getpid())
+        sock = datagram_socket(addr)
+        logf = open(mp + ".log", "wb")
+        proc = subprocess.Popen(argv(unit["ExecStart"]), env=w.child_env(None, {"NOTIFY_SOCKET": addr}),
+                                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
+        try:
+            got, ok = recv_until(sock, b"READY=1", 30)
+            self.assertTrue(ok, "no READY=1 from the unit's command; got %r" % got)
+            self.assertTrue(is_mounted(mp))
+            r = run(argv(unit["ExecStop"]), timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(proc.wait(timeout=15), 0)
+            self.assertFalse(is_mounted(mp))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if is_mounted(mp):
+                run(["fusermount3", "-uz", mp], timeout=10)
+            logf.close()
+            sock.close()
+            os.unlink(addr)
