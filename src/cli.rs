@@ -88,7 +88,8 @@ Examples:
   /etc/fstab: imaps://alice@mail.example.org /home/alice/mail fuse.imapfs noauto,user,_netdev,password_command=pass\\040mail 0 0
 
 Unmount:  fusermount3 -u MOUNTPOINT   (or SIGTERM/SIGINT to the process)
-Logs:     background mounts log to syslog (journalctl -t imapfs), or to --log-file FILE";
+Logs:     background mounts log to syslog (journalctl -t imapfs; without syslog to
+          ~/.local/state/imapfs/imapfs.log), or to --log-file FILE";
 
 /// Where to connect, from the URL.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,5 +1,6 @@
-//! Where log lines go: stderr in the foreground, syslog (`/dev/log`) once in the background, or
-//! a file given with `--log-file` (either way).
+//! Where log lines go: stderr in the foreground, syslog (`/dev/log`) once in the background (or,
+//! where there is no syslog, `~/.local/state/imapfs/imapfs.log`), or a file given with
+//! `--log-file` (either way).
 //!
 //! Syslog is written by hand (a datagram per line in the RFC 3164 form glibc's syslog() sends,
 //! which journald and rsyslog read): a few lines of std, where the `syslog` crate would bring a
@@ -8,7 +9,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The socket of the local syslog daemon (or journald's syslog socket).
@@ -76,6 +77,38 @@ pub fn to_file(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("--log-file {}: {e}", path.display()))?;
     *dest() = Dest::File(file);
     Ok(())
+}
+
+/// Where a background process logs when there is no syslog socket:
+/// `$XDG_STATE_HOME/imapfs/imapfs.log` (by default `~/.local/state/imapfs/imapfs.log`).
+pub fn state_log_path() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".local/state"),
+    };
+    Some(base.join("imapfs").join("imapfs.log"))
+}
+
+/// Log to [`state_log_path`], creating its directory (0700). False if that is impossible.
+pub fn to_state_file() -> bool {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(path) = state_log_path() else {
+        return false;
+    };
+    let dir_ok = path.parent().is_some_and(|dir| {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .is_ok()
+    });
+    dir_ok && to_file(&path).is_ok()
+}
+
+/// True if something could be listening on the syslog socket.
+pub fn syslog_available() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(SYSLOG_SOCKET).is_ok_and(|m| m.file_type().is_socket())
 }
 
 /// Send log lines to syslog. False if there is no syslog socket (the lines would be lost).

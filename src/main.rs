@@ -93,12 +93,10 @@ fn run(
     let daemon = if args.foreground {
         Daemon::Foreground
     } else {
-        let syslog = args.log_file.is_none();
-        if syslog && !std::path::Path::new(logging::SYSLOG_SOCKET).exists() {
-            eprintln!(
-                "imapfs: warning: no syslog socket {}: the background process's log lines are lost (use --log-file FILE)",
-                logging::SYSLOG_SOCKET
-            );
+        let syslog = args.log_file.is_none() && logging::syslog_available();
+        if args.log_file.is_none() && !syslog {
+            // No syslog (a container, a minimal system): a file in the user's state directory.
+            logging::to_state_file();
         }
         let daemon = mount::background()?;
         if syslog {

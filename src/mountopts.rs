@@ -28,6 +28,21 @@ pub fn translate(argv: Vec<OsString>, cmd: &clap::Command) -> Result<Vec<OsStrin
                 }
             },
             Some(s) if s.starts_with("-o") && !s.starts_with("--") => OsString::from(&s[2..]),
+            // `-fo OPTS`, `-dfoOPTS`: flags clustered before the o
+            Some(s) if cluster_o(s, cmd).is_some() => {
+                let (flags, value) = cluster_o(s, cmd).unwrap_or_default();
+                rest.push(OsString::from(flags));
+                match value {
+                    Some(v) => OsString::from(v),
+                    None => match it.next() {
+                        Some(v) => v,
+                        None => {
+                            rest.push("-o".into());
+                            break;
+                        }
+                    },
+                }
+            }
             _ => {
                 rest.push(arg);
                 continue;
@@ -50,6 +65,21 @@ pub fn translate(argv: Vec<OsString>, cmd: &clap::Command) -> Result<Vec<OsStrin
     }
     out.extend(rest);
     Ok(out)
+}
+
+/// `-abo[VALUE]` where a, b are short flags that take no value: (`-ab`, VALUE if attached).
+fn cluster_o<'a>(arg: &'a str, cmd: &clap::Command) -> Option<(&'a str, Option<&'a str>)> {
+    let body = arg.strip_prefix('-').filter(|b| !b.starts_with('-'))?;
+    let at = body.find('o')?;
+    let is_flag = |c: char| {
+        cmd.get_arguments()
+            .any(|a| a.get_short() == Some(c) && !a.get_action().takes_values())
+    };
+    if at == 0 || !body[..at].chars().all(is_flag) {
+        return None;
+    }
+    let value = &body[at + 1..];
+    Some((&arg[..at + 1], (!value.is_empty()).then_some(value)))
 }
 
 /// Split at commas; `\,` is a comma inside a value and `\\` a backslash (as libfuse's fuse_opt).
@@ -204,6 +234,12 @@ mod tests {
             .unwrap_err()
             .contains("value"));
         assert!(tr(&["imapfs", "-o", "insecure=1"]).is_err());
+        // -o clustered after short flags
+        let got = tr(&["imapfs", "-fo", "timeout=3", "-dfotimeout=4", "-fx"]).unwrap();
+        assert_eq!(
+            got,
+            ["imapfs", "--timeout=3", "--timeout=4", "-f", "-df", "-fx"]
+        );
         // After "--" nothing is translated.
         assert_eq!(tr(&["imapfs", "--", "-o", "x"]).unwrap().len(), 4);
     }

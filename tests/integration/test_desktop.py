@@ -256,6 +256,25 @@ class DK_Desktop(unittest.TestCase):
             if created or os.path.exists(sock_path):
                 os.unlink(sock_path)
 
+    def test_without_syslog_the_state_file_gets_the_first_error(self):
+        """No syslog socket (this machine; elsewhere /dev/null is bind-mounted over /dev/log in a private mount
+        namespace): a background mount logs to $XDG_STATE_HOME/imapfs/imapfs.log."""
+        w = world()
+        m = Mount(w, name="statelog", password="wrong-password", foreground=False)
+        state = os.path.join(w.tmp, "state-%d" % os.getpid())
+        m.env["XDG_STATE_HOME"] = state
+        cmd = m.argv()
+        if os.path.exists("/dev/log"):
+            cmd = ["unshare", "-m", "sh", "-c", 'mount --bind /dev/null /dev/log && exec "$@"', "sh"] + cmd
+        r = run(cmd, timeout=60, env=m.env)
+        self.assertNotEqual(r.returncode, 0)
+        err = r.stderr.decode(errors="replace").strip().splitlines()
+        self.assertEqual(len(err), 1, err)
+        with open(os.path.join(state, "imapfs", "imapfs.log"), encoding="utf-8", errors="replace") as f:
+            logged = f.read()
+        self.assertIn(err[0].replace("imapfs: ", "", 1), logged)
+        self.assertEqual(os.stat(os.path.join(state, "imapfs")).st_mode & 0o777, 0o700)
+
     def test_help_and_version(self):
         r = run([binary(), "--help"], timeout=10)
         out = r.stdout.decode()
