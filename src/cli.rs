@@ -11,7 +11,7 @@ use crate::imap::Security;
 /// The password comes from IMAPFS_PASSWORD, --password-command, --password-file, or a prompt on
 /// the terminal; never from an argument.
 #[derive(Parser, Debug)]
-#[command(name = "imapfs", version)]
+#[command(name = "imapfs", version = VERSION, after_help = EXAMPLES)]
 pub struct Args {
     /// imaps://USER@HOST[:PORT] (TLS, port 993) or imap://USER@HOST[:PORT] (STARTTLS, port 143)
     pub url: String,
@@ -55,14 +55,41 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub poll_interval: u64,
 
-    /// Mount options, comma-separated (allow_other, allow_root, default_permissions, ...)
+    /// Comma-separated: mount options (allow_other, auto_unmount, nonempty, ...) and any option above as name=value
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
 
     /// Debug logging (same as RUST_LOG=imapfs=debug)
     #[arg(short = 'd', long)]
     pub debug: bool,
+
+    /// Append log lines to FILE (default: stderr in the foreground, syslog in the background)
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
 }
+
+/// `--version`: the crate's version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("IMAPFS_GIT_COMMIT"),
+    ")"
+);
+
+const EXAMPLES: &str = "\
+Every option may also be given as -o name=value (e.g. -o password_command=CMD,cache_size=64M),
+which is what /etc/fstab and mount(8) use. Mount options: allow_other, allow_root,
+default_permissions, auto_unmount, nonempty, noexec, noatime; ro/rw/nodev/nosuid/_netdev/user/
+noauto/nofail/x-systemd.* are accepted (the mount is always read-only).
+
+Examples:
+  IMAPFS_PASSWORD=... imapfs imaps://alice@mail.example.org ~/mail
+  imapfs --password-command 'pass mail' imap://bob@127.0.0.1:1143 ~/mail -f
+  /etc/fstab: imaps://alice@mail.example.org /home/alice/mail fuse.imapfs noauto,user,_netdev,password_command=pass\\040mail 0 0
+
+Unmount:  fusermount3 -u MOUNTPOINT   (or SIGTERM/SIGINT to the process)
+Logs:     background mounts log to syslog (journalctl -t imapfs; without syslog to
+          ~/.local/state/imapfs/imapfs.log), or to --log-file FILE";
 
 /// Where to connect, from the URL.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,13 +2,13 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use fuser::INodeNo;
 use imapfs::cli::{parse_url, Args};
@@ -16,7 +16,7 @@ use imapfs::fs::{FsOptions, Invalidation, MailFs};
 use imapfs::fuse::FuseAdapter;
 use imapfs::imap::{ImapStore, ServerConfig};
 use imapfs::mount::{self, Daemon};
-use imapfs::password;
+use imapfs::{logging, mountopts, notify, password};
 
 /// How long one IDLE lasts before it is renewed (and retargeted to the folder in use).
 const IDLE_CYCLE: Duration = Duration::from_secs(20);
@@ -30,12 +30,24 @@ const IN_USE: Duration = Duration::from_secs(600);
 fn main() -> ExitCode {
     // First, while single-threaded: take the password out of the environment.
     let env_password = password::take_from_env();
+    let notify_socket = notify::take_from_env();
     limit_malloc_arenas();
-    let args = Args::parse();
-    init_logging(args.debug);
-    match run(args, env_password) {
+    // `-o name=value` for every option (fstab, mount(8)); a wrong one is a usage error.
+    let argv = match mountopts::translate(std::env::args_os().collect(), &Args::command()) {
+        Ok(argv) => argv,
+        Err(msg) => {
+            eprintln!("imapfs: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let args = Args::parse_from(argv);
+    logging::init(args.debug);
+    match run(args, env_password, notify_socket) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
+            if !logging::on_stderr() {
+                log::error!("{msg}");
+            }
             eprintln!("imapfs: {msg}");
             ExitCode::FAILURE
         }
@@ -58,26 +70,18 @@ fn limit_malloc_arenas() {
     }
 }
 
-fn init_logging(debug: bool) {
-    let default = if debug { "imapfs=debug" } else { "imapfs=warn" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        .format(|buf, record| {
-            writeln!(
-                buf,
-                "imapfs {} {}: {}",
-                record.level(),
-                record.target(),
-                record.args()
-            )
-        })
-        .init();
-}
-
-fn run(args: Args, env_password: Option<imapfs::secret::Secret>) -> Result<(), String> {
+fn run(
+    args: Args,
+    env_password: Option<imapfs::secret::Secret>,
+    notify_socket: Option<OsString>,
+) -> Result<(), String> {
     let url = parse_url(&args.url)?;
-    mount::check_mountpoint(&args.mountpoint)?;
     let fsname = format!("imapfs:{}@{}", url.user, url.host);
-    let config = mount::config(&args.options, &fsname)?;
+    let plan = mountopts::config(&args.options, &fsname)?;
+    mount::check_mountpoint(&args.mountpoint, plan.nonempty)?;
+    if let Some(file) = &args.log_file {
+        logging::to_file(file)?;
+    }
     if args.insecure {
         log::warn!("--insecure: the server's certificate is not verified");
         eprintln!("imapfs: warning: --insecure: the server's certificate is not verified");
@@ -92,18 +96,49 @@ fn run(args: Args, env_password: Option<imapfs::secret::Secret>) -> Result<(), S
     let daemon = if args.foreground {
         Daemon::Foreground
     } else {
-        mount::background()?
+        let syslog = args.log_file.is_none() && logging::syslog_available();
+        if args.log_file.is_none() && !syslog {
+            // No syslog (a container, a minimal system): a file in the user's state directory.
+            logging::to_state_file();
+        }
+        let daemon = mount::background()?;
+        if syslog {
+            logging::to_syslog();
+        }
+        daemon
     };
-    mount_and_serve(&args, url, password, config, daemon)
+    if plan.auto_unmount {
+        if let Err(msg) = mount::spawn_auto_unmount(&args.mountpoint, &fsname) {
+            daemon.report(Err(&msg));
+            return Err(msg);
+        }
+    }
+    let serve = Serve {
+        config: plan.config,
+        daemon,
+        notify_socket,
+    };
+    mount_and_serve(&args, url, password, serve)
+}
+
+/// How to mount and whom to tell.
+struct Serve {
+    config: fuser::Config,
+    daemon: Daemon,
+    notify_socket: Option<OsString>,
 }
 
 fn mount_and_serve(
     args: &Args,
     url: imapfs::cli::ServerUrl,
     password: imapfs::secret::Secret,
-    config: fuser::Config,
-    daemon: Daemon,
+    serve: Serve,
 ) -> Result<(), String> {
+    let Serve {
+        config,
+        daemon,
+        notify_socket,
+    } = serve;
     let server = ServerConfig {
         host: url.host,
         port: url.port,
@@ -120,15 +155,20 @@ fn mount_and_serve(
     let core_cell: Arc<OnceLock<Arc<MailFs>>> = Arc::new(OnceLock::new());
     let (to_unmount, to_refresh) = (unmounter.clone(), core_cell.clone());
     let mountpoint = args.mountpoint.clone();
+    let stop_notify = notify_socket.clone();
     mount::handle_signals(
         move |sig| {
             log::info!("signal {sig}: unmounting");
+            notify::tell(stop_notify.as_ref(), "STOPPING=1");
             match to_unmount.get() {
                 Some(u) => {
                     if let Err(e) = imapfs::sync::lock(u).unmount() {
-                        // Busy: a process sits in the mount, perhaps in a request that waits
-                        // on the server. Detach it anyway rather than leave a dead mount.
-                        log::warn!("unmount failed ({e}); detaching the mount lazily");
+                        // Busy: a process sits in the mount (a file held open, or a request
+                        // waiting on the server). Detach it anyway rather than leave a dead mount.
+                        log::warn!(
+                            "signal {sig}: {} is busy ({e}): detached it lazily; files still open there fail once imapfs exits",
+                            mountpoint.display()
+                        );
                         if let Err(e) = mount::lazy_unmount(&mountpoint) {
                             log::error!("unmount failed: {e}");
                             std::process::exit(1);
@@ -193,9 +233,21 @@ fn mount_and_serve(
     start_watcher(&core);
     log::info!("mounted on {}", args.mountpoint.display());
     daemon.report(Ok(()));
-    session
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() };
+    notify::tell(
+        notify_socket.as_ref(),
+        &format!(
+            "READY=1\nMAINPID={pid}\nSTATUS=mounted on {}",
+            args.mountpoint.display()
+        ),
+    );
+    let result = session
         .run()
-        .map_err(|e| format!("FUSE session ended with an error: {e}"))
+        .map_err(|e| format!("FUSE session ended with an error: {e}"));
+    log::info!("unmounted {}", args.mountpoint.display());
+    notify::tell(notify_socket.as_ref(), "STOPPING=1");
+    result
 }
 
 /// Carry the core's invalidations to the kernel from a thread of their own (notifying from

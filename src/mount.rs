@@ -5,51 +5,6 @@ use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 
-use fuser::{Config, MountOption, SessionACL};
-
-/// fuser configuration from `-o` options. The mount is always read-only, nosuid, nodev.
-pub fn config(options: &[String], fsname: &str) -> Result<Config, String> {
-    let mut cfg = Config::default();
-    cfg.mount_options = vec![
-        MountOption::FSName(fsname.to_string()),
-        MountOption::Subtype("imapfs".into()),
-        MountOption::RO,
-        MountOption::NoSuid,
-        MountOption::NoDev,
-    ];
-    for opt in options.iter().flat_map(|o| o.split(',')).map(str::trim) {
-        match opt {
-            "" | "ro" => {}
-            "rw" => return Err("imapfs is read-only: -o rw is not supported".into()),
-            "allow_other" => cfg.acl = SessionACL::All,
-            "allow_root" => cfg.acl = SessionACL::RootAndOwner,
-            "default_permissions" => push(&mut cfg, MountOption::DefaultPermissions),
-            "auto_unmount" => push(&mut cfg, MountOption::AutoUnmount),
-            "noexec" => push(&mut cfg, MountOption::NoExec),
-            "noatime" => push(&mut cfg, MountOption::NoAtime),
-            other if other.starts_with("fsname=") || other.starts_with("subtype=") => {
-                return Err(format!("-o {other}: set by imapfs itself"))
-            }
-            other => push(&mut cfg, MountOption::CUSTOM(other.to_string())),
-        }
-    }
-    // Others may read the mount only under the kernel's permission checks (files are 0444
-    // and owned by the mounting user, so this keeps the mode bits meaningful).
-    if cfg.acl != SessionACL::Owner {
-        push(&mut cfg, MountOption::DefaultPermissions);
-    }
-    // Several workers: a slow fetch must not hold up an unrelated ls or stat.
-    cfg.n_threads = Some(8);
-    cfg.clone_fd = true;
-    Ok(cfg)
-}
-
-fn push(cfg: &mut Config, opt: MountOption) {
-    if !cfg.mount_options.contains(&opt) {
-        cfg.mount_options.push(opt);
-    }
-}
-
 /// Detach the mount at `path` even while it is busy (`umount2(MNT_DETACH)` as root, else
 /// `fusermount3 -u -z`): processes inside keep what they hold, new ones no longer see it.
 pub fn lazy_unmount(path: &Path) -> Result<(), String> {
@@ -78,13 +33,128 @@ pub fn lazy_unmount(path: &Path) -> Result<(), String> {
     Err(last)
 }
 
-/// Refuse a mountpoint that is missing or not a directory, with a clear message.
-pub fn check_mountpoint(path: &Path) -> Result<(), String> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(format!("mountpoint {} is not a directory", path.display())),
-        Err(e) => Err(format!("mountpoint {}: {e}", path.display())),
+/// `-o auto_unmount`: a small child process whose only job is to detach the mount if this
+/// process dies without unmounting (even by SIGKILL), as fusermount3's auto_unmount does. fuser
+/// offers AutoUnmount only with allow_other/allow_root; this works for the mounting user alone.
+/// Must run before any thread is started.
+pub fn spawn_auto_unmount(mountpoint: &Path, fsname: &str) -> Result<(), String> {
+    let mountpoint = std::fs::canonicalize(mountpoint)
+        .map_err(|e| format!("mountpoint {}: {e}", mountpoint.display()))?;
+    let mut fds = [0; 2];
+    // SAFETY: plain syscalls on fresh descriptors; single-threaded (documented precondition), so
+    // the child may allocate and run ordinary code.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+        }
+        match libc::fork() {
+            -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+            0 => {
+                // Only the parent's death may end this process: not ^C or a hangup meant for it.
+                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
+                    libc::signal(sig, libc::SIG_IGN);
+                }
+                let keep = fds[0] as libc::c_uint;
+                // Hold no other descriptor (the background pipe, a terminal) open.
+                libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, keep - 1, 0);
+                libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0);
+                detach_stdio();
+                let mut byte = [0u8; 1];
+                while libc::read(fds[0], byte.as_mut_ptr().cast(), 1) != 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                {
+                }
+                // Still ours? (root mounts show as type "fuse", fusermount3's as "fuse.imapfs")
+                if let Some((fstype, source)) = mount_at(&mountpoint)
+                    .filter(|(t, s)| (t == "fuse" || t == "fuse.imapfs") && s == fsname)
+                {
+                    log::debug!("auto_unmount: detaching {fstype} {source}");
+                    let _ = lazy_unmount(&mountpoint);
+                }
+                libc::_exit(0)
+            }
+            _ => {
+                libc::close(fds[0]);
+                // The write end stays open (close-on-exec) for as long as this process lives.
+                Ok(())
+            }
+        }
     }
+}
+
+/// Refuse a mountpoint that is missing, not a directory, a dead mount, or (unless `nonempty`)
+/// not empty or already a mount point, with a clear message.
+pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("mountpoint {shown} is not a directory")),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            return Err(format!(
+                "mountpoint {shown} is a dead mount (its filesystem process is gone): run `fusermount3 -u {shown}` first"
+            ))
+        }
+        Err(e) => return Err(format!("mountpoint {shown}: {e}")),
+    }
+    if nonempty {
+        return Ok(());
+    }
+    if let Some((fstype, source)) = mount_at(path) {
+        return Err(format!(
+            "mountpoint {shown} is already a mount point ({fstype} {source}); unmount it first, or mount over it with -o nonempty"
+        ));
+    }
+    let mut entries = std::fs::read_dir(path).map_err(|e| format!("mountpoint {shown}: {e}"))?;
+    if entries.next().is_some() {
+        return Err(format!(
+            "mountpoint {shown} is not empty (its files would be hidden); use an empty directory, or -o nonempty"
+        ));
+    }
+    Ok(())
+}
+
+/// The file system type and source of the topmost mount at `path`, from /proc/self/mountinfo.
+pub fn mount_at(path: &Path) -> Option<(String, String)> {
+    use std::os::unix::ffi::OsStrExt;
+    let want = std::fs::canonicalize(path).ok()?;
+    let info = std::fs::read("/proc/self/mountinfo").ok()?;
+    let mut found = None;
+    for line in info.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == b"-") else {
+            continue;
+        };
+        if fields.len() < sep + 3 || fields.len() < 5 {
+            continue;
+        }
+        if unescape_mountinfo(fields[4]) == want.as_os_str().as_bytes() {
+            let text = |b: &[u8]| String::from_utf8_lossy(&unescape_mountinfo(b)).into_owned();
+            found = Some((text(fields[sep + 1]), text(fields[sep + 2])));
+        }
+    }
+    found
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo` (octal).
+fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let oct = field
+            .get(i + 1..i + 4)
+            .filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(o) if field[i] == b'\\' => {
+                out.push(o.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
+                i += 4;
+            }
+            _ => {
+                out.push(field[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// The parent's half of going to the background: it waits for the child's word.
@@ -138,6 +208,9 @@ impl Daemon {
     pub fn report(self, result: Result<(), &str>) {
         let Daemon::Child(fd) = self else { return };
         let mut pipe = std::fs::File::from(fd);
+        if let (Err(msg), false) = (result, crate::logging::on_stderr()) {
+            log::error!("{msg}");
+        }
         let _ = match result {
             Ok(()) => pipe.write_all(b"ok"),
             Err(msg) => pipe.write_all(msg.as_bytes()),
@@ -202,29 +275,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn options() {
-        let cfg = config(&["allow_other,noatime".into()], "imapfs:a@b").unwrap();
-        assert_eq!(cfg.acl, SessionACL::All);
-        assert!(cfg.mount_options.contains(&MountOption::DefaultPermissions));
-        assert!(cfg.mount_options.contains(&MountOption::NoAtime));
-        assert!(cfg.mount_options.contains(&MountOption::RO));
-        assert!(config(&["rw".into()], "x").is_err());
-        let plain = config(&[], "x").unwrap();
-        assert_eq!(plain.acl, SessionACL::Owner);
-        assert!(!plain
-            .mount_options
-            .contains(&MountOption::DefaultPermissions));
-    }
-
-    #[test]
     fn mountpoint_checks() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(check_mountpoint(dir.path()).is_ok());
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(check_mountpoint(&empty, false).is_ok());
         let file = dir.path().join("f");
         std::fs::write(&file, "").unwrap();
-        assert!(check_mountpoint(&file)
+        assert!(check_mountpoint(&file, false)
             .unwrap_err()
             .contains("not a directory"));
-        assert!(check_mountpoint(&dir.path().join("missing")).is_err());
+        assert!(check_mountpoint(&dir.path().join("missing"), false).is_err());
+        let err = check_mountpoint(dir.path(), false).unwrap_err();
+        assert!(err.contains("is not empty"), "{err}");
+        assert!(check_mountpoint(dir.path(), true).is_ok());
+        // /proc is a mount point wherever this runs.
+        let err = check_mountpoint(Path::new("/proc"), false).unwrap_err();
+        assert!(err.contains("already a mount point (proc"), "{err}");
+        assert_eq!(unescape_mountinfo(br"/a\040b\134c\"), b"/a b\\c\\");
     }
 }

@@ -583,6 +583,7 @@ class World:
     def child_env(self, password, extra=None):
         e = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
         e.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        e["XDG_STATE_HOME"] = os.path.join(self.tmp, "state")  # background logs without syslog (README, Logs)
         if password is not None:
             e["IMAPFS_PASSWORD"] = password
         e.update(extra or {})

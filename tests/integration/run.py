@@ -10,7 +10,8 @@ usage: tests/integration/run.py [--long] [--server NAME] [--tier T,...] [-k PATT
   --tier T,...   only these tiers (default: all): content (A_Content B_PartialRead BB_Reads Y_Corpus),
                  live (BC_Live), faults (E_Faults F_Load), errors (C_Errors), lifecycle (D_Lifecycle),
                  extensions (X_Extensions: what imapfs sends to --server dovecot-min; only when named),
-                 hostile (H_Hostile: a scripted hostile server, tests/integration/fakeimap.py);
+                 hostile (H_Hostile: a scripted hostile server, tests/integration/fakeimap.py),
+                 desktop (DK_Desktop DK_SystemdUnit: fstab and mount(8), systemd readiness, logs, lifecycle);
                  the read-only check Z_FlagsUnchanged always runs last
 """
 import os
@@ -30,6 +31,7 @@ TIERS = {
     "search": ["S_Search"],
     "extensions": ["X_Extensions"],  # only when asked for; needs --server dovecot-min
     "hostile": ["H_Hostile", "H_ContentHostile"],  # a fake server (test_hostile.py) and Dovecot
+    "desktop": ["DK_Desktop", "DK_SystemdUnit"],  # fstab/mount(8), systemd readiness, logs, lifecycle (test_desktop.py)
 }
 
 
@@ -71,6 +73,7 @@ def main():
     import test_browse  # noqa: E402
     import test_content_hostile  # noqa: E402
     import test_corpus  # noqa: E402
+    import test_desktop  # noqa: E402
     import test_faults  # noqa: E402
     import test_hostile  # noqa: E402
     import test_mount  # noqa: E402
@@ -92,6 +95,7 @@ def main():
     # explicit order: content first, the flags check last
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
                test_content_hostile.H_ContentHostile, test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
+               test_desktop.DK_Desktop, test_desktop.DK_SystemdUnit,
                test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_browse.X_Browse, test_search.S_Search,
                test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     if tiers is not None:
