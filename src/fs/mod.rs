@@ -14,7 +14,7 @@ mod message;
 mod permits;
 mod walk;
 
-pub use self::core::{release_free_memory, FsOptions, MailFs, MAX_MESSAGE_INFOS};
+pub use self::core::{release_free_memory, FsOptions, MailFs, StatFs, MAX_MESSAGE_INFOS};
 
 use crate::store::StoreError;
 
@@ -111,6 +111,8 @@ pub struct DirEntry {
 
 #[cfg(test)]
 mod browse_tests;
+#[cfg(test)]
+mod desktop_tests;
 #[cfg(test)]
 mod search_tests;
 #[cfg(test)]

@@ -37,6 +37,7 @@ mod mapping;
 mod parse;
 mod plan;
 mod pool;
+mod quota;
 mod response;
 mod search;
 mod session;

@@ -8,8 +8,10 @@ mod live;
 mod messages;
 mod reading;
 mod search;
+mod statfs;
 mod summary;
 mod walkahead;
+mod xattr;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -37,6 +39,8 @@ use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
 use browse::{MsgExtras, Snapshot};
 use summary::{FolderFlags, Summary};
 use walkahead::{MetaAhead, MetaWalk};
+
+pub use statfs::StatFs;
 
 /// Messages whose structure is fetched together when one of them is first needed.
 const STRUCTURE_BATCH: usize = 64;
@@ -86,6 +90,8 @@ pub struct MailFs {
     folders_file: Mutex<Option<(Instant, Arc<Vec<u8>>)>>,
     /// Search directories: criteria looked up, recent per folder, last answers.
     searches: Mutex<search::Searches>,
+    /// The account's quota, for `df`.
+    quota: statfs::QuotaCache,
 }
 
 /// Work for the background workers.
@@ -241,6 +247,7 @@ impl MailFs {
             snapshots: Mutex::new(HashMap::new()),
             folders_file: Mutex::new(None),
             searches: Mutex::new(search::Searches::default()),
+            quota: statfs::QuotaCache::default(),
         }
     }
 
