@@ -10,7 +10,8 @@ usage: tests/integration/run.py [--long] [--server NAME] [--tier T,...] [-k PATT
   --tier T,...   only these tiers (default: all): content (A_Content B_PartialRead BB_Reads Y_Corpus),
                  live (BC_Live), faults (E_Faults F_Load), errors (C_Errors), lifecycle (D_Lifecycle),
                  extensions (X_Extensions: what imapfs sends to --server dovecot-min; only when named),
-                 hostile (H_Hostile: a scripted hostile server, tests/integration/fakeimap.py);
+                 hostile (H_Hostile: a scripted hostile server, tests/integration/fakeimap.py),
+                 desktop (W_Desktop: df with a quota, extended attributes);
                  the read-only check Z_FlagsUnchanged always runs last
 """
 import os
@@ -28,6 +29,7 @@ TIERS = {
     "lifecycle": ["D_Lifecycle"],
     "browse": ["X_Browse"],
     "search": ["S_Search"],
+    "desktop": ["W_Desktop"],  # df (quota) and extended attributes
     "extensions": ["X_Extensions"],  # only when asked for; needs --server dovecot-min
     "hostile": ["H_Hostile", "H_ContentHostile"],  # a fake server (test_hostile.py) and Dovecot
 }
@@ -71,6 +73,7 @@ def main():
     import test_browse  # noqa: E402
     import test_content_hostile  # noqa: E402
     import test_corpus  # noqa: E402
+    import test_desktop_fs  # noqa: E402
     import test_faults  # noqa: E402
     import test_hostile  # noqa: E402
     import test_mount  # noqa: E402
@@ -93,7 +96,7 @@ def main():
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
                test_content_hostile.H_ContentHostile, test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
                test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_browse.X_Browse, test_search.S_Search,
-               test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
+               test_desktop_fs.W_Desktop, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     if tiers is not None:
         if "extensions" in tiers:
             classes.insert(-1, test_servers.X_Extensions)
