@@ -117,6 +117,79 @@ mod tests {
         assert_eq!(quota_response(b"* QUOTA \"\" (STORAGE 1 2\r\n"), None);
     }
 
+    use super::super::hostile_server::{caps_reply, greet, ok, start, starts, Reply};
+    use crate::store::MailStore;
+    use std::time::{Duration, Instant};
+
+    /// A server advertising `caps` after login, answering GETQUOTAROOT with `answer`.
+    fn server(
+        caps: &'static str,
+        answer: fn(&str) -> Reply,
+    ) -> super::super::hostile_server::Server {
+        start(greet(""), move |tag, cmd| {
+            if starts(cmd, "GETQUOTAROOT") {
+                return answer(tag);
+            }
+            if starts(cmd, "CAPABILITY") {
+                return caps_reply(tag, caps);
+            }
+            ok(tag, b"")
+        })
+    }
+
+    #[test]
+    fn quota_of_the_account() {
+        let f = server("QUOTA", |tag| {
+            ok(
+                tag,
+                b"* QUOTAROOT INBOX \"\" Other\r\n* 3 EXISTS\r\n\
+                  * QUOTA \"\" (STORAGE 512 10240)\r\n* QUOTA Other (STORAGE 9000 9100 MESSAGE 7 50)\r\n",
+            )
+        });
+        let store = ImapStore::connect(f.cfg("pw")).unwrap();
+        let q = store.quota().unwrap().unwrap();
+        assert_eq!(q.storage, Some((9000, 9100)));
+        assert_eq!(q.messages, Some((7, 50)));
+        assert!(f
+            .commands()
+            .iter()
+            .any(|c| c.as_slice() == b"GETQUOTAROOT \"INBOX\""));
+    }
+
+    #[test]
+    fn no_quota() {
+        // Not advertised: never asked.
+        let f = server("IDLE", |tag| ok(tag, b"* QUOTA \"\" (STORAGE 1 2)\r\n"));
+        let store = ImapStore::connect(f.cfg("pw")).unwrap();
+        assert_eq!(store.quota(), Ok(None));
+        assert!(!f.sent("GETQUOTAROOT"));
+        // Refused (no quota root), or answered without a resource we know.
+        for answer in [
+            (|tag: &str| Reply::Now(format!("{tag} NO no quota root\r\n").into_bytes()))
+                as fn(&str) -> Reply,
+            |tag: &str| ok(tag, b"* QUOTAROOT INBOX\r\n* QUOTA \"\" (X-FILES 1 2)\r\n"),
+        ] {
+            let f = server("QUOTA", answer);
+            let store = ImapStore::connect(f.cfg("pw")).unwrap();
+            assert_eq!(store.quota(), Ok(None));
+            assert!(f.sent("GETQUOTAROOT"));
+        }
+    }
+
+    #[test]
+    fn a_dripping_answer_is_bounded() {
+        let f = server("QUOTA", |_| {
+            Reply::Drip(
+                b"* QUOTA \"\" (STORAGE 1 2)".to_vec(),
+                Duration::from_millis(100),
+            )
+        });
+        let store = ImapStore::connect(f.cfg("pw")).unwrap();
+        let t0 = Instant::now();
+        assert!(matches!(store.quota(), Err(StoreError::Connection(_))));
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    }
+
     #[test]
     fn the_tightest_root_wins() {
         let mut q = Quota::default();
