@@ -151,7 +151,7 @@ class W_Desktop(unittest.TestCase):
 
     def test_xattrs_against_the_server(self):
         ref = Reference(self.w.env)
-        checked_dirs = checked_parts = with_charset = 0
+        checked_dirs = checked_parts = with_charset = utf8 = 0
         try:
             with Watchdog(self.w, 300, "xattrs"):
                 flags = {}
@@ -176,15 +176,22 @@ class W_Desktop(unittest.TestCase):
                             with_charset += 1
                         self.assertEqual({n: os.getxattr(p, n) for n in os.listxattr(p)}, want, p)
                         checked_parts += 1
+                        if os.path.lexists(p + ".utf8"):  # the converted copy: the part's type, in UTF-8
+                            self.assertEqual({n: os.getxattr(p + ".utf8", n) for n in os.listxattr(p + ".utf8")},
+                                             {MIME_TYPE: want[MIME_TYPE], CHARSET: b"utf-8"}, p)
+                            utf8 += 1
+                        if os.path.lexists(p + ".MIME"):
+                            self.assertEqual(os.getxattr(p + ".MIME", MIME_TYPE), b"text/plain")
                     for name, t in (("HEADER", b"text/plain"), ("TEXT", b"text/plain"), ("RFC822", b"message/rfc822")):
                         self.assertEqual(os.getxattr(os.path.join(d, name), MIME_TYPE), t)
                         self.assertEqual(os.listxattr(os.path.join(d, name)), [MIME_TYPE])
                     self.assertEqual(os.listxattr(os.path.join(d, "FLAGS")), [])
-                log("xattrs: %d message directories, %d part files (%d with a charset)" % (
-                    checked_dirs, checked_parts, with_charset))
+                log("xattrs: %d message directories, %d part files (%d with a charset, %d .utf8 copies)" % (
+                    checked_dirs, checked_parts, with_charset, utf8))
                 self.assertGreater(checked_dirs, 50)
                 self.assertGreater(checked_parts, checked_dirs)
                 self.assertGreater(with_charset, 10)
+                self.assertGreater(utf8, 0)
                 # Reading them changed no flag.
                 for folder, before in flags.items():
                     after = {u: f - {"\\Recent"} for u, f in ref.flags(folder).items()}
