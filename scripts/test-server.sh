@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # A throwaway Dovecot IMAP server on 127.0.0.1 for imapfs tests and demos.
 #
-#   scripts/test-server.sh start DIR [--no-starttls] [--capability "CAPS"]
+#   scripts/test-server.sh start DIR [--no-starttls] [--capability "CAPS"] [--quota STORAGE[,MESSAGES]]
 #                                                      start (or reuse) a server whose state lives in DIR
 #       --capability "IMAP4rev1 LITERAL+"  advertise only these capabilities (imap_capability, before and
 #                                          after login; AUTH=/STARTTLS are still added before login): a
 #                                          cut-down server to exercise every client fallback
+#       --quota 10M[,500]                  a per-user quota (Dovecot's quota plugin, count driver, QUOTA in
+#                                          CAPABILITY): storage limit (Dovecot size: 10M, 512k, ...) and
+#                                          optionally a message limit
 #   scripts/test-server.sh stop DIR                    stop it (only the dovecot started from DIR)
 #   scripts/test-server.sh status DIR                  exit 0 when it is running
 #
@@ -46,25 +49,29 @@ master_pid() { # pid of the dovecot master of DIR, if alive
 . "$SCRIPTS/lib/testservers.sh"
 
 cmd_start() {
-    local dir="$1" starttls=yes caps=
+    local dir="$1" starttls=yes caps= quota=
     shift
     while [ $# -gt 0 ]; do
         case "$1" in
             --no-starttls) starttls=no ;;
             --capability) [ $# -ge 2 ] || die "--capability needs a value"; caps=$2; shift ;;
             --capability=*) caps=${1#--capability=} ;;
+            --quota) [ $# -ge 2 ] || die "--quota needs a value"; quota=$2; shift ;;
+            --quota=*) quota=${1#--quota=} ;;
             *) die "unknown option $1" ;;
         esac
         shift
     done
     case "$caps" in *[!A-Za-z0-9\ +=.-]*) die "--capability: unexpected characters in '$caps'" ;; esac
+    case "$quota" in *[!A-Za-z0-9,]*) die "--quota: expected STORAGE[,MESSAGES], got '$quota'" ;; esac
     need_pkgs
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     if master_pid "$dir" >/dev/null; then
         # already running: keep it if the options match
         if grep -q "^STARTTLS=$starttls\$" "$dir/env" 2>/dev/null \
-            && [ "$(sed -n "s/^CAPABILITY=//p" "$dir/env" | tr -d "'")" = "$caps" ]; then
+            && [ "$(sed -n "s/^CAPABILITY=//p" "$dir/env" | tr -d "'")" = "$caps" ] \
+            && [ "$(sed -n "s/^QUOTA=//p" "$dir/env" | tr -d "'")" = "$quota" ]; then
             echo "test-server.sh: already running ($dir)" >&2
             return 0
         fi
@@ -206,6 +213,23 @@ PY
         # AUTH= and STARTTLS); no plugin that adds one (quota, zlib) is loaded in this config anyway
         printf 'imap_capability = %s\n' "$caps" >>"$dir/dovecot.conf"
     fi
+    if [ -n "$quota" ]; then
+        # Dovecot's quota plugin with the count driver (needs quota_vsizes); imap_quota answers
+        # GETQUOTAROOT and adds QUOTA to the capabilities after login
+        local rule="*:storage=${quota%%,*}"
+        case "$quota" in *,*) rule="$rule:messages=${quota#*,}" ;; esac
+        cat >>"$dir/dovecot.conf" <<EOF
+mail_plugins = \$mail_plugins quota
+protocol imap {
+  mail_plugins = \$mail_plugins imap_quota
+}
+plugin {
+  quota = count:User quota
+  quota_vsizes = yes
+  quota_rule = $rule
+}
+EOF
+    fi
     cat >"$dir/env" <<EOF
 IMAP_HOST=127.0.0.1
 IMAPS_PORT=$imaps_port
@@ -219,6 +243,7 @@ DOVECOT_CONF='$dir/dovecot.conf'
 STARTTLS=$starttls
 SERVER=dovecot
 CAPABILITY='$caps'
+QUOTA='$quota'
 EOF
     : >"$dir/log/dovecot.log"
     dovecot -c "$dir/dovecot.conf" 2>>"$dir/log/dovecot.log" || { tail -20 "$dir/log/dovecot.log" >&2; die "dovecot failed to start"; }
@@ -264,8 +289,8 @@ cmd_status() {
 }
 
 case "${1:-}" in
-    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls] [--capability CAPS]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
+    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--quota Q]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
     stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
     status) [ $# -eq 2 ] || die "usage: $0 status DIR"; cmd_status "$2" ;;
-    *) die "usage: $0 start DIR [--no-starttls] [--capability CAPS] | stop DIR | status DIR" ;;
+    *) die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--quota Q] | stop DIR | status DIR" ;;
 esac

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
 use crate::fs::{Attr, DirEntry, FsError, Kind, MailFs, Ttl, CHUNK};
@@ -21,11 +21,21 @@ const SHORT_TTL: Duration = Duration::from_secs(1);
 
 pub struct FuseAdapter {
     core: Arc<MailFs>,
+    /// Answer extended attribute requests (see `without_xattrs`).
+    xattrs: bool,
 }
 
 impl FuseAdapter {
     pub fn new(core: Arc<MailFs>) -> FuseAdapter {
-        FuseAdapter { core }
+        FuseAdapter { core, xattrs: true }
+    }
+
+    /// Tell the kernel there are no extended attributes (ENOSYS: it stops asking). Answering
+    /// them costs `ls -l` a round trip per entry and name it probes (`security.selinux`,
+    /// `system.posix_acl_*`), which the kernel does not cache.
+    pub fn without_xattrs(mut self) -> FuseAdapter {
+        self.xattrs = false;
+        self
     }
 
     /// The entries snapshotted at opendir (or read now, for a handle the core does not know).
@@ -240,6 +250,59 @@ impl Filesystem for FuseAdapter {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        reply.statfs(0, 0, 0, 0, 0, CHUNK as u32, 255, CHUNK as u32);
+        let s = self.core.statfs();
+        reply.statfs(
+            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+        );
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if !self.xattrs {
+            return reply.error(Errno::ENOSYS);
+        }
+        match name.to_str().map(|n| self.core.xattr(ino.0, n)) {
+            Some(Ok(Some(value))) => xattr_reply(&value, size, reply),
+            None | Some(Ok(None)) => reply.error(Errno::from_i32(libc::ENODATA)),
+            Some(Err(e)) => reply.error(errno(&e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if !self.xattrs {
+            return reply.error(Errno::ENOSYS);
+        }
+        match self.core.xattr_list(ino.0) {
+            Ok(list) => xattr_reply(&list, size, reply),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+}
+
+/// An xattr value or name list as the kernel asks for it: its size for a size-0 probe, ERANGE
+/// when the caller's buffer is too small.
+fn xattr_reply(value: &[u8], size: u32, reply: ReplyXattr) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(value);
     }
 }

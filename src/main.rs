@@ -3,7 +3,6 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::{OsStr, OsString};
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

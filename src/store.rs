@@ -281,6 +281,21 @@ pub trait MailStore: Send + Sync {
     fn folder_counts(&self) -> Result<Vec<FolderCounts>> {
         Err(StoreError::Server("folder counts are not offered".into()))
     }
+
+    /// The account's quota (`GETQUOTAROOT INBOX`, RFC 9208); `None` when the server has no
+    /// QUOTA or no quota applies to INBOX.
+    fn quota(&self) -> Result<Option<Quota>> {
+        Ok(None)
+    }
+}
+
+/// An account's quota: (usage, limit) of each resource the server reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// STORAGE, in units of 1024 octets.
+    pub storage: Option<(u64, u64)>,
+    /// MESSAGE: a number of messages.
+    pub messages: Option<(u64, u64)>,
 }
 
 /// One message for a folder summary, as the server gives it.

@@ -12,13 +12,13 @@ use super::{FsError, FsOptions, Kind, MailFs};
 
 const HEADER: &[u8] = b"From: =?iso-8859-1?q?J=F6rg?= <j@example.org>\r\nSubject: Invoice\r\n\tMarch\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n";
 
-struct Fx {
-    store: Arc<FakeStore>,
-    fs: MailFs,
+pub(super) struct Fx {
+    pub store: Arc<FakeStore>,
+    pub fs: MailFs,
     body: Vec<u8>,
 }
 
-fn fixture(poll: Duration) -> Fx {
+pub(super) fn fixture(poll: Duration) -> Fx {
     let store = Arc::new(FakeStore::new());
     store.add_folder("INBOX", true, 1);
     store.add_folder("INBOX/INDEX", true, 2);

@@ -16,7 +16,7 @@ mod message;
 mod permits;
 mod readahead;
 
-pub use self::core::{release_free_memory, FsOptions, MailFs, MAX_MESSAGE_INFOS};
+pub use self::core::{release_free_memory, FsOptions, MailFs, StatFs, MAX_MESSAGE_INFOS};
 
 use crate::store::StoreError;
 
@@ -113,6 +113,8 @@ pub struct DirEntry {
 
 #[cfg(test)]
 mod browse_tests;
+#[cfg(test)]
+mod desktop_tests;
 #[cfg(test)]
 mod search_tests;
 #[cfg(test)]

@@ -38,6 +38,7 @@ mod mapping;
 mod parse;
 mod plan;
 mod pool;
+mod quota;
 mod refresh;
 mod response;
 mod search;

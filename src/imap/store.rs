@@ -1,8 +1,8 @@
 //! [`ImapStore`]: the [`MailStore`] over a pool of IMAP connections: retry and fail-fast, the
 //! isolation of unreadable messages in a structure batch, the IDLE slot. Read-only by
-//! construction: only LIST, EXAMINE, STATUS, NOOP, UID SEARCH, IDLE and `UID FETCH` with
-//! `BODY.PEEK`/`BINARY.PEEK` are ever sent. The fetch planner is in [`plan`](super::plan), the
-//! answers' mapping in [`mapping`](super::mapping).
+//! construction: only LIST, EXAMINE, STATUS, NOOP, UID SEARCH, IDLE, GETQUOTAROOT and
+//! `UID FETCH` with `BODY.PEEK`/`BINARY.PEEK` are ever sent. The fetch planner is in
+//! [`plan`](super::plan), the answers' mapping in [`mapping`](super::mapping).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -397,5 +397,10 @@ impl MailStore for ImapStore {
 
     fn folder_counts(&self) -> Result<Vec<FolderCounts>> {
         self.browse_counts()
+    }
+
+    // The quota: see `quota`.
+    fn quota(&self) -> Result<Option<crate::store::Quota>> {
+        self.account_quota()
     }
 }

@@ -11,7 +11,8 @@ usage: tests/integration/run.py [--long] [--server NAME] [--tier T,...] [-k PATT
                  live (BC_Live), faults (E_Faults F_Load), errors (C_Errors), lifecycle (D_Lifecycle),
                  extensions (X_Extensions: what imapfs sends to --server dovecot-min; only when named),
                  hostile (H_Hostile: a scripted hostile server, tests/integration/fakeimap.py),
-                 desktop (DK_Desktop DK_SystemdUnit: fstab and mount(8), systemd readiness, logs, lifecycle);
+                 desktop (DK_Desktop DK_SystemdUnit W_Desktop: fstab and mount(8), systemd readiness, logs, lifecycle,
+                 df with a quota, extended attributes);
                  the read-only check Z_FlagsUnchanged always runs last
 """
 import os
@@ -31,7 +32,7 @@ TIERS = {
     "search": ["S_Search"],
     "extensions": ["X_Extensions"],  # only when asked for; needs --server dovecot-min
     "hostile": ["H_Hostile", "H_ContentHostile"],  # a fake server (test_hostile.py) and Dovecot
-    "desktop": ["DK_Desktop", "DK_SystemdUnit"],  # fstab/mount(8), systemd readiness, logs, lifecycle (test_desktop.py)
+    "desktop": ["DK_Desktop", "DK_SystemdUnit", "W_Desktop"],  # fstab/mount(8), systemd, logs, lifecycle (test_desktop.py); df, xattrs (test_desktop_fs.py)
 }
 
 
@@ -74,6 +75,7 @@ def main():
     import test_content_hostile  # noqa: E402
     import test_corpus  # noqa: E402
     import test_desktop  # noqa: E402
+    import test_desktop_fs  # noqa: E402
     import test_faults  # noqa: E402
     import test_hostile  # noqa: E402
     import test_mount  # noqa: E402
@@ -97,7 +99,7 @@ def main():
                test_content_hostile.H_ContentHostile, test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
                test_desktop.DK_Desktop, test_desktop.DK_SystemdUnit,
                test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_browse.X_Browse, test_search.S_Search,
-               test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
+               test_desktop_fs.W_Desktop, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
     if tiers is not None:
         if "extensions" in tiers:
             classes.insert(-1, test_servers.X_Extensions)

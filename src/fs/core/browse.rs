@@ -15,7 +15,7 @@ use super::*;
 #[derive(Debug)]
 pub struct MsgExtras {
     pub items: Vec<(String, Extra)>,
-    nodes: Vec<NodeInfo>,
+    pub(super) nodes: Vec<NodeInfo>,
     /// Bytes of BODYSTRUCTURE and of each `.utf8` entry once worked out (by item).
     sizes: Vec<OnceLock<u64>>,
     outline: OnceLock<Arc<Vec<u8>>>,

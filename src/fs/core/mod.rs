@@ -9,7 +9,9 @@ mod live;
 mod messages;
 mod reading;
 mod search;
+mod statfs;
 mod summary;
+mod xattr;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -37,6 +39,8 @@ use super::readahead::{Background, MetaAhead, MetaWalk, ReadAhead, ReadState, Wa
 use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
 use browse::{MsgExtras, Snapshot};
 use summary::{FolderFlags, Summary};
+
+pub use statfs::StatFs;
 
 /// Messages whose structure is fetched together when one of them is first needed.
 /// Message directories whose structure is kept in memory by default (a few hundred bytes each);
@@ -86,6 +90,8 @@ pub struct MailFs {
     folders_file: Mutex<Option<(Instant, Arc<Vec<u8>>)>>,
     /// Search directories: criteria looked up, recent per folder, last answers.
     searches: Mutex<search::Searches>,
+    /// The account's quota, for `df`.
+    quota: statfs::QuotaCache,
 }
 
 #[derive(Default)]
@@ -212,6 +218,7 @@ impl MailFs {
             snapshots: Mutex::new(HashMap::new()),
             folders_file: Mutex::new(None),
             searches: Mutex::new(search::Searches::default()),
+            quota: statfs::QuotaCache::default(),
         }
     }
 
