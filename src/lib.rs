@@ -22,3 +22,4 @@ pub mod search;
 pub mod secret;
 pub mod sexp;
 pub mod store;
+pub mod token;

@@ -15,6 +15,7 @@ use imapfs::fuse::FuseAdapter;
 use imapfs::imap::{ImapStore, ServerConfig};
 use imapfs::mount::{self, Daemon};
 use imapfs::password;
+use imapfs::token::TokenSource;
 
 /// How long one IDLE lasts before it is renewed (and retargeted to the folder in use).
 const IDLE_CYCLE: Duration = Duration::from_secs(20);
@@ -80,25 +81,34 @@ fn run(args: Args, env_password: Option<imapfs::secret::Secret>) -> Result<(), S
         log::warn!("--insecure: the server's certificate is not verified");
         eprintln!("imapfs: warning: --insecure: the server's certificate is not verified");
     }
-    let password = password::obtain(
-        env_password,
-        args.password_command.as_deref(),
-        args.password_file.as_deref(),
-        &format!("Password for {}@{}: ", url.user, url.host),
-    )?;
+    // OAuth2: the token command runs once now, so that its failure shows before the mount.
+    let oauth2 = (args.oauth2_token_command.clone()).map(|c| Arc::new(TokenSource::new(c)));
+    if let Some(src) = &oauth2 {
+        src.get()?;
+    }
+    let password = match &oauth2 {
+        Some(_) => imapfs::secret::Secret::new(String::new()),
+        None => password::obtain(
+            env_password,
+            args.password_command.as_deref(),
+            args.password_file.as_deref(),
+            &format!("Password for {}@{}: ", url.user, url.host),
+        )?,
+    };
 
     let daemon = if args.foreground {
         Daemon::Foreground
     } else {
         mount::background()?
     };
-    mount_and_serve(&args, url, password, config, daemon)
+    mount_and_serve(&args, url, password, oauth2, config, daemon)
 }
 
 fn mount_and_serve(
     args: &Args,
     url: imapfs::cli::ServerUrl,
     password: imapfs::secret::Secret,
+    oauth2: Option<Arc<TokenSource>>,
     config: fuser::Config,
     daemon: Daemon,
 ) -> Result<(), String> {
@@ -107,6 +117,7 @@ fn mount_and_serve(
         port: url.port,
         user: url.user,
         password,
+        oauth2,
         security: url.security,
         ca_file: args.ca_file.clone(),
         insecure: args.insecure,

@@ -104,6 +104,7 @@ fn cfg(f: &Fake, password: &str) -> ServerConfig {
         port: f.port,
         user: "u".into(),
         password: Secret::new(password.into()),
+        oauth2: None,
         security: Security::ImplicitTls,
         ca_file: Some(f.ca_path.clone()),
         insecure: false,
