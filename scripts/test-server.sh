@@ -6,6 +6,10 @@
 #       --capability "IMAP4rev1 LITERAL+"  advertise only these capabilities (imap_capability, before and
 #                                          after login; AUTH=/STARTTLS are still added before login): a
 #                                          cut-down server to exercise every client fallback
+#       --oauth2-introspection URL         also accept OAuth2 logins (AUTH=OAUTHBEARER, AUTH=XOAUTH2): Dovecot's
+#                                          oauth2 passdb POSTs token=... to URL (RFC 7662) and wants a JSON
+#                                          {"active": true, "username": USER}; PLAIN/LOGIN with the password
+#                                          still work
 #   scripts/test-server.sh stop DIR                    stop it (only the dovecot started from DIR)
 #   scripts/test-server.sh status DIR                  exit 0 when it is running
 #
@@ -46,25 +50,28 @@ master_pid() { # pid of the dovecot master of DIR, if alive
 . "$SCRIPTS/lib/testservers.sh"
 
 cmd_start() {
-    local dir="$1" starttls=yes caps=
+    local dir="$1" starttls=yes caps= oauth2_url=
     shift
     while [ $# -gt 0 ]; do
         case "$1" in
             --no-starttls) starttls=no ;;
             --capability) [ $# -ge 2 ] || die "--capability needs a value"; caps=$2; shift ;;
             --capability=*) caps=${1#--capability=} ;;
+            --oauth2-introspection) [ $# -ge 2 ] || die "--oauth2-introspection needs a URL"; oauth2_url=$2; shift ;;
             *) die "unknown option $1" ;;
         esac
         shift
     done
     case "$caps" in *[!A-Za-z0-9\ +=.-]*) die "--capability: unexpected characters in '$caps'" ;; esac
+    case "$oauth2_url" in *[!A-Za-z0-9:/._-]*) die "--oauth2-introspection: unexpected characters in '$oauth2_url'" ;; esac
     need_pkgs
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     if master_pid "$dir" >/dev/null; then
         # already running: keep it if the options match
         if grep -q "^STARTTLS=$starttls\$" "$dir/env" 2>/dev/null \
-            && [ "$(sed -n "s/^CAPABILITY=//p" "$dir/env" | tr -d "'")" = "$caps" ]; then
+            && [ "$(sed -n "s/^CAPABILITY=//p" "$dir/env" | tr -d "'")" = "$caps" ] \
+            && [ "$(sed -n "s/^OAUTH2_INTROSPECTION=//p" "$dir/env" | tr -d "'")" = "$oauth2_url" ]; then
             echo "test-server.sh: already running ($dir)" >&2
             return 0
         fi
@@ -206,6 +213,26 @@ PY
         # AUTH= and STARTTLS); no plugin that adds one (quota, zlib) is loaded in this config anyway
         printf 'imap_capability = %s\n' "$caps" >>"$dir/dovecot.conf"
     fi
+    if [ -n "$oauth2_url" ]; then
+        # OAuth2 logins checked at an introspection endpoint (the caller runs it); the passwd-file passdb
+        # is kept for PLAIN/LOGIN only, so a token is never compared with the password
+        sed -i 's/^auth_mechanisms = plain login$/auth_mechanisms = plain login oauthbearer xoauth2/' "$dir/dovecot.conf"
+        sed -i 's/^  driver = passwd-file$/  driver = passwd-file\n  mechanisms = plain login/' "$dir/dovecot.conf"
+        cat >"$dir/dovecot-oauth2.conf.ext" <<EOF
+introspection_mode = post
+introspection_url = $oauth2_url
+username_attribute = username
+active_attribute = active
+active_value = true
+EOF
+        cat >>"$dir/dovecot.conf" <<EOF
+passdb {
+  driver = oauth2
+  mechanisms = oauthbearer xoauth2
+  args = $dir/dovecot-oauth2.conf.ext
+}
+EOF
+    fi
     cat >"$dir/env" <<EOF
 IMAP_HOST=127.0.0.1
 IMAPS_PORT=$imaps_port
@@ -219,6 +246,7 @@ DOVECOT_CONF='$dir/dovecot.conf'
 STARTTLS=$starttls
 SERVER=dovecot
 CAPABILITY='$caps'
+OAUTH2_INTROSPECTION='$oauth2_url'
 EOF
     : >"$dir/log/dovecot.log"
     dovecot -c "$dir/dovecot.conf" 2>>"$dir/log/dovecot.log" || { tail -20 "$dir/log/dovecot.log" >&2; die "dovecot failed to start"; }
@@ -264,7 +292,7 @@ cmd_status() {
 }
 
 case "${1:-}" in
-    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls] [--capability CAPS]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
+    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--oauth2-introspection URL]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
     stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
     status) [ $# -eq 2 ] || die "usage: $0 status DIR"; cmd_status "$2" ;;
     *) die "usage: $0 start DIR [--no-starttls] [--capability CAPS] | stop DIR | status DIR" ;;

@@ -81,13 +81,13 @@ const MAX_OUTPUT: usize = 64 << 10;
 fn first_line(bytes: &[u8]) -> Result<Secret, String> {
     let line = match bytes.iter().position(|&b| b == b'\n') {
         Some(k) => &bytes[..k],
-        None if bytes.len() >= MAX_OUTPUT => return Err("the first line is too long".into()),
+        None if bytes.len() >= MAX_OUTPUT => return Err("its first line is too long".into()),
         None => bytes,
     };
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = std::str::from_utf8(line).map_err(|_| "the password is not valid UTF-8")?;
+    let text = std::str::from_utf8(line).map_err(|_| "its first line is not valid UTF-8")?;
     if text.is_empty() {
-        return Err("the password is empty".into());
+        return Err("its first line is empty".into());
     }
     Ok(Secret::new(text.to_string()))
 }
