@@ -23,9 +23,11 @@ use crate::token::TokenSource;
 
 mod browse;
 mod caps;
+mod cert;
 mod clock;
 mod cmd;
 mod connect;
+mod diagnose;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
