@@ -2,7 +2,8 @@
 //! TLS (native-tls, extra CA certificates, `--insecure`), greeting, CAPABILITY, LOGIN or
 //! AUTHENTICATE PLAIN, CAPABILITY again. Everything is read by [`Wire`] under a deadline, and the
 //! whole setup ends within about three times the timeout. Every failure is one clear line that
-//! never holds the password.
+//! never holds the password; a failed TLS handshake, or an `imap://` port that stays quiet, is
+//! looked into by [`diagnose`] (certificate names, plain or TLS port) within that time.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
