@@ -9,6 +9,10 @@
 #       --quota 10M[,500]                  a per-user quota (Dovecot's quota plugin, count driver, QUOTA in
 #                                          CAPABILITY): storage limit (Dovecot size: 10M, 512k, ...) and
 #                                          optionally a message limit
+#       --oauth2-introspection URL         also accept OAuth2 logins (AUTH=OAUTHBEARER, AUTH=XOAUTH2): Dovecot's
+#                                          oauth2 passdb POSTs token=... to URL (RFC 7662) and wants a JSON
+#                                          {"active": true, "username": USER}; PLAIN/LOGIN with the password
+#                                          still work
 #   scripts/test-server.sh stop DIR                    stop it (only the dovecot started from DIR)
 #   scripts/test-server.sh status DIR                  exit 0 when it is running
 #
@@ -49,7 +53,7 @@ master_pid() { # pid of the dovecot master of DIR, if alive
 . "$SCRIPTS/lib/testservers.sh"
 
 cmd_start() {
-    local dir="$1" starttls=yes caps= quota=
+    local dir="$1" starttls=yes caps= quota= oauth2_url=
     shift
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -58,12 +62,14 @@ cmd_start() {
             --capability=*) caps=${1#--capability=} ;;
             --quota) [ $# -ge 2 ] || die "--quota needs a value"; quota=$2; shift ;;
             --quota=*) quota=${1#--quota=} ;;
+            --oauth2-introspection) [ $# -ge 2 ] || die "--oauth2-introspection needs a URL"; oauth2_url=$2; shift ;;
             *) die "unknown option $1" ;;
         esac
         shift
     done
     case "$caps" in *[!A-Za-z0-9\ +=.-]*) die "--capability: unexpected characters in '$caps'" ;; esac
     case "$quota" in *[!A-Za-z0-9,]*) die "--quota: expected STORAGE[,MESSAGES], got '$quota'" ;; esac
+    case "$oauth2_url" in *[!A-Za-z0-9:/._-]*) die "--oauth2-introspection: unexpected characters in '$oauth2_url'" ;; esac
     need_pkgs
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
@@ -71,7 +77,8 @@ cmd_start() {
         # already running: keep it if the options match
         if grep -q "^STARTTLS=$starttls\$" "$dir/env" 2>/dev/null \
             && [ "$(sed -n "s/^CAPABILITY=//p" "$dir/env" | tr -d "'")" = "$caps" ] \
-            && [ "$(sed -n "s/^QUOTA=//p" "$dir/env" | tr -d "'")" = "$quota" ]; then
+            && [ "$(sed -n "s/^QUOTA=//p" "$dir/env" | tr -d "'")" = "$quota" ] \
+            && [ "$(sed -n "s/^OAUTH2_INTROSPECTION=//p" "$dir/env" | tr -d "'")" = "$oauth2_url" ]; then
             echo "test-server.sh: already running ($dir)" >&2
             return 0
         fi
@@ -230,6 +237,26 @@ plugin {
 }
 EOF
     fi
+    if [ -n "$oauth2_url" ]; then
+        # OAuth2 logins checked at an introspection endpoint (the caller runs it); the passwd-file passdb
+        # is kept for PLAIN/LOGIN only, so a token is never compared with the password
+        sed -i 's/^auth_mechanisms = plain login$/auth_mechanisms = plain login oauthbearer xoauth2/' "$dir/dovecot.conf"
+        sed -i 's/^  driver = passwd-file$/  driver = passwd-file\n  mechanisms = plain login/' "$dir/dovecot.conf"
+        cat >"$dir/dovecot-oauth2.conf.ext" <<EOF
+introspection_mode = post
+introspection_url = $oauth2_url
+username_attribute = username
+active_attribute = active
+active_value = true
+EOF
+        cat >>"$dir/dovecot.conf" <<EOF
+passdb {
+  driver = oauth2
+  mechanisms = oauthbearer xoauth2
+  args = $dir/dovecot-oauth2.conf.ext
+}
+EOF
+    fi
     cat >"$dir/env" <<EOF
 IMAP_HOST=127.0.0.1
 IMAPS_PORT=$imaps_port
@@ -244,6 +271,7 @@ STARTTLS=$starttls
 SERVER=dovecot
 CAPABILITY='$caps'
 QUOTA='$quota'
+OAUTH2_INTROSPECTION='$oauth2_url'
 EOF
     : >"$dir/log/dovecot.log"
     dovecot -c "$dir/dovecot.conf" 2>>"$dir/log/dovecot.log" || { tail -20 "$dir/log/dovecot.log" >&2; die "dovecot failed to start"; }
@@ -289,8 +317,8 @@ cmd_status() {
 }
 
 case "${1:-}" in
-    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--quota Q]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
+    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--quota Q] [--oauth2-introspection URL]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
     stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
     status) [ $# -eq 2 ] || die "usage: $0 status DIR"; cmd_status "$2" ;;
-    *) die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--quota Q] | stop DIR | status DIR" ;;
+    *) die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--quota Q] [--oauth2-introspection URL] | stop DIR | status DIR" ;;
 esac

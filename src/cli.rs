@@ -27,6 +27,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
+    /// Log in with OAuth2 (OAUTHBEARER or XOAUTH2): run CMD with `sh -c` and use the first line of
+    /// its output as the access token (again whenever the server refuses it or it is 10 minutes old)
+    #[arg(long, value_name = "CMD")]
+    pub oauth2_token_command: Option<String>,
+
     /// Trust the certificates in this PEM file too
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,

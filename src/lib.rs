@@ -27,3 +27,4 @@ pub mod search;
 pub mod secret;
 pub mod store;
 pub mod sync;
+pub mod token;

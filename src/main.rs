@@ -15,6 +15,7 @@ use imapfs::fs::{FsOptions, Invalidation, MailFs};
 use imapfs::fuse::FuseAdapter;
 use imapfs::imap::{ImapStore, ServerConfig};
 use imapfs::mount::{self, Daemon};
+use imapfs::token::TokenSource;
 use imapfs::{logging, mountopts, notify, password};
 
 /// How long one IDLE lasts before it is renewed (and retargeted to the folder in use).
@@ -85,12 +86,20 @@ fn run(
         log::warn!("--insecure: the server's certificate is not verified");
         eprintln!("imapfs: warning: --insecure: the server's certificate is not verified");
     }
-    let password = password::obtain(
-        env_password,
-        args.password_command.as_deref(),
-        args.password_file.as_deref(),
-        &format!("Password for {}@{}: ", url.user, url.host),
-    )?;
+    // OAuth2: the token command runs once now, so that its failure shows before the mount.
+    let oauth2 = (args.oauth2_token_command.clone()).map(|c| Arc::new(TokenSource::new(c)));
+    if let Some(src) = &oauth2 {
+        src.get()?;
+    }
+    let password = match &oauth2 {
+        Some(_) => imapfs::secret::Secret::new(String::new()),
+        None => password::obtain(
+            env_password,
+            args.password_command.as_deref(),
+            args.password_file.as_deref(),
+            &format!("Password for {}@{}: ", url.user, url.host),
+        )?,
+    };
 
     let daemon = if args.foreground {
         Daemon::Foreground
@@ -117,7 +126,7 @@ fn run(
         daemon,
         notify_socket,
     };
-    mount_and_serve(&args, url, password, serve)
+    mount_and_serve(&args, url, password, oauth2, serve)
 }
 
 /// How to mount and whom to tell.
@@ -131,6 +140,7 @@ fn mount_and_serve(
     args: &Args,
     url: imapfs::cli::ServerUrl,
     password: imapfs::secret::Secret,
+    oauth2: Option<Arc<TokenSource>>,
     serve: Serve,
 ) -> Result<(), String> {
     let Serve {
@@ -143,6 +153,7 @@ fn mount_and_serve(
         port: url.port,
         user: url.user,
         password,
+        oauth2,
         security: url.security,
         ca_file: args.ca_file.clone(),
         insecure: args.insecure,

@@ -1,10 +1,12 @@
 //! Where the password comes from: IMAPFS_PASSWORD, a command, a private file, or the terminal.
 //! Never from argv; the environment copy is wiped once read.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::secret::Secret;
 
@@ -73,27 +75,121 @@ pub fn obtain(
         .map_err(|e| format!("cannot read the password from the terminal: {e}"))
 }
 
+/// Most bytes of a command's output read: a password or token is its first line.
+const MAX_OUTPUT: usize = 64 << 10;
+
 fn first_line(bytes: &[u8]) -> Result<Secret, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "the password is not valid UTF-8")?;
-    let line = text.lines().next().unwrap_or("");
-    if line.is_empty() {
-        return Err("the password is empty".into());
+    let line = match bytes.iter().position(|&b| b == b'\n') {
+        Some(k) => &bytes[..k],
+        None if bytes.len() >= MAX_OUTPUT => return Err("its first line is too long".into()),
+        None => bytes,
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = std::str::from_utf8(line).map_err(|_| "its first line is not valid UTF-8")?;
+    if text.is_empty() {
+        return Err("its first line is empty".into());
     }
-    Ok(Secret::new(line.to_string()))
+    Ok(Secret::new(text.to_string()))
 }
 
 fn from_command(cmd: &str) -> Result<Secret, String> {
-    let out = Command::new("sh")
+    command_first_line(cmd, "--password-command", None)
+}
+
+/// Run `cmd` with `sh -c` (stdin and stderr are ours, so it may prompt) and take the first line
+/// of its output. At most [`MAX_OUTPUT`] bytes are read; with `limit`, a command still running
+/// after it is killed. Errors name `what`, never the output.
+pub fn command_first_line(
+    cmd: &str,
+    what: &str,
+    limit: Option<Duration>,
+) -> Result<Secret, String> {
+    let mut child = Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run --password-command: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("--password-command failed ({})", out.status));
+        .spawn()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    let deadline = limit.map(|l| Instant::now() + l);
+    let out = match child.stdout.take() {
+        Some(stdout) => read_bounded(stdout, deadline),
+        None => Err(Some("no output pipe".to_string())),
+    };
+    // No thread reads the pipe: this may run before the fork into the background.
+    let status = match (out.is_ok(), deadline) {
+        (true, Some(d)) => wait_until(&mut child, d),
+        (true, None) => child.wait().ok(),
+        (false, _) => None,
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(match out {
+            Err(Some(e)) => format!("{what}: {e}"),
+            _ => format!("{what} did not finish within {}s", secs(limit)),
+        });
+    };
+    let out = out.map_err(|e| format!("{what}: {}", e.unwrap_or_default()))?;
+    if !status.success() {
+        return Err(format!("{what} failed ({status})"));
     }
-    first_line(&out.stdout).map_err(|e| format!("--password-command: {e}"))
+    first_line(&out).map_err(|e| format!("{what}: {e}"))
+}
+
+fn secs(limit: Option<Duration>) -> u64 {
+    limit.map_or(0, |l| l.as_secs())
+}
+
+/// Read the pipe to its end (or [`MAX_OUTPUT`] bytes), giving up at `deadline` (Err(None)).
+fn read_bounded(
+    mut pipe: std::process::ChildStdout,
+    deadline: Option<Instant>,
+) -> Result<Vec<u8>, Option<String>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < MAX_OUTPUT {
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            let mut pfd = libc::pollfd {
+                fd: pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if n == 0 {
+                return Err(None);
+            }
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Some(format!("cannot read its output: {e}")));
+            }
+        }
+        match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n.min(MAX_OUTPUT - out.len())]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Some(format!("cannot read its output: {e}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// The child's exit status, or None when it has not exited by `deadline`.
+fn wait_until(child: &mut std::process::Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => return None,
+        }
+    }
 }
 
 fn from_file(path: &Path) -> Result<Secret, String> {
@@ -128,12 +224,27 @@ mod tests {
     }
 
     #[test]
-    fn command_first_line() {
+    fn command_output_first_line() {
         assert_eq!(
             from_command("printf 'pw1\\npw2\\n'").unwrap().expose(),
             "pw1"
         );
         assert!(from_command("exit 3").is_err());
         assert!(from_command("true").is_err(), "empty output is no password");
+        assert_eq!(from_command("printf 'pw\\r\\n'").unwrap().expose(), "pw");
+    }
+
+    #[test]
+    fn command_is_bounded() {
+        let t0 = Instant::now();
+        let e = command_first_line("sleep 5", "CMD", Some(Duration::from_millis(300))).unwrap_err();
+        assert!(e.contains("did not finish"), "{e}");
+        // Output without end: read up to the limit, then killed at the deadline.
+        let e = command_first_line("yes x | tr -d '\\n'", "CMD", Some(Duration::from_secs(2)))
+            .unwrap_err();
+        assert!(e.contains("too long") || e.contains("failed"), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(4));
+        let s = command_first_line("echo tok; sleep 0.1", "CMD", Some(Duration::from_secs(5)));
+        assert_eq!(s.unwrap().expose(), "tok");
     }
 }

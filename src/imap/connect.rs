@@ -2,7 +2,8 @@
 //! TLS (native-tls, extra CA certificates, `--insecure`), greeting, CAPABILITY, LOGIN or
 //! AUTHENTICATE PLAIN, CAPABILITY again. Everything is read by [`Wire`] under a deadline, and the
 //! whole setup ends within about three times the timeout. Every failure is one clear line that
-//! never holds the password.
+//! never holds the password; a failed TLS handshake, or an `imap://` port that stays quiet, is
+//! looked into by [`diagnose`] (certificate names, plain or TLS port) within that time.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use native_tls::{Certificate, HandshakeError, TlsConnector};
 
 use super::caps::Caps;
+use super::diagnose;
 use super::login;
 use super::wire::{self, Clocked, Cmd, Frame, Status, Tally, Transport, Wire, WireError};
 use super::{Security, ServerConfig};
@@ -60,36 +62,10 @@ pub fn open(
     tls: &TlsConnector,
     hard: Instant,
 ) -> Result<Opened, ConnectFailure> {
-    let tcp = tcp_connect(cfg, hard)?;
-    let mut clocked = Clocked::new(tcp, cfg.timeout);
-    clocked.set_hard_deadline(Some(hard));
-    let (mut wire, caps) = match cfg.security {
-        Security::ImplicitTls => {
-            clocked.begin_default();
-            let mut wire = Wire::new(tls_wrap(cfg, tls, clocked)?);
-            let caps = greeting(cfg, &mut wire)?;
-            (wire, caps)
-        }
-        Security::StartTls => {
-            let mut plain = Wire::new(clocked);
-            let caps = greeting(cfg, &mut plain)?;
-            starttls(cfg, &mut plain, caps)?;
-            if plain.buffered() > 0 {
-                // Bytes after the OK would be taken as if they came over TLS.
-                return Err(ConnectFailure::new(
-                    FailKind::Setup,
-                    format!(
-                        "server {} sent data after accepting STARTTLS; refusing to send the password",
-                        addr(cfg)
-                    ),
-                ));
-            }
-            let mut clocked = plain.into_inner();
-            clocked.begin_default();
-            // What was said before TLS is forgotten (RFC 3501 §6.2.1).
-            (Wire::new(tls_wrap(cfg, tls, clocked)?), Caps::default())
-        }
-    };
+    let (mut wire, caps) = secure(cfg, tls, hard).map_err(|e| match e {
+        Unsecured::Failed(f) => f,
+        Unsecured::Handshake(text) => diagnose::handshake_failure(cfg, &text, hard),
+    })?;
     let caps = if caps.is_empty() {
         capability(&mut wire).map_err(|e| wire_failure(cfg, "reading CAPABILITY", &e))?
     } else {
@@ -100,6 +76,66 @@ pub fn open(
     wire.literal_plus = caps.has("LITERAL+");
     wire.io.clock().set_hard_deadline(None);
     Ok(Opened { wire, caps })
+}
+
+/// Why [`secure`] failed.
+pub(super) enum Unsecured {
+    /// The TLS handshake failed (the TLS library's words, for [`diagnose`]).
+    Handshake(String),
+    Failed(ConnectFailure),
+}
+
+impl From<ConnectFailure> for Unsecured {
+    fn from(f: ConnectFailure) -> Unsecured {
+        Unsecured::Failed(f)
+    }
+}
+
+/// Connect and start TLS with `tls` (at once, or after STARTTLS): the TLS session and the
+/// capabilities the greeting named (none after STARTTLS).
+pub(super) fn secure(
+    cfg: &ServerConfig,
+    tls: &TlsConnector,
+    hard: Instant,
+) -> Result<(Wire<Stream>, Caps), Unsecured> {
+    let tcp = tcp_connect(cfg, hard)?;
+    let mut clocked = Clocked::new(tcp, cfg.timeout);
+    clocked.set_hard_deadline(Some(hard));
+    match cfg.security {
+        Security::ImplicitTls => {
+            clocked.begin_default();
+            let mut wire = Wire::new(tls_wrap(cfg, tls, clocked)?);
+            let caps = greeting(cfg, &mut wire)?;
+            Ok((wire, caps))
+        }
+        Security::StartTls => {
+            let mut plain = Wire::new(clocked);
+            // A TLS port says nothing and waits for a handshake: ask, rather than time out.
+            let quiet = !plain
+                .wait_readable(diagnose::GREETING_WAIT.min(cfg.timeout))
+                .map_err(|e| wire_failure(cfg, "reading the greeting", &e))?;
+            if quiet && diagnose::speaks_tls(cfg, hard) {
+                return Err(diagnose::tls_port(cfg).into());
+            }
+            let caps = greeting(cfg, &mut plain)?;
+            starttls(cfg, &mut plain, caps)?;
+            if plain.buffered() > 0 {
+                // Bytes after the OK would be taken as if they came over TLS.
+                return Err(ConnectFailure::new(
+                    FailKind::Setup,
+                    format!(
+                        "server {} sent data after accepting STARTTLS; refusing to send the password",
+                        addr(cfg)
+                    ),
+                )
+                .into());
+            }
+            let mut clocked = plain.into_inner();
+            clocked.begin_default();
+            // What was said before TLS is forgotten (RFC 3501 §6.2.1).
+            Ok((Wire::new(tls_wrap(cfg, tls, clocked)?), Caps::default()))
+        }
+    }
 }
 
 /// Read the greeting: the capabilities it carries (often empty), or why it is refused.
@@ -291,7 +327,7 @@ fn resolve(cfg: &ServerConfig) -> Result<Vec<SocketAddr>, ConnectFailure> {
     }
 }
 
-fn tcp_connect(cfg: &ServerConfig, hard: Instant) -> Result<TcpStream, ConnectFailure> {
+pub(super) fn tcp_connect(cfg: &ServerConfig, hard: Instant) -> Result<TcpStream, ConnectFailure> {
     let addrs = resolve(cfg)?;
     let mut last: Option<io::Error> = None;
     for a in &addrs {
@@ -367,27 +403,15 @@ fn tls_wrap(
     cfg: &ServerConfig,
     conn: &TlsConnector,
     tcp: Clocked<TcpStream>,
-) -> Result<Stream, ConnectFailure> {
+) -> Result<Stream, Unsecured> {
     match conn.connect(&cfg.host, tcp) {
         Ok(s) => Ok(s),
         Err(HandshakeError::WouldBlock(_)) => Err(ConnectFailure::new(
             FailKind::Network,
             format!("timed out in the TLS handshake with {}", addr(cfg)),
-        )),
-        Err(HandshakeError::Failure(e)) => {
-            let text = e.to_string();
-            let hint = if text.contains("certificate") || text.contains("verify") {
-                " (trust the server's CA with --ca-file, or skip verification with --insecure)"
-            } else if text.contains("wrong version number") {
-                " (is this a plain IMAP port? use STARTTLS there)"
-            } else {
-                ""
-            };
-            Err(ConnectFailure::new(
-                FailKind::Setup,
-                format!("TLS handshake with {} failed: {}{}", cfg.host, text, hint),
-            ))
-        }
+        )
+        .into()),
+        Err(HandshakeError::Failure(e)) => Err(Unsecured::Handshake(e.to_string())),
     }
 }
 

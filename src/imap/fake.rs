@@ -104,6 +104,7 @@ fn cfg(f: &Fake, password: &str) -> ServerConfig {
         port: f.port,
         user: "u".into(),
         password: Secret::new(password.into()),
+        oauth2: None,
         security: Security::ImplicitTls,
         ca_file: Some(f.ca_path.clone()),
         insecure: false,
@@ -397,5 +398,56 @@ fn fake_silent_server_times_out() {
     assert!(
         e.starts_with("timed out in the TLS handshake with 127.0.0.1:"),
         "{e}"
+    );
+}
+
+#[test]
+fn fake_wrong_scheme_is_recognised_at_once() {
+    // imap:// on a TLS port: no greeting, and the port answers a TLS handshake.
+    let f = start(Mode::Normal);
+    let mut c = cfg(&f, "pw");
+    c.security = Security::StartTls;
+    c.timeout = Duration::from_secs(10);
+    let t0 = Instant::now();
+    let e = ImapStore::connect(c).err().unwrap().0;
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let p = f.port;
+    assert_eq!(
+        e,
+        format!("127.0.0.1:{p} looks like a TLS port (no greeting, but it answers a TLS handshake): use imaps://u@127.0.0.1:{p}")
+    );
+    // imaps:// on a plain port: it greets in clear text.
+    let f = start(Mode::NoStartTls);
+    let mut c = cfg(&f, "pw");
+    c.timeout = Duration::from_secs(10);
+    let e = ImapStore::connect(c).err().unwrap().0;
+    let p = f.port;
+    assert_eq!(
+        e,
+        format!("127.0.0.1:{p} looks like a plain IMAP port (it greets in clear text, not with TLS): use imap://u@127.0.0.1:{p} (STARTTLS)")
+    );
+    assert!(f.stats.commands.lock().unwrap().is_empty());
+}
+
+#[test]
+fn fake_certificate_problems_name_the_certificate() {
+    let f = start(Mode::Normal);
+    let p = f.port;
+    // "127.1" reaches 127.0.0.1, but is not a name in the certificate.
+    let mut c = cfg(&f, "pw");
+    c.timeout = Duration::from_secs(10);
+    c.host = "127.1".into();
+    let e = ImapStore::connect(c).err().unwrap().0;
+    assert_eq!(
+        e,
+        format!("the certificate of 127.1:{p} is for localhost, 127.0.0.1, not for 127.1: use one of its names in the URL (or --insecure to skip the checks)")
+    );
+    let mut c = cfg(&f, "pw");
+    c.timeout = Duration::from_secs(10);
+    c.ca_file = None;
+    let e = ImapStore::connect(c).err().unwrap().0;
+    assert_eq!(
+        e,
+        format!("the certificate of 127.0.0.1:{p} (for localhost, 127.0.0.1, issued by localhost) is not trusted: trust its CA with --ca-file (or skip the checks with --insecure)")
     );
 }

@@ -47,6 +47,7 @@ impl Server {
             port: self.port,
             user: "u".into(),
             password: Secret::new(password.into()),
+            oauth2: None,
             security: Security::ImplicitTls,
             ca_file: Some(self.ca_path.clone()),
             insecure: false,

@@ -1,23 +1,22 @@
 //! Logging in, over TLS only (the stream type allows nothing else): LOGIN with its arguments
 //! quoted or as literals (non-ASCII passwords arrive intact), or AUTHENTICATE PLAIN (RFC 4616,
-//! UTF-8) when the server says LOGINDISABLED, with SASL-IR when offered. The password is never
-//! logged nor put in an error.
+//! UTF-8) when the server says LOGINDISABLED, with SASL-IR when offered; or OAuth2
+//! ([`oauth`]). The password is never logged nor put in an error.
 
 use super::caps::{base64, Caps};
 use super::connect::{addr, capability, is_limit, wire_failure, ConnectFailure, FailKind, Stream};
+use super::oauth;
 use super::wire::{self, Cmd, Status, Tally, Transport, Wire, WireError};
 use super::ServerConfig;
 
-/// Log in over TLS (the type allows nothing else): LOGIN, or AUTHENTICATE PLAIN when the
-/// server disables LOGIN. Returns the capabilities after login.
+/// Log in over TLS (the type allows nothing else): OAuth2 when a token command is given, else
+/// LOGIN, or AUTHENTICATE PLAIN when the server disables LOGIN. Returns the capabilities after
+/// login.
 pub(super) fn login(
     cfg: &ServerConfig,
     wire: &mut Wire<Stream>,
     caps: &Caps,
 ) -> Result<Caps, ConnectFailure> {
-    let who = format!("{}@{}", cfg.user, cfg.host);
-    let user = cfg.user.as_bytes();
-    let pass = cfg.password.expose().as_bytes();
     let mut after: Option<Caps> = None;
     let mut on_untagged = |d: Vec<u8>| {
         if let Some(c) = Caps::from_untagged(&d) {
@@ -25,48 +24,10 @@ pub(super) fn login(
         }
         Ok(())
     };
-    let result = if caps.has("LOGINDISABLED") {
-        if !caps.has("AUTH=PLAIN") {
-            return Err(ConnectFailure::new(
-                FailKind::Setup,
-                format!(
-                    "cannot log in as {who}: the server disables LOGIN and offers no AUTHENTICATE PLAIN"
-                ),
-            ));
-        }
-        log::debug!(
-            "AUTHENTICATE PLAIN {} (password not shown) at {}",
-            cfg.user,
-            addr(cfg)
-        );
-        authenticate_plain(wire, user, pass, caps.has("SASL-IR"), &mut on_untagged)
-    } else {
-        log::debug!("LOGIN {} (password not shown) at {}", cfg.user, addr(cfg));
-        let cmd = Cmd::text("LOGIN ")
-            .string(user)
-            .t(" ")
-            .string_shown(pass, "***");
-        wire.run(&[cmd], &wire::CONTROL, &mut on_untagged)
-            .map(|mut o| o.pop().unwrap_or((Status::Bad, String::new())))
+    let (status, text) = match &cfg.oauth2 {
+        Some(src) => oauth::authenticate(cfg, src, wire, caps, &mut on_untagged)?,
+        None => password_login(cfg, wire, caps, &mut on_untagged)?,
     };
-    let (status, text) = result.map_err(|e| match e {
-        WireError::Bye(t) => {
-            let kind = if is_limit(&t) {
-                FailKind::Limit
-            } else {
-                FailKind::Network
-            };
-            ConnectFailure::new(
-                kind,
-                format!("login failed for {who}: server closed the connection: {t}"),
-            )
-        }
-        e => {
-            let mut f = wire_failure(cfg, "logging in", &e);
-            f.msg = format!("login failed for {who}: {}", f.msg);
-            f
-        }
-    })?;
     if status != Status::Ok {
         let kind = if is_limit(&text) {
             FailKind::Limit
@@ -75,7 +36,7 @@ pub(super) fn login(
         };
         return Err(ConnectFailure::new(
             kind,
-            format!("login failed for {who}: {}", text.trim()),
+            format!("login failed for {}: {}", who(cfg), text.trim()),
         ));
     }
     // Servers such as Cyrus name most of their capabilities only now.
@@ -83,6 +44,72 @@ pub(super) fn login(
         Some(c) => Ok(c),
         None => {
             capability(wire).map_err(|e| wire_failure(cfg, "reading CAPABILITY after login", &e))
+        }
+    }
+}
+
+pub(super) fn who(cfg: &ServerConfig) -> String {
+    format!("{}@{}", cfg.user, cfg.host)
+}
+
+/// LOGIN, or AUTHENTICATE PLAIN when the server disables LOGIN.
+fn password_login(
+    cfg: &ServerConfig,
+    wire: &mut Wire<Stream>,
+    caps: &Caps,
+    on_untagged: &mut dyn FnMut(Vec<u8>) -> Result<(), WireError>,
+) -> Result<(Status, String), ConnectFailure> {
+    let user = cfg.user.as_bytes();
+    let pass = cfg.password.expose().as_bytes();
+    let result = if caps.has("LOGINDISABLED") {
+        if !caps.has("AUTH=PLAIN") {
+            return Err(ConnectFailure::new(
+                FailKind::Setup,
+                format!(
+                    "cannot log in as {}: the server disables LOGIN and offers no AUTHENTICATE PLAIN",
+                    who(cfg)
+                ),
+            ));
+        }
+        log::debug!(
+            "AUTHENTICATE PLAIN {} (password not shown) at {}",
+            cfg.user,
+            addr(cfg)
+        );
+        authenticate_plain(wire, user, pass, caps.has("SASL-IR"), on_untagged)
+    } else {
+        log::debug!("LOGIN {} (password not shown) at {}", cfg.user, addr(cfg));
+        let cmd = Cmd::text("LOGIN ")
+            .string(user)
+            .t(" ")
+            .string_shown(pass, "***");
+        wire.run(&[cmd], &wire::CONTROL, on_untagged)
+            .map(|mut o| o.pop().unwrap_or((Status::Bad, String::new())))
+    };
+    result.map_err(|e| login_wire_failure(cfg, e))
+}
+
+/// A read or write failure while logging in (a `* BYE` may say "too many connections").
+pub(super) fn login_wire_failure(cfg: &ServerConfig, e: WireError) -> ConnectFailure {
+    match e {
+        WireError::Bye(t) => {
+            let kind = if is_limit(&t) {
+                FailKind::Limit
+            } else {
+                FailKind::Network
+            };
+            ConnectFailure::new(
+                kind,
+                format!(
+                    "login failed for {}: server closed the connection: {t}",
+                    who(cfg)
+                ),
+            )
+        }
+        e => {
+            let mut f = wire_failure(cfg, "logging in", &e);
+            f.msg = format!("login failed for {}: {}", who(cfg), f.msg);
+            f
         }
     }
 }
@@ -118,14 +145,22 @@ fn authenticate_plain<T: Transport>(
     }
     match wire.await_continue(&tag, &wire::CONTROL, &mut tally, on_untagged)? {
         Some(done) => Ok(done),
-        None => {
-            // A challenge PLAIN does not have: cancel the exchange.
-            wire.send(b"*\r\n")?;
-            wire.io.clock().begin_default();
-            match wire.await_continue(&tag, &wire::CONTROL, &mut tally, on_untagged)? {
-                Some((_, text)) => Ok((Status::No, text)),
-                None => Err(WireError::Protocol("unexpected SASL challenge".into())),
-            }
-        }
+        // A challenge PLAIN does not have.
+        None => cancel_exchange(wire, &tag, &mut tally, on_untagged),
+    }
+}
+
+/// Cancel a SASL exchange at an unexpected challenge (`*`): the server's answer, as a NO.
+pub(super) fn cancel_exchange<T: Transport>(
+    wire: &mut Wire<T>,
+    tag: &str,
+    tally: &mut Tally,
+    on_untagged: &mut dyn FnMut(Vec<u8>) -> Result<(), WireError>,
+) -> Result<(Status, String), WireError> {
+    wire.send(b"*\r\n")?;
+    wire.io.clock().begin_default();
+    match wire.await_continue(tag, &wire::CONTROL, tally, on_untagged)? {
+        Some((_, text)) => Ok((Status::No, text)),
+        None => Err(WireError::Protocol("unexpected SASL challenge".into())),
     }
 }

@@ -15,16 +15,20 @@
 //! [`ImapStore::connect`], `impl MailStore for ImapStore`, [`ConnectError`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::secret::Secret;
+use crate::token::TokenSource;
 
 mod bodystructure;
 mod browse;
 mod caps;
+mod cert;
 mod clock;
 mod cmd;
 mod connect;
+mod diagnose;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
@@ -35,6 +39,7 @@ mod items;
 mod list;
 mod login;
 mod mapping;
+mod oauth;
 mod parse;
 mod plan;
 mod pool;
@@ -70,6 +75,8 @@ pub struct ServerConfig {
     pub port: u16,
     pub user: String,
     pub password: Secret,
+    /// Log in with OAuth2 access tokens from this source instead of the password.
+    pub oauth2: Option<Arc<TokenSource>>,
     pub security: Security,
     /// Extra trusted CA certificates (PEM).
     pub ca_file: Option<PathBuf>,

@@ -32,6 +32,7 @@ fn server() -> Option<Server> {
             port: port.parse().expect("port"),
             user: f[1].to_string(),
             password: Secret::new(f[2].to_string()),
+            oauth2: None,
             security: Security::ImplicitTls,
             ca_file: Some(PathBuf::from(f[3])),
             insecure: false,

@@ -417,15 +417,26 @@ impl<T: Transport> Wire<T> {
         tally: &mut Tally,
         on_untagged: &mut dyn FnMut(Vec<u8>) -> Result<(), WireError>,
     ) -> Result<Option<(Status, String)>, WireError> {
+        Ok(self.await_challenge(tag, lim, tally, on_untagged)?.err())
+    }
+
+    /// Read until the server's `+` (Ok(Ok(its text))) or the tagged end (Ok(Err)).
+    pub fn await_challenge(
+        &mut self,
+        tag: &str,
+        lim: &Limits,
+        tally: &mut Tally,
+        on_untagged: &mut dyn FnMut(Vec<u8>) -> Result<(), WireError>,
+    ) -> Result<Result<Vec<u8>, (Status, String)>, WireError> {
         loop {
             match self.read_frame(lim, tally)? {
                 Frame::Untagged(d) => on_untagged(d)?,
-                Frame::Continue(_) => return Ok(None),
+                Frame::Continue(d) => return Ok(Ok(d)),
                 Frame::Tagged {
                     tag: t,
                     status,
                     text,
-                } if t == tag => return Ok(Some((status, text))),
+                } if t == tag => return Ok(Err((status, text))),
                 Frame::Tagged { tag, .. } => {
                     return Err(WireError::Protocol(format!(
                         "answer for unknown tag {tag:.20}"

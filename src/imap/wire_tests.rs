@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::wire::{self, Clocked, Cmd, Frame, Limits, Status, Tally, Wire, WireError};
 
 /// A client wire and the server's socket.
-fn pair(timeout: Duration) -> (Wire<Clocked<TcpStream>>, TcpStream) {
+pub(super) fn pair(timeout: Duration) -> (Wire<Clocked<TcpStream>>, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (s, _) = l.accept().unwrap();
@@ -23,7 +23,7 @@ fn serve(s: TcpStream, f: impl FnOnce(TcpStream) + Send + 'static) -> JoinHandle
 }
 
 /// Read the client's command line from the server's side.
-fn read_line(s: &mut TcpStream) -> String {
+pub(super) fn read_line(s: &mut TcpStream) -> String {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     while s.read(&mut b).unwrap_or(0) == 1 {

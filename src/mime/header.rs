@@ -129,7 +129,7 @@ fn b64_value(c: u8) -> Option<u32> {
 }
 
 /// Base64 of an encoded word: only the alphabet and trailing `=` padding.
-fn base64_strict(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_strict(text: &str) -> Option<Vec<u8>> {
     let data = text.trim_end_matches('=').as_bytes();
     let mut out = Vec::with_capacity(data.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0);

@@ -502,6 +502,8 @@ class C_Errors(unittest.TestCase):
         self.assertFalse(mounted, "something was mounted at %s" % m.path)
         self.assertEqual(len(lines), 1, "want exactly one line on stderr, got %d: %r" % (len(lines), err))
         self.assertTrue(lines[0].strip(), "empty error line")
+        for internal in ("Error {", "error:0", ".c:", "Os {", "kind:"):
+            self.assertNotIn(internal, lines[0], "library internals in the message")
         log("%s -> exit %d in %.2fs: %s" % (self._testMethodName, r.returncode, elapsed, lines[0]))
         return r, lines[0]
 
@@ -536,14 +538,32 @@ class C_Errors(unittest.TestCase):
 
     def test_certificate_for_another_name(self):
         w = world()
-        self.attempt(url=w.url(host=w.env["WRONG_NAME_HOST"]))
+        host = w.env["WRONG_NAME_HOST"]
+        for scheme in ("imaps", "imap"):
+            _, line = self.attempt(url=w.url(scheme=scheme, host=host))
+            # the names the certificate has (scripts/lib/testservers.sh) and the host asked for
+            self.assertIn("is for wrong.invalid, not for %s" % host, line)
 
     def test_certificate_untrusted(self):
-        self.attempt(ca_file=world().env["OTHER_CA_FILE"])
+        _, line = self.attempt(ca_file=world().env["OTHER_CA_FILE"])
+        self.assertIn("is not trusted", line)
+        self.assertIn("--ca-file", line)
 
     def test_implicit_tls_against_plain_port(self):
         w = world()
-        self.attempt(url=w.url(scheme="imaps", port=w.env["IMAP_PORT"]))
+        t0 = time.time()
+        _, line = self.attempt(url=w.url(scheme="imaps", port=w.env["IMAP_PORT"]))
+        self.assertLess(time.time() - t0, 3)
+        self.assertIn("looks like a plain IMAP port", line)
+        self.assertIn("use %s (STARTTLS)" % w.url(scheme="imap", port=w.env["IMAP_PORT"]), line)
+
+    def test_starttls_against_tls_port(self):
+        w = world()
+        t0 = time.time()
+        _, line = self.attempt(url=w.url(scheme="imap", port=w.env["IMAPS_PORT"]))
+        self.assertLess(time.time() - t0, 4, "a TLS port is recognised within about a second")
+        self.assertIn("looks like a TLS port", line)
+        self.assertIn("use %s" % w.url(scheme="imaps", port=w.env["IMAPS_PORT"]), line)
 
     def test_starttls_missing(self):
         w = world()
