@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use native_tls::{Certificate, HandshakeError, TlsConnector};
 
 use super::caps::Caps;
+use super::clock;
 use super::login;
 use super::wire::{self, Clocked, Cmd, Frame, Status, Tally, Transport, Wire, WireError};
 use super::{Security, ServerConfig};
@@ -30,6 +31,9 @@ pub enum FailKind {
     Auth,
     /// The server refuses more connections (`[LIMIT]`, "Maximum number of connections").
     Limit,
+    /// Closed (or reset) before the server sent a byte: how Courier refuses connections over
+    /// its per-address limit; a limit when other connections work, else the server is down.
+    Closed,
 }
 
 #[derive(Clone, Debug)]
@@ -118,6 +122,7 @@ fn greeting<T: Transport>(cfg: &ServerConfig, wire: &mut Wire<T>) -> Result<Caps
                 format!("server {} refused the connection: * BYE {}", addr(cfg), t),
             ));
         }
+        Err(WireError::Io(e)) if clock::closed_silently(&e) => return Err(closed(cfg)),
         Err(e) => return Err(wire_failure(cfg, "reading the greeting", &e)),
     };
     let line = match &frame {
@@ -374,6 +379,7 @@ fn tls_wrap(
             FailKind::Network,
             format!("timed out in the TLS handshake with {}", addr(cfg)),
         )),
+        Err(HandshakeError::Failure(e)) if clock::closed_silently(&e) => Err(closed(cfg)),
         Err(HandshakeError::Failure(e)) => {
             let text = e.to_string();
             let hint = if text.contains("certificate") || text.contains("verify") {
@@ -389,6 +395,16 @@ fn tls_wrap(
             ))
         }
     }
+}
+
+fn closed(cfg: &ServerConfig) -> ConnectFailure {
+    ConnectFailure::new(
+        FailKind::Closed,
+        format!(
+            "server {} closed the connection before its greeting (a limit on connections?)",
+            addr(cfg)
+        ),
+    )
 }
 
 /// Does a server message say "too many connections"?

@@ -102,12 +102,11 @@ impl ImapStore {
                     self.pool.flush_idle();
                     if start.elapsed() + backoff >= budget {
                         log::warn!("IMAP: {msg}; giving up after {attempt} attempts");
-                        // Only a server that made us wait (a stall, a timeout) is worth
-                        // failing fast for; refusals are quick to retry anyway.
-                        if start.elapsed() >= budget / 2 {
-                            *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) =
-                                Some((Instant::now(), msg.clone()));
-                        }
+                        // Refused connects spend about half the budget on their backoff
+                        // (0.2 + 0.4 + 0.8 s): operations one after another (a lookup, its
+                        // refreshes, the read) would add that up, so fail fast after them too.
+                        *self.gave_up.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((Instant::now(), msg.clone()));
                         return Err(StoreError::Connection(msg));
                     }
                     log::warn!("IMAP: {msg}; reconnecting (attempt {})", attempt + 1);
