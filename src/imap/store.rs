@@ -268,7 +268,8 @@ impl MailStore for ImapStore {
     fn wait_for_change(&self, folder: &str, max: Duration) -> Result<bool> {
         let mut idler = self.idler.lock().unwrap_or_else(|e| e.into_inner());
         if idler.is_ok() && !self.pool.caps().has("IDLE") {
-            log::info!("IMAP server does not offer IDLE; polling only");
+            // At the default level: new mail now waits for the poll interval.
+            log::warn!("IMAP server does not offer IDLE; polling for changes only");
             *idler = Err(());
         }
         let Ok(slot) = &mut *idler else {
@@ -290,7 +291,7 @@ impl MailStore for ImapStore {
         match result {
             Ok(changed) => Ok(changed),
             Err(StoreError::Server(msg)) => {
-                log::info!("IMAP IDLE not available ({msg}); polling only");
+                log::warn!("IMAP IDLE not available ({msg}); polling for changes only");
                 *idler = Err(());
                 Err(StoreError::Server(msg))
             }

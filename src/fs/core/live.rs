@@ -153,23 +153,30 @@ impl MailFs {
         fs: &FolderState,
         old: Option<&Listing>,
     ) -> Result<Option<FolderListing>, StoreError> {
-        let Some(old) = old.map(|l| &l.data).filter(|d| d.uidnext > 0) else {
+        let Some(old) = old.map(|l| &l.data) else {
             return self.store.list_messages(&fs.raw).map(Some);
+        };
+        // A server whose EXAMINE has no UIDNEXT (Courier): the highest UID listed + 1 stands
+        // in, so that a refresh is still a STATUS, not the whole folder again; the first one
+        // learns the real UIDNEXT from STATUS.
+        let old_next = match old.uidnext {
+            0 => old.messages.last().map_or(1, |m| m.uid.saturating_add(1)),
+            n => n,
         };
         let (st, modseq) = self.store.folder_status_modseq(&fs.raw)?;
         fs.modseq.store(modseq.unwrap_or(0), Ordering::Relaxed);
         if st.uidvalidity != old.uidvalidity || st.uidnext == 0 {
             return self.store.list_messages(&fs.raw).map(Some);
         }
-        if st.uidnext == old.uidnext && st.messages as usize == old.messages.len() {
+        if st.uidnext == old_next && st.messages as usize == old.messages.len() {
             return Ok(None);
         }
         let mut msgs = old.messages.clone();
-        if st.uidnext != old.uidnext {
+        if st.uidnext != old_next {
             let new = self
                 .store
-                .list_messages_from(&fs.raw, old.uidvalidity, old.uidnext)?;
-            msgs.extend(new.into_iter().filter(|m| m.uid >= old.uidnext));
+                .list_messages_from(&fs.raw, old.uidvalidity, old_next)?;
+            msgs.extend(new.into_iter().filter(|m| m.uid >= old_next));
             msgs.sort_by_key(|m| m.uid);
             msgs.dedup_by_key(|m| m.uid);
         }
