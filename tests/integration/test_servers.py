@@ -176,16 +176,21 @@ class V_ServerQuirks(unittest.TestCase):
         try:
             c.select(imap_quote("Broken"), readonly=True)
             typ, data = c.uid("FETCH", str(uid), "(BODYSTRUCTURE)")
+            typ, text = c.uid("FETCH", str(uid), "(BODY.PEEK[TEXT])")
         finally:
             c.logout()
         structure = b" ".join(d if isinstance(d, bytes) else b"".join(d) for d in data if d).upper()
+        # Cyrus 3.6 loses this body: BODY[TEXT] is "" and the structure a 0-byte text/plain
+        server_text = b"".join(d[1] for d in text if isinstance(d, tuple))
         one_multipart_part = b'BODYSTRUCTURE ("MULTIPART" "MIXED" ' in structure
         if SERVER == "courier":
             self.assertTrue(one_multipart_part, "Courier no longer reports it as one multipart part: %r" % structure)
         with Mount(w, name="noboundary") as m:
             d = os.path.join(m.path, folder_path("Broken"), str(uid))
             with Watchdog(w, 30, "read a multipart without boundary"):
-                self.assertEqual(read_file(os.path.join(d, "TEXT")), want)
+                self.assertEqual(read_file(os.path.join(d, "RFC822")), read_file(path))
+                if server_text == want:
+                    self.assertEqual(read_file(os.path.join(d, "TEXT")), want)
                 if one_multipart_part:
                     self.assertEqual(os.stat(os.path.join(d, "1")).st_size, len(want))
                     self.assertEqual(read_file(os.path.join(d, "1")), want)
