@@ -177,9 +177,9 @@ class Direction:
                 if self.s2c:
                     with p.lock:
                         p.stats["queued_s2c"] -= len(data)
-                    limit = p.cut_limit(self.conn, self.sent)
-                    if limit is not None and self.sent + len(data) >= limit:
-                        data = data[: max(0, limit - self.sent)]
+                    keep = p.claim_cut(self.conn, self.sent, len(data))
+                    if keep is not None:
+                        data = data[:keep]
                         cut = True
                 self.sent += len(data)  # before sending: a peer that has the bytes sees them counted
                 try:
@@ -311,6 +311,20 @@ class Proxy:
         if self.mode != "cut_after_bytes" or not conn.cut_armed:
             return None
         return conn.cut_base + self.cut_bytes
+
+    def claim_cut(self, conn, sent, n):
+        """How many of the next n server bytes this connection passes before it is cut, or None (no cut).
+        Decided under the lock: with scope "once", one connection gets the cut even when several reach the
+        count at the same moment (two connections fetching one big part in parallel)."""
+        with self.lock:
+            limit = self.cut_limit(conn, sent)
+            if limit is None or sent + n < limit:
+                return None
+            conn.cut_armed = False
+            if self.cut_scope == "once":
+                for c in self.conns.values():
+                    c.cut_armed = False
+            return max(0, limit - sent)
 
     def cut_done(self, conn):
         with self.lock:

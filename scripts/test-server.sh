@@ -301,7 +301,9 @@ cmd_stop() {
         local left
         # zombies (waiting for init to reap them) do not count
         left=$(ps -o pid=,stat= -s "$pid" 2>/dev/null | awk '$2 !~ /^Z/ {printf "%s ", $1}')
-        [ -z "${left// /}" ] && return 0
+        # a master not reaped yet still answers kill -0: its pid file would make the next start
+        # refuse ("Dovecot is already running")
+        [ -z "${left// /}" ] && { rm -f "$dir/run/master.pid"; return 0; }
         [ "$i" -ge 4 ] && kill -KILL $left 2>/dev/null || true
         sleep 0.05
     done

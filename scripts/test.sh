@@ -3,8 +3,8 @@
 # Installs what is missing (Debian packages; rustfmt/clippy components). Exits non-zero on any failure.
 #   scripts/test.sh                 all steps
 #   SKIP_INTEGRATION=1 scripts/test.sh   Rust checks only
-# The integration steps run against Dovecot (all tiers), then against a cut-down Dovecot and Cyrus
-# (scripts/servers/; Cyrus's .debs are downloaded once into /var/cache/imapfs-test-debs).
+# The integration steps run against Dovecot (all tiers), then against a cut-down Dovecot, Cyrus and
+# Courier (scripts/servers/; their .debs are downloaded once into /var/cache/imapfs-test-debs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,9 +53,9 @@ if [ -z "${SKIP_INTEGRATION:-}" ]; then
     if [ -x target/release/imapfs ]; then
         step "integration" timeout --kill-after=30 1800 python3 tests/integration/run.py
         # the content, live and faults tiers against other servers (scripts/servers/): a Dovecot advertising
-        # only IMAP4rev1 LITERAL+ (every client fallback), and Cyrus IMAP run from its unpacked Debian
-        # package. Courier-IMAP (--server courier) is not a step yet: README "Servers tested" says why.
-        for srv in dovecot-min cyrus; do
+        # only IMAP4rev1 LITERAL+ (every client fallback), then Cyrus IMAP and Courier-IMAP run from their
+        # unpacked Debian packages (README "Servers tested")
+        for srv in dovecot-min cyrus courier; do
             step "integration $srv" timeout --kill-after=30 600 \
                 python3 tests/integration/run.py --server "$srv" --tier content,live,faults
         done

@@ -104,7 +104,10 @@ pub fn build_batch(
             }
             Err(e) => {
                 // Still show what can be shown: the header, and the body as stored.
-                log::warn!("UID {uid}: {e}; showing its HEADER and raw TEXT");
+                log::warn!(
+                    "{} UID {uid}: {e}; showing its HEADER and raw TEXT",
+                    ctx.raw
+                );
                 files.push(FileInfo::new(
                     "TEXT".into(),
                     "TEXT".into(),

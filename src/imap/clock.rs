@@ -53,6 +53,36 @@ pub struct Clocked<S> {
     budget: Option<Budget>,
     /// A deadline for every answer while set (connection setup).
     hard: Option<Instant>,
+    /// Bytes received over the connection's life.
+    received: u64,
+}
+
+/// The error of a read that finds the connection closed (or reset) before the server sent a
+/// single byte: some servers (Courier's couriertcpd at its per-address limit) refuse a
+/// connection over their limit like that, without a word.
+#[derive(Debug)]
+pub struct ClosedSilently;
+
+impl std::fmt::Display for ClosedSilently {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection closed by the server before it sent anything")
+    }
+}
+
+impl std::error::Error for ClosedSilently {}
+
+/// Is `e` (or what caused it) a [`ClosedSilently`]?
+pub fn closed_silently(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if io.get_ref().is_some_and(|i| i.is::<ClosedSilently>()) {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
 }
 
 impl<S> Clocked<S> {
@@ -62,6 +92,7 @@ impl<S> Clocked<S> {
             timeout,
             budget: None,
             hard: None,
+            received: 0,
         }
     }
 
@@ -110,7 +141,22 @@ impl<S: Read + SetTimeout> Read for Clocked<S> {
         };
         self.inner
             .set_read_timeout(wait.max(Duration::from_millis(1)))?;
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(0) if self.received == 0 && !buf.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    ClosedSilently,
+                ))
+            }
+            Err(e) if self.received == 0 && e.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    ClosedSilently,
+                ))
+            }
+            r => r?,
+        };
+        self.received += n as u64;
         if let Some(b) = &mut self.budget {
             b.bytes += n as u64;
         }
@@ -141,5 +187,55 @@ impl Transport for Clocked<TcpStream> {
 impl Transport for native_tls::TlsStream<Clocked<TcpStream>> {
     fn clock(&mut self) -> &mut Clocked<TcpStream> {
         self.get_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A loopback server that accepts one connection, sends `say`, and closes it.
+    fn closing_server(say: &'static [u8]) -> TcpStream {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.write_all(say).unwrap();
+        });
+        TcpStream::connect(addr).unwrap()
+    }
+
+    #[test]
+    fn a_close_before_any_byte_is_told_apart() {
+        let mut c = Clocked::new(closing_server(b""), Duration::from_secs(5));
+        let e = c.read(&mut [0; 16]).unwrap_err();
+        assert!(closed_silently(&e));
+    }
+
+    #[test]
+    fn a_close_after_the_greeting_is_an_ordinary_end() {
+        let mut c = Clocked::new(closing_server(b"* OK hi\r\n"), Duration::from_secs(5));
+        let mut buf = [0; 64];
+        let mut got = 0;
+        loop {
+            match c.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(&buf[..got], b"* OK hi\r\n");
+    }
+
+    #[test]
+    fn a_tls_handshake_cut_before_any_byte_is_told_apart() {
+        let tls = native_tls::TlsConnector::new().unwrap();
+        let c = Clocked::new(closing_server(b""), Duration::from_secs(5));
+        match tls.connect("localhost", c) {
+            Err(native_tls::HandshakeError::Failure(e)) => assert!(closed_silently(&e), "{e}"),
+            Err(native_tls::HandshakeError::WouldBlock(_)) => panic!("timed out"),
+            Ok(_) => panic!("handshake succeeded"),
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use native_tls::{Certificate, HandshakeError, TlsConnector};
 
 use super::caps::Caps;
+use super::clock;
 use super::diagnose;
 use super::login;
 use super::wire::{self, Clocked, Cmd, Frame, Status, Tally, Transport, Wire, WireError};
@@ -32,6 +33,9 @@ pub enum FailKind {
     Auth,
     /// The server refuses more connections (`[LIMIT]`, "Maximum number of connections").
     Limit,
+    /// Closed (or reset) before the server sent a byte: how Courier refuses connections over
+    /// its per-address limit; a limit when other connections work, else the server is down.
+    Closed,
 }
 
 #[derive(Clone, Debug)]
@@ -154,6 +158,7 @@ fn greeting<T: Transport>(cfg: &ServerConfig, wire: &mut Wire<T>) -> Result<Caps
                 format!("server {} refused the connection: * BYE {}", addr(cfg), t),
             ));
         }
+        Err(WireError::Io(e)) if clock::closed_silently(&e) => return Err(closed(cfg)),
         Err(e) => return Err(wire_failure(cfg, "reading the greeting", &e)),
     };
     let line = match &frame {
@@ -411,8 +416,19 @@ fn tls_wrap(
             format!("timed out in the TLS handshake with {}", addr(cfg)),
         )
         .into()),
+        Err(HandshakeError::Failure(e)) if clock::closed_silently(&e) => Err(closed(cfg).into()),
         Err(HandshakeError::Failure(e)) => Err(Unsecured::Handshake(e.to_string())),
     }
+}
+
+fn closed(cfg: &ServerConfig) -> ConnectFailure {
+    ConnectFailure::new(
+        FailKind::Closed,
+        format!(
+            "server {} closed the connection before its greeting (a limit on connections?)",
+            addr(cfg)
+        ),
+    )
 }
 
 /// Does a server message say "too many connections"?

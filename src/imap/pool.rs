@@ -1,7 +1,8 @@
 //! A bounded pool of logged-in connections. Checkout prefers an idle connection that already
 //! has the wanted folder EXAMINEd, then any idle one, then opens a new one under the limit, and
 //! otherwise waits (up to the timeout). Dead connections are dropped on return, never reused.
-//! A `[LIMIT]` answer to a login lowers the pool's size for good.
+//! A `[LIMIT]` answer to a login lowers the pool's size for good; a connection closed before its
+//! greeting while others work lowers it until the pool starts over from no connection.
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
@@ -29,6 +30,10 @@ struct State {
     /// Current most connections (lowered on `[LIMIT]`).
     limit: usize,
     limit_logged: bool,
+    /// The limit was lowered on connections closed without a word ([`FailKind::Closed`]),
+    /// which a server going down looks like too: the configured size comes back once the
+    /// pool starts over from no connection.
+    limit_guessed: bool,
     /// After a failed connect while other connections live, new ones are not tried before this:
     /// requests wait for the live ones instead of failing.
     no_new_until: Option<Instant>,
@@ -94,6 +99,7 @@ impl Pool {
                 open: 0,
                 limit,
                 limit_logged: false,
+                limit_guessed: false,
                 no_new_until: None,
                 waiting: VecDeque::new(),
                 next_ticket: 0,
@@ -225,6 +231,7 @@ impl Pool {
             }
             let may_open = st.open == 0 || st.no_new_until.is_none_or(|t| Instant::now() >= t);
             if my_turn && st.open < st.limit && may_open {
+                let starting_over = st.open == 0;
                 st.open += 1;
                 // Let the next request go on while this connection is being opened (several
                 // open at once), and keep this one first in line should the open fail.
@@ -237,13 +244,20 @@ impl Pool {
                     st.waiting.push_front(ticket);
                 }
                 match opened {
-                    Ok(c) => return Ok(self.lease(c)),
+                    Ok(c) => {
+                        if starting_over && st.limit_guessed {
+                            st.limit = self.cfg.connections.max(1);
+                            st.limit_guessed = false;
+                            st.limit_logged = false;
+                        }
+                        return Ok(self.lease(c));
+                    }
                     Err(f) => {
                         st.open -= 1;
                         self.cv.notify_all();
                         match f.kind {
-                            FailKind::Limit if st.open > 0 => {
-                                lower_limit(&mut st, &f.msg);
+                            FailKind::Limit | FailKind::Closed if st.open > 0 => {
+                                lower_limit(&mut st, &f);
                                 continue;
                             }
                             FailKind::Auth => return Err(StoreError::Auth(f.msg)),
@@ -300,7 +314,9 @@ impl Pool {
                     let mut st = self.lock();
                     st.open -= 1;
                     match f.kind {
-                        FailKind::Limit if st.open > 0 => lower_limit(&mut st, &f.msg),
+                        FailKind::Limit | FailKind::Closed if st.open > 0 => {
+                            lower_limit(&mut st, &f)
+                        }
                         _ => log::debug!("cannot open another IMAP connection yet: {}", f.msg),
                     }
                     st.no_new_until = Some(Instant::now() + NO_NEW_AFTER_FAILURE);
@@ -344,9 +360,12 @@ impl Pool {
     }
 }
 
-/// After a `[LIMIT]` refusal: use at most the connections open now (logged once).
-fn lower_limit(st: &mut State, msg: &str) {
+/// After a `[LIMIT]` refusal (or a connection closed without a word while others work): use
+/// at most the connections open now (logged once).
+fn lower_limit(st: &mut State, f: &connect::ConnectFailure) {
+    let msg = &f.msg;
     st.limit = st.open.max(1);
+    st.limit_guessed |= f.kind == FailKind::Closed;
     if !st.limit_logged {
         st.limit_logged = true;
         log::warn!(

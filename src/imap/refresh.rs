@@ -30,9 +30,15 @@ impl ImapStore {
                 highest_modseq,
             })
         };
-        // Without UIDNEXT, new mail cannot be told from old: list afresh.
-        let Some(old) = since.filter(|d| d.uidnext > 0) else {
+        let Some(old) = since else {
             return relisted(None);
+        };
+        // A server whose EXAMINE has no UIDNEXT (Courier): the highest UID listed + 1 stands
+        // in, so that a refresh is still a STATUS, not the whole folder again; the first one
+        // learns the real UIDNEXT from STATUS.
+        let old_next = match old.uidnext {
+            0 => old.messages.last().map_or(1, |m| m.uid.saturating_add(1)),
+            n => n,
         };
         let (st, modseq) = self.browse_status(folder)?;
         if st.uidvalidity != old.uidvalidity || st.uidnext == 0 {
@@ -44,12 +50,12 @@ impl ImapStore {
                 highest_modseq: modseq,
             })
         };
-        if st.uidnext == old.uidnext && st.messages as usize == old.messages.len() {
+        if st.uidnext == old_next && st.messages as usize == old.messages.len() {
             return changed(FolderChanges::Unchanged);
         }
         let mut new = Vec::new();
-        if st.uidnext != old.uidnext {
-            new = self.list_messages_from(folder, old.uidvalidity, old.uidnext)?;
+        if st.uidnext != old_next {
+            new = self.list_messages_from(folder, old.uidvalidity, old_next)?;
         }
         let mut vanished = Vec::new();
         if old.messages.len() + new.len() != st.messages as usize {

@@ -102,11 +102,10 @@ impl ImapStore {
                     self.pool.flush_idle();
                     if start.elapsed() + backoff >= budget {
                         log::warn!("IMAP: {msg}; giving up after {attempt} attempts");
-                        // Only a server that made us wait (a stall, a timeout) is worth
-                        // failing fast for; refusals are quick to retry anyway.
-                        if start.elapsed() >= budget / 2 {
-                            *crate::sync::lock(&self.gave_up) = Some((Instant::now(), msg.clone()));
-                        }
+                        // Refused connects spend about half the budget on their backoff
+                        // (0.2 + 0.4 + 0.8 s): operations one after another (a lookup, its
+                        // refreshes, the read) would add that up, so fail fast after them too.
+                        *crate::sync::lock(&self.gave_up) = Some((Instant::now(), msg.clone()));
                         return Err(StoreError::Connection(msg));
                     }
                     log::warn!("IMAP: {msg}; reconnecting (attempt {})", attempt + 1);
@@ -268,7 +267,8 @@ impl MailStore for ImapStore {
     fn wait_for_change(&self, folder: &str, max: Duration) -> Result<bool> {
         let mut idler = crate::sync::lock(&self.idler);
         if idler.is_ok() && !self.pool.caps().has("IDLE") {
-            log::info!("IMAP server does not offer IDLE; polling only");
+            // At the default level: new mail now waits for the poll interval.
+            log::warn!("IMAP server does not offer IDLE; polling for changes only");
             *idler = Err(());
         }
         let Ok(slot) = &mut *idler else {
@@ -290,7 +290,7 @@ impl MailStore for ImapStore {
         match result {
             Ok(changed) => Ok(changed),
             Err(StoreError::Server(msg)) => {
-                log::info!("IMAP IDLE not available ({msg}); polling only");
+                log::warn!("IMAP IDLE not available ({msg}); polling for changes only");
                 *idler = Err(());
                 Err(StoreError::Server(msg))
             }

@@ -8,7 +8,7 @@ usage: tests/integration/run.py [--long] [--server NAME] [--tier T,...] [-k PATT
                  only IMAP4rev1 LITERAL+), cyrus, courier (both from unpacked Debian packages); sets
                  IMAPFS_TEST_SERVER (see harness.py)
   --tier T,...   only these tiers (default: all): content (A_Content B_PartialRead BB_Reads Y_Corpus),
-                 live (BC_Live), faults (E_Faults F_Load), errors (C_Errors), lifecycle (D_Lifecycle),
+                 live (BC_Live V_ServerQuirks), faults (E_Faults F_Load), errors (C_Errors), lifecycle (D_Lifecycle),
                  extensions (X_Extensions: what imapfs sends to --server dovecot-min; only when named),
                  hostile (H_Hostile: a scripted hostile server, tests/integration/fakeimap.py),
                  desktop (DK_Desktop DK_SystemdUnit W_Desktop: fstab and mount(8), systemd readiness, logs, lifecycle,
@@ -25,7 +25,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 TIERS = {
     "content": ["A_Content", "B_PartialRead", "BB_Reads", "Y_Corpus"],
-    "live": ["BC_Live"],
+    "live": ["BC_Live", "V_ServerQuirks"],
     "faults": ["E_Faults", "F_Load"],
     "errors": ["C_Errors"],
     "lifecycle": ["D_Lifecycle"],
@@ -99,7 +99,7 @@ def main():
         loader.testNamePatterns = ["*%s*" % pattern]
     # explicit order: content first, the flags check last
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
-               test_content_hostile.H_ContentHostile, test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
+               test_content_hostile.H_ContentHostile, test_mount.BC_Live, test_servers.V_ServerQuirks, test_mount.C_Errors, test_mount.D_Lifecycle,
                test_desktop.DK_Desktop, test_desktop.DK_SystemdUnit,
                test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_browse.X_Browse, test_search.S_Search,
                test_desktop_fs.W_Desktop, test_oauth.O_OAuth, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]

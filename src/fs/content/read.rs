@@ -76,7 +76,12 @@ impl MsgCtx<'_> {
                 Ok(bytes) if info.generation() == snap.generation => return Ok(bytes),
                 Ok(_) => {}
                 Err(e) if info.generation() != snap.generation => {
-                    log::debug!("UID {} {}: retrying after: {e}", self.uid, info.section);
+                    log::debug!(
+                        "{} UID {} {}: retrying after: {e}",
+                        self.raw,
+                        self.uid,
+                        info.section
+                    );
                 }
                 Err(e) => return Err(e),
             }
@@ -112,7 +117,10 @@ impl MsgCtx<'_> {
     }
 
     fn error(&self, info: &FileInfo, what: &str) -> FsError {
-        FsError::Io(format!("UID {} section {} {what}", self.uid, info.section))
+        FsError::Io(format!(
+            "{} UID {} section {} {what}",
+            self.raw, self.uid, info.section
+        ))
     }
 
     /// The bytes `[start, end)` (end ≤ `snap.size`) under one generation; with `confirm`, a
@@ -258,7 +266,8 @@ impl MsgCtx<'_> {
                     Err(e) if info.generation() != g => return Err(e),
                     Err(e) => {
                         log::info!(
-                            "UID {} section {}: BINARY refused ({e}); checking the part instead",
+                            "{} UID {} section {}: BINARY refused ({e}); checking the part instead",
+                            self.raw,
                             self.uid,
                             info.section
                         );
@@ -429,7 +438,8 @@ impl MsgCtx<'_> {
             return Ok(());
         }
         log::warn!(
-            "UID {} section {}: {why}; re-indexing it",
+            "{} UID {} section {}: {why}; re-indexing it",
+            self.raw,
             self.uid,
             info.section
         );
@@ -437,8 +447,9 @@ impl MsgCtx<'_> {
         let (old, new) = (info.size(), scanned.decoded_size());
         if info.replace(g, scanned) && old != new {
             log::warn!(
-                "UID {} section {}: decoded size is {new}, not the {old} reported earlier; \
+                "{} UID {} section {}: decoded size is {new}, not the {old} reported earlier; \
                  size corrected",
+                self.raw,
                 self.uid,
                 info.section
             );
