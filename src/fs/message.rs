@@ -57,8 +57,10 @@ fn ready_file(name: &str, section: &str, size: u64) -> FileInfo {
 /// Build the directories of a batch of messages; sizes that need fetching are left unsettled
 /// (see `ContentFetcher::settle`). A message whose structure cannot be read gets a directory
 /// with its HEADER and its body as stored (`TEXT`).
-/// `offers_binary`: the store can fetch 8bit/binary parts with BINARY (see [`FileInfo::binary`]).
+/// `folder` names the messages in log lines; `offers_binary`: the store can fetch 8bit/binary parts
+/// with BINARY (see [`FileInfo::binary`]).
 pub fn build_batch(
+    folder: &str,
     items: Vec<(u32, StructureData)>,
     offers_binary: bool,
 ) -> Vec<(u32, Arc<MessageInfo>)> {
@@ -104,10 +106,7 @@ pub fn build_batch(
             }
             Err(e) => {
                 // Still show what can be shown: the header, and the body as stored.
-                log::warn!(
-                    "{} UID {uid}: {e}; showing its HEADER and raw TEXT",
-                    ctx.raw
-                );
+                log::warn!("{folder} UID {uid}: {e}; showing its HEADER and raw TEXT");
                 files.push(FileInfo::new(
                     "TEXT".into(),
                     "TEXT".into(),

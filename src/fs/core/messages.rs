@@ -80,7 +80,7 @@ impl MailFs {
             self.ctx(fs, uidvalidity, *u)
                 .cache_decoded(0, 0, 0, &data.header, len);
         }
-        let mut built = build_batch(good, self.store.offers_binary());
+        let mut built = build_batch(&fs.raw, good, self.store.offers_binary());
         built.extend(
             broken
                 .iter()
@@ -139,7 +139,7 @@ impl MailFs {
             header,
         };
         ctx.cache_decoded(0, 0, 0, &data.header, data.header.len() as u64);
-        build_batch(vec![(uid, data)], self.store.offers_binary())
+        build_batch(&fs.raw, vec![(uid, data)], self.store.offers_binary())
             .pop()
             .map(|(_, info)| info)
     }
