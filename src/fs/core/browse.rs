@@ -353,7 +353,7 @@ impl MailFs {
 
     /// Read an open generated file.
     pub(super) fn read_snapshot(&self, fh: u64, offset: u64, size: u32) -> Option<Vec<u8>> {
-        let snap = lock(&self.snapshots).get(&fh).cloned()?;
+        let snap = self.handles.snapshot(fh)?;
         Some(match offset < snap.len() {
             true => snap.read(offset, size),
             false => Vec::new(),

@@ -47,19 +47,19 @@ impl MailFs {
     /// Open a directory: its entries are kept for the handle, so that a listing read in
     /// several calls is consistent.
     pub fn opendir(&self, ino: u64) -> FsResult<u64> {
-        Ok(self.dirs.open(self.readdir(ino)?))
+        Ok(self.handles.dirs.open(self.readdir(ino)?))
     }
 
     /// The entries of an open directory handle (or read now, for a handle not known).
     pub fn dir_entries(&self, ino: u64, fh: u64) -> FsResult<Arc<Vec<DirEntry>>> {
-        match self.dirs.get(fh) {
+        match self.handles.dirs.get(fh) {
             Some(e) => Ok(e),
             None => self.readdir(ino).map(Arc::new),
         }
     }
 
     pub fn releasedir(&self, fh: u64) {
-        if self.dirs.release(fh) >= 10_000 {
+        if self.handles.dirs.release(fh) >= 10_000 {
             // A big folder's snapshot (tens of bytes an entry) is gone: return the memory.
             release_free_memory();
         }

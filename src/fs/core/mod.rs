@@ -5,6 +5,7 @@ mod ahead;
 mod browse;
 mod dirs;
 mod folders_file;
+mod handles;
 mod live;
 mod messages;
 mod reading;
@@ -30,14 +31,14 @@ use crate::sync::lock;
 use super::Invalidation;
 
 use super::content::{ContentFetcher, MsgCtx, UNKNOWN_SIZE_GUESS};
-use super::dirsnap::DirSnapshots;
 use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
 use super::inodes::{InodeTable, Node, ROOT_INO};
 use super::layout;
 use super::message::{build_batch, MessageInfo, STRUCTURE_BATCH};
-use super::readahead::{Background, MetaAhead, MetaWalk, ReadAhead, ReadState, Walk, Workers};
+use super::readahead::{Background, MetaAhead, MetaWalk, ReadAhead, Walk, Workers};
 use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
-use browse::{MsgExtras, Snapshot};
+use browse::MsgExtras;
+use handles::Handles;
 use summary::{FolderFlags, Summary};
 
 pub use statfs::StatFs;
@@ -71,21 +72,16 @@ pub struct MailFs {
     inodes: Mutex<InodeTable>,
     tree: Mutex<TreeState>,
     folders: Mutex<HashMap<u32, Arc<FolderState>>>,
-    handles: Mutex<HashMap<u64, ReadState>>,
-    next_handle: AtomicU64,
+    /// Open files and directories.
+    handles: Handles,
     mount_time: i64,
     /// Where to tell the kernel to forget entries (a thread outside request handlers does it).
     invalidations: Mutex<Option<Sender<Invalidation>>>,
     /// (folder, UID) of every message whose structure is in memory, least recently used first.
     known: Mutex<lru::LruCache<(u32, u32), ()>>,
-    /// Where reads and walks hand their read-ahead to background workers (see
-    /// `start_readahead`).
-    /// Directory listings kept per open directory handle.
-    dirs: DirSnapshots,
-    /// Background read-ahead, once started.
+    /// The background workers that reads and walks hand their read-ahead to, once started
+    /// (see `start_readahead`).
     workers: std::sync::OnceLock<Workers>,
-    /// What each open generated file (FLAGS, INDEX, ...) shows, fixed at open.
-    snapshots: Mutex<HashMap<u64, Snapshot>>,
     /// FOLDERS as last built, and when.
     folders_file: Mutex<Option<(Instant, Arc<Vec<u8>>)>>,
     /// Search directories: criteria looked up, recent per folder, last answers.
@@ -208,14 +204,11 @@ impl MailFs {
             inodes: Mutex::new(InodeTable::new()),
             tree: Mutex::new(TreeState::default()),
             folders: Mutex::new(HashMap::new()),
-            handles: Mutex::new(HashMap::new()),
-            next_handle: AtomicU64::new(1),
+            handles: Handles::default(),
             mount_time,
             invalidations: Mutex::new(None),
             known: Mutex::new(lru::LruCache::unbounded()),
             workers: std::sync::OnceLock::new(),
-            dirs: DirSnapshots::default(),
-            snapshots: Mutex::new(HashMap::new()),
             folders_file: Mutex::new(None),
             searches: Mutex::new(search::Searches::default()),
             quota: statfs::QuotaCache::default(),

@@ -34,22 +34,15 @@ impl MailFs {
             | Node::Index(_)
             | Node::SearchIndex { .. }) => {
                 let snap = self.snapshot(node)?.ok_or(FsError::IsDir)?;
-                let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-                lock(&self.snapshots).insert(fh, snap);
-                Ok(fh)
+                Ok(self.handles.open_snapshot(snap))
             }
-            Node::File { .. } => {
-                let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-                lock(&self.handles).insert(fh, ReadState::default());
-                Ok(fh)
-            }
+            Node::File { .. } => Ok(self.handles.open_file()),
             _ => Err(FsError::IsDir),
         }
     }
 
     pub fn release(&self, fh: u64) {
-        lock(&self.handles).remove(&fh);
-        lock(&self.snapshots).remove(&fh);
+        self.handles.release(fh);
     }
 
     /// Up to `size` bytes at `offset`; fewer only at the end of the file.
@@ -82,9 +75,7 @@ impl MailFs {
             }
         }
         let ctx = self.ctx(&fs, uidvalidity, uid);
-        let ahead = lock(&self.handles)
-            .get_mut(&fh)
-            .and_then(|h| h.advance(offset, end));
+        let ahead = self.handles.advance(fh, offset, end);
         log::trace!("read UID {uid} file {file} [{offset}, {end}) ahead {ahead:?}");
         let queued = ahead.is_some_and(|(from, to)| {
             self.queue_background(Background::Content(ReadAhead {
