@@ -225,13 +225,15 @@ class B_PartialRead(unittest.TestCase):
                 stats_delta = last - before
             finally:
                 clean = m.stop()
-        # per-session totals: the Disconnected lines of the sessions this mount opened
+        # per-session totals: the Disconnected lines of the sessions this mount opened (by session
+        # id: a session of an earlier mount may close after log_before and must not count here)
         t_end = time.time() + 5
         while True:
             new = w.server_log()[log_before:]
-            logins = len(re.findall(r"imap-login: Info: Login: ", new))
-            outs = [int(x) for x in re.findall(r"imap\(.*Disconnected.* out=(\d+)", new)]
-            if len(outs) >= logins or time.time() > t_end:
+            sessions = set(re.findall(r"imap-login: Info: Login: .*session=<([^>]+)>", new))
+            outs = [int(x) for sid, x in re.findall(r"imap\(.*<([^>]+)>: Info: Disconnected.* out=(\d+)", new)
+                    if sid in sessions]
+            if len(outs) >= len(sessions) or time.time() > t_end:
                 break
             time.sleep(0.1)
         session_total = sum(outs)

@@ -22,6 +22,7 @@ pub enum Op {
     FetchBriefs,
     FetchFlags,
     FolderCounts,
+    Quota,
 }
 
 #[derive(Clone, Debug)]
@@ -192,5 +193,9 @@ impl MailStore for FailingStore {
 
     fn folder_counts(&self) -> Result<Vec<FolderCounts>> {
         self.run(Op::FolderCounts, || self.inner.folder_counts())
+    }
+
+    fn quota(&self) -> Result<Option<crate::store::Quota>> {
+        self.run(Op::Quota, || self.inner.quota())
     }
 }
