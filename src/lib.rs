@@ -8,6 +8,7 @@
 //! - [`fuse`]: the thin adapter from fuser's callbacks onto the core.
 //! - [`names`]: folder-name decoding (modified UTF-7) and escaping into path components.
 
+pub mod autounmount;
 pub mod cache;
 pub mod cli;
 pub mod fs;
