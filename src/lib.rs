@@ -10,6 +10,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod autounmount;
 pub mod cache;
 pub mod cli;
 pub mod fs;

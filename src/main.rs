@@ -16,7 +16,7 @@ use imapfs::fuse::FuseAdapter;
 use imapfs::imap::{ImapStore, ServerConfig};
 use imapfs::mount::{self, Daemon};
 use imapfs::token::TokenSource;
-use imapfs::{logging, mountopts, notify, password};
+use imapfs::{autounmount, logging, mountopts, notify, password};
 
 /// How long one IDLE lasts before it is renewed (and retargeted to the folder in use).
 const IDLE_CYCLE: Duration = Duration::from_secs(20);
@@ -115,16 +115,22 @@ fn run(
         }
         daemon
     };
-    if plan.auto_unmount {
-        if let Err(msg) = mount::spawn_auto_unmount(&args.mountpoint, &fsname) {
-            daemon.report(Err(&msg));
-            return Err(msg);
+    let auto_unmount = if plan.auto_unmount {
+        match autounmount::spawn(&args.mountpoint) {
+            Ok(watcher) => Some(watcher),
+            Err(msg) => {
+                daemon.report(Err(&msg));
+                return Err(msg);
+            }
         }
-    }
+    } else {
+        None
+    };
     let serve = Serve {
         config: plan.config,
         daemon,
         notify_socket,
+        auto_unmount,
     };
     mount_and_serve(&args, url, password, oauth2, serve)
 }
@@ -134,6 +140,7 @@ struct Serve {
     config: fuser::Config,
     daemon: Daemon,
     notify_socket: Option<OsString>,
+    auto_unmount: Option<autounmount::Watcher>,
 }
 
 fn mount_and_serve(
@@ -147,6 +154,7 @@ fn mount_and_serve(
         config,
         daemon,
         notify_socket,
+        mut auto_unmount,
     } = serve;
     let server = ServerConfig {
         host: url.host,
@@ -237,6 +245,9 @@ fn mount_and_serve(
             return Err(msg);
         }
     };
+    if let Some(watcher) = &mut auto_unmount {
+        watcher.mounted(&args.mountpoint);
+    }
     let _ = unmounter.set(Mutex::new(session.unmount_callable()));
     start_invalidator(&core, session.notifier());
     start_poller(&core, Duration::from_secs(args.poll_interval));

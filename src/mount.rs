@@ -33,55 +33,6 @@ pub fn lazy_unmount(path: &Path) -> Result<(), String> {
     Err(last)
 }
 
-/// `-o auto_unmount`: a small child process whose only job is to detach the mount if this
-/// process dies without unmounting (even by SIGKILL), as fusermount3's auto_unmount does. fuser
-/// offers AutoUnmount only with allow_other/allow_root; this works for the mounting user alone.
-/// Must run before any thread is started.
-pub fn spawn_auto_unmount(mountpoint: &Path, fsname: &str) -> Result<(), String> {
-    let mountpoint = std::fs::canonicalize(mountpoint)
-        .map_err(|e| format!("mountpoint {}: {e}", mountpoint.display()))?;
-    let mut fds = [0; 2];
-    // SAFETY: plain syscalls on fresh descriptors; single-threaded (documented precondition), so
-    // the child may allocate and run ordinary code.
-    unsafe {
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            return Err(format!("pipe: {}", std::io::Error::last_os_error()));
-        }
-        match libc::fork() {
-            -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
-            0 => {
-                // Only the parent's death may end this process: not ^C or a hangup meant for it.
-                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
-                    libc::signal(sig, libc::SIG_IGN);
-                }
-                let keep = fds[0] as libc::c_uint;
-                // Hold no other descriptor (the background pipe, a terminal) open.
-                libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, keep - 1, 0);
-                libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0);
-                detach_stdio();
-                let mut byte = [0u8; 1];
-                while libc::read(fds[0], byte.as_mut_ptr().cast(), 1) != 0
-                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-                {
-                }
-                // Still ours? (root mounts show as type "fuse", fusermount3's as "fuse.imapfs")
-                if let Some((fstype, source)) = mount_at(&mountpoint)
-                    .filter(|(t, s)| (t == "fuse" || t == "fuse.imapfs") && s == fsname)
-                {
-                    log::debug!("auto_unmount: detaching {fstype} {source}");
-                    let _ = lazy_unmount(&mountpoint);
-                }
-                libc::_exit(0)
-            }
-            _ => {
-                libc::close(fds[0]);
-                // The write end stays open (close-on-exec) for as long as this process lives.
-                Ok(())
-            }
-        }
-    }
-}
-
 /// Refuse a mountpoint that is missing, not a directory, a dead mount, or (unless `nonempty`)
 /// not empty or already a mount point, with a clear message.
 pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
@@ -99,9 +50,10 @@ pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
     if nonempty {
         return Ok(());
     }
-    if let Some((fstype, source)) = mount_at(path) {
+    if let Some(m) = mount_at(path) {
         return Err(format!(
-            "mountpoint {shown} is already a mount point ({fstype} {source}); unmount it first, or mount over it with -o nonempty"
+            "mountpoint {shown} is already a mount point ({} {}); unmount it first, or mount over it with -o nonempty",
+            m.fstype, m.source
         ));
     }
     let mut entries = std::fs::read_dir(path).map_err(|e| format!("mountpoint {shown}: {e}"))?;
@@ -113,10 +65,25 @@ pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// The file system type and source of the topmost mount at `path`, from /proc/self/mountinfo.
-pub fn mount_at(path: &Path) -> Option<(String, String)> {
+/// One line of /proc/self/mountinfo.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Unique while the mount exists (a new mount at the same place gets another).
+    pub id: u64,
+    pub fstype: String,
+    pub source: String,
+}
+
+/// The topmost mount at `path`, from /proc/self/mountinfo.
+pub fn mount_at(path: &Path) -> Option<MountEntry> {
     use std::os::unix::ffi::OsStrExt;
-    let want = std::fs::canonicalize(path).ok()?;
+    // A dead FUSE mount cannot be resolved itself: resolve its parent.
+    let want = std::fs::canonicalize(path)
+        .or_else(|e| match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => Ok(std::fs::canonicalize(dir)?.join(name)),
+            _ => Err(e),
+        })
+        .ok()?;
     let info = std::fs::read("/proc/self/mountinfo").ok()?;
     let mut found = None;
     for line in info.split(|&b| b == b'\n') {
@@ -129,7 +96,11 @@ pub fn mount_at(path: &Path) -> Option<(String, String)> {
         }
         if unescape_mountinfo(fields[4]) == want.as_os_str().as_bytes() {
             let text = |b: &[u8]| String::from_utf8_lossy(&unescape_mountinfo(b)).into_owned();
-            found = Some((text(fields[sep + 1]), text(fields[sep + 2])));
+            found = Some(MountEntry {
+                id: text(fields[0]).parse().ok()?,
+                fstype: text(fields[sep + 1]),
+                source: text(fields[sep + 2]),
+            });
         }
     }
     found
@@ -165,37 +136,56 @@ pub enum Daemon {
     Foreground,
 }
 
-/// Fork; the parent waits until the child reports success (exit 0) or an error line (printed,
-/// exit 1), or dies (exit 1). Must run before any thread is started.
-pub fn background() -> Result<Daemon, String> {
+/// Which side of [`fork_with_pipe`] this is.
+pub(crate) enum Side {
+    Parent,
+    Child,
+}
+
+/// A close-on-exec pipe (read end, write end), then fork. Must run before any thread is started
+/// (so the child may allocate and run ordinary code).
+pub(crate) fn fork_with_pipe() -> Result<(Side, OwnedFd, OwnedFd), String> {
     let mut fds = [0; 2];
-    // SAFETY: plain syscalls on fresh descriptors; single-threaded (documented precondition).
+    // SAFETY: plain syscalls on fresh descriptors, each owned exactly once below; single-threaded
+    // (documented precondition).
     unsafe {
         if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
             return Err(format!("pipe: {}", std::io::Error::last_os_error()));
         }
+        let (read, write) = (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]));
         match libc::fork() {
             -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
-            0 => {
-                libc::close(fds[0]);
-                libc::setsid();
-                Ok(Daemon::Child(OwnedFd::from_raw_fd(fds[1])))
-            }
-            _ => {
-                libc::close(fds[1]);
-                let mut pipe = std::fs::File::from(OwnedFd::from_raw_fd(fds[0]));
-                let mut word = String::new();
-                let _ = pipe.read_to_string(&mut word);
-                match word.strip_prefix("ok") {
-                    Some(_) => std::process::exit(0),
-                    None if word.is_empty() => {
-                        eprintln!("imapfs: the background process died before mounting");
-                        std::process::exit(1)
-                    }
-                    None => {
-                        eprintln!("imapfs: {}", word.trim_end());
-                        std::process::exit(1)
-                    }
+            0 => Ok((Side::Child, read, write)),
+            _ => Ok((Side::Parent, read, write)),
+        }
+    }
+}
+
+/// Fork; the parent waits until the child reports success (exit 0) or an error line (printed,
+/// exit 1), or dies (exit 1). Must run before any thread is started.
+pub fn background() -> Result<Daemon, String> {
+    match fork_with_pipe()? {
+        (Side::Child, read, write) => {
+            drop(read);
+            // SAFETY: setsid has no memory effects.
+            unsafe { libc::setsid() };
+            Ok(Daemon::Child(write))
+        }
+        (Side::Parent, read, write) => {
+            // (a `_` pattern would keep it open until the match ends: no EOF when the child dies)
+            drop(write);
+            let mut pipe = std::fs::File::from(read);
+            let mut word = String::new();
+            let _ = pipe.read_to_string(&mut word);
+            match word.strip_prefix("ok") {
+                Some(_) => std::process::exit(0),
+                None if word.is_empty() => {
+                    eprintln!("imapfs: the background process died before mounting");
+                    std::process::exit(1)
+                }
+                None => {
+                    eprintln!("imapfs: {}", word.trim_end());
+                    std::process::exit(1)
                 }
             }
         }
@@ -223,7 +213,7 @@ impl Daemon {
     }
 }
 
-fn detach_stdio() {
+pub(crate) fn detach_stdio() {
     // SAFETY: replacing fds 0-2 with /dev/null.
     unsafe {
         let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);

@@ -406,6 +406,32 @@ class DK_Desktop(unittest.TestCase):
             finally:
                 m.stop()
 
+    def test_auto_unmount_never_detaches_a_later_mount_at_the_same_place(self):
+        """A's watcher knows A's mount ID: when A dies after its mount was replaced by B's, B stays."""
+        w = world()
+        a = Mount(w, args=["-o", "auto_unmount"], name="autounmount-later")
+        b = Mount(w, name="autounmount-b")
+        os.rmdir(b.path)
+        b.path = a.path
+        held = None
+        try:
+            a.start()
+            with Watchdog(w, 30, "open a file"):
+                held = open(os.path.join(a.path, "INBOX", "1", "HEADER"), "rb")  # keeps A's process serving
+            self.assertEqual(run(["fusermount3", "-u", "-z", a.path], timeout=20).returncode, 0)
+            b.start()
+            a.proc.kill()
+            a.proc.wait(timeout=10)
+            time.sleep(2)  # A's watcher has had its chance
+            self.assertTrue(is_mounted(b.path), "A's auto_unmount detached B's mount")
+            with Watchdog(w, 30, "ls B"):
+                self.assertIn("INBOX", os.listdir(b.path))
+        finally:
+            if held:
+                held.close()
+            b.stop()
+            a.stop()
+
 
 def drop_to_nobody():
     os.setgroups([])
