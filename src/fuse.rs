@@ -21,21 +21,11 @@ const SHORT_TTL: Duration = Duration::from_secs(1);
 
 pub struct FuseAdapter {
     core: Arc<MailFs>,
-    /// Answer extended attribute requests (see `without_xattrs`).
-    xattrs: bool,
 }
 
 impl FuseAdapter {
     pub fn new(core: Arc<MailFs>) -> FuseAdapter {
-        FuseAdapter { core, xattrs: true }
-    }
-
-    /// Tell the kernel there are no extended attributes (ENOSYS: it stops asking). Answering
-    /// them costs `ls -l` a round trip per entry and name it probes (`security.selinux`,
-    /// `system.posix_acl_*`), which the kernel does not cache.
-    pub fn without_xattrs(mut self) -> FuseAdapter {
-        self.xattrs = false;
-        self
+        FuseAdapter { core }
     }
 
     /// The entries snapshotted at opendir (or read now, for a handle the core does not know).
@@ -257,9 +247,6 @@ impl Filesystem for FuseAdapter {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if !self.xattrs {
-            return reply.error(Errno::ENOSYS);
-        }
         match name.to_str().map(|n| self.core.xattr(ino.0, n)) {
             Some(Ok(Some(value))) => xattr_reply(&value, size, reply),
             None | Some(Ok(None)) => reply.error(Errno::from_i32(libc::ENODATA)),
@@ -268,9 +255,6 @@ impl Filesystem for FuseAdapter {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if !self.xattrs {
-            return reply.error(Errno::ENOSYS);
-        }
         match self.core.xattr_list(ino.0) {
             Ok(list) => xattr_reply(&list, size, reply),
             Err(e) => reply.error(errno(&e)),

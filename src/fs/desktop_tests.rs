@@ -123,14 +123,16 @@ fn other_names_have_no_value() {
     let pdf = path_ino(&f.fs, "INBOX/7/2").unwrap();
     for (ino, name) in [
         (dir, "user.mime_type"),
-        (dir, "security.selinux"),
         (dir, "user.imap.flags.x"),
         (pdf, "user.charset"),
         (pdf, "user.imap.uid"),
-        (pdf, "system.posix_acl_access"),
         (1, "user.imap.flags"),
     ] {
         assert_eq!(f.fs.xattr(ino, name), Ok(None), "{name}");
+    }
+    // Other namespaces are not supported at all (so that `ls -l` stops asking).
+    for (ino, name) in [(dir, "security.selinux"), (pdf, "system.posix_acl_access")] {
+        assert_eq!(f.fs.xattr(ino, name), Err(FsError::NotSupported), "{name}");
     }
     assert_eq!(f.fs.xattr_list(9999), Err(FsError::NotFound));
     assert_eq!(f.fs.xattr(9999, "user.imap.uid"), Err(FsError::NotFound));

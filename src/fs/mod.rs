@@ -36,6 +36,9 @@ pub enum FsError {
     Stale,
     #[error("I/O error: {0}")]
     Io(String),
+    /// Not offered by this filesystem at all (an extended attribute namespace).
+    #[error("operation not supported")]
+    NotSupported,
 }
 
 impl FsError {
@@ -46,6 +49,7 @@ impl FsError {
             FsError::IsDir => libc::EISDIR,
             FsError::Stale => libc::ESTALE,
             FsError::Io(_) => libc::EIO,
+            FsError::NotSupported => libc::EOPNOTSUPP,
         }
     }
 }

@@ -1,10 +1,11 @@
 """What desktop tools read besides file contents (README "Layout"): `df` (statvfs) against the server's own
 GETQUOTAROOT answer on a Dovecot with the quota plugin (scripts/test-server.sh --quota), and non-zero
 totals without a quota so plain `df -h` lists the mount; extended attributes against FETCH FLAGS /
-INTERNALDATE / BODYSTRUCTURE: exactly the names listxattr lists, ENODATA for others, the size-0 probe,
+INTERNALDATE / BODYSTRUCTURE: exactly the names listxattr lists, ENODATA for other user.* names, EOPNOTSUPP for other namespaces, the size-0 probe,
 ERANGE for a short buffer, EROFS for setxattr/removexattr, and no flag changed by reading them."""
 import ctypes
 import ctypes.util
+import shutil
 import datetime
 import errno
 import os
@@ -199,15 +200,36 @@ class W_Desktop(unittest.TestCase):
         finally:
             ref.close()
 
+    def test_ls_l_stops_asking_for_other_namespaces(self):
+        # `ls -l` asks every entry for security.selinux and the POSIX ACLs unless the filesystem
+        # says "not supported" once: then coreutils stops for the whole mount. Counted with strace.
+        if not shutil.which("strace"):
+            self.skipTest("strace is not installed")
+        folder = max(self.w.messages, key=lambda f: len(self.w.messages[f]))
+        d = os.path.join(self.m.path, folder_path(folder))
+        n = len(os.listdir(d))
+        self.assertGreater(n, 10, folder)
+        r = run(["strace", "-f", "-c", "-e", "trace=getxattr,lgetxattr", "ls", "-l", d], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        calls = sum(int(line.split()[3]) for line in r.stderr.splitlines()
+                    if line.split()[-1:] in (["getxattr"], ["lgetxattr"]))
+        self.assertLessEqual(calls, 4, "xattr calls by ls -l of %d entries:\n%s" % (n, r.stderr))
+
     def test_xattr_errors(self):
         folder, uid, msg = next(self.messages())
         d = os.path.join(self.m.path, folder_path(folder), str(uid))
         part = os.path.join(d, msg.sections[0][0])
         for path, name in ((d, "user.mime_type"), (d, "user.nope"), (part, "user.imap.uid"),
-                           (self.m.path, "user.imap.flags"), (d, "security.selinux")):
+                           (self.m.path, "user.imap.flags")):
             with self.assertRaises(OSError) as cm:
                 os.getxattr(path, name)
             self.assertEqual(cm.exception.errno, errno.ENODATA, (path, name))
+        # Other namespaces: "not supported", which `ls -l` remembers for the whole mount (it asks
+        # for security.selinux and system.posix_acl_* of every entry otherwise)
+        for path, name in ((d, "security.selinux"), (part, "system.posix_acl_access"), (d, "trusted.x")):
+            with self.assertRaises(OSError) as cm:
+                os.getxattr(path, name)
+            self.assertEqual(cm.exception.errno, errno.EOPNOTSUPP, (path, name))
         value = os.getxattr(d, "user.imap.uid")
         # Size-0 probe, then a buffer too small, then one that fits.
         self.assertEqual(raw_getxattr(d, "user.imap.uid", 0)[:2], (len(value), 0))

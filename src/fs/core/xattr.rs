@@ -105,9 +105,14 @@ impl MailFs {
     }
 
     /// The value of extended attribute `name` of `ino`; `None` when it has no such attribute.
+    /// Outside the `user.` namespace the answer is [`FsError::NotSupported`]: `ls -l` asks for
+    /// `security.selinux` and `system.posix_acl_*` of every entry, and stops asking for the
+    /// whole filesystem after the first "not supported" (coreutils remembers it per device),
+    /// where "no such attribute" would cost a round trip per entry and name.
     pub fn xattr(&self, ino: u64, name: &str) -> FsResult<Option<Vec<u8>>> {
-        // Others (`security.*`, `system.posix_acl_*`, asked by `ls -l` for every entry) cost
-        // nothing.
+        if !name.starts_with("user.") {
+            return Err(FsError::NotSupported);
+        }
         if !XATTR_NAMES.contains(&name) {
             return Ok(None);
         }
