@@ -78,7 +78,7 @@ class X_Extensions(unittest.TestCase):
                    name="ext") as m:
             with Watchdog(w, 120, "reads on the cut-down server"):
                 d = os.path.join(m.path, folder_path("INBOX"))
-                uids = sorted(int(n) for n in os.listdir(d))
+                uids = uid_names(d)
                 n = 0
                 for uid in uids:
                     for name in os.listdir(os.path.join(d, str(uid))):
@@ -95,7 +95,7 @@ class X_Extensions(unittest.TestCase):
                 finally:
                     c.logout()
                 t_end = time.time() + 5
-                while time.time() < t_end and len(os.listdir(d)) == len(uids):
+                while time.time() < t_end and len(uid_names(d)) == len(uids):
                     time.sleep(0.2)
         sent = imapfs_commands(rawlog, since - 1)
         log("extensions: %d files read; imapfs sent %d lines in %d sessions" % (
