@@ -118,14 +118,14 @@ fn date_and_zone(s: &str) -> Option<(i64, i32)> {
 
 /// One summary FETCH response as a brief; `None` for responses that are not one (an
 /// unsolicited flags update, a UID not asked for).
-fn brief_of(f: &FetchResponse, wanted: &HashSet<u32>) -> Option<MessageBrief> {
+fn brief_of(folder: &str, f: &FetchResponse, wanted: &HashSet<u32>) -> Option<MessageBrief> {
     let uid = f.uid().filter(|u| wanted.contains(u))?;
     let size = f.get("RFC822.SIZE").and_then(Value::as_u64)?;
     let date = f.get("INTERNALDATE").and_then(Value::as_text);
     let (internal_date, zone_offset) = match date.as_deref().and_then(date_and_zone) {
         Some(d) => d,
         None => {
-            log::warn!("IMAP UID {uid}: unreadable INTERNALDATE {date:?}");
+            log::warn!("IMAP {folder} UID {uid}: unreadable INTERNALDATE {date:?}");
             (0, 0)
         }
     };
@@ -256,7 +256,7 @@ impl ImapStore {
                     &BRIEFS,
                     u64::MAX,
                     &what,
-                    &mut |f| out.extend(brief_of(&f, &wanted)),
+                    &mut |f| out.extend(brief_of(folder, &f, &wanted)),
                 )?;
                 Ok(out)
             })

@@ -33,7 +33,8 @@ pub fn add_implied_parents(mut folders: Vec<FolderEntry>) -> Vec<FolderEntry> {
     folders
 }
 
-pub fn summaries(resps: &[FetchResponse]) -> Vec<MessageSummary> {
+/// The listing entries in `resps` (`folder` names them in log lines).
+pub fn summaries(folder: &str, resps: &[FetchResponse]) -> Vec<MessageSummary> {
     let mut by_uid: BTreeMap<u32, MessageSummary> = BTreeMap::new();
     for f in resps {
         let Some(uid) = f.uid() else { continue };
@@ -50,7 +51,7 @@ pub fn summaries(resps: &[FetchResponse]) -> Vec<MessageSummary> {
         if let Some(d) = date {
             match d.as_text().as_deref().and_then(parse_internal_date) {
                 Some(t) => e.internal_date = t,
-                None => log::warn!("IMAP UID {uid}: unreadable INTERNALDATE {d:?}"),
+                None => log::warn!("IMAP {folder} UID {uid}: unreadable INTERNALDATE {d:?}"),
             }
         }
         if let Some(s) = size.and_then(Value::as_u64) {
@@ -97,7 +98,7 @@ mod tests {
     fn summaries_merge_and_skip_unsolicited() {
         let raw = b"* 1 FETCH (UID 3 INTERNALDATE \"25-Nov-2026 22:21:14 +0000\" RFC822.SIZE 10)\r\n\
 * 2 FETCH (FLAGS (\\Seen) UID 1)\r\n* 2 FETCH (UID 2 RFC822.SIZE 7 INTERNALDATE \" 1-Jan-1970 00:00:01 +0000\")\r\n";
-        let s = summaries(&parse_fetches(raw).unwrap());
+        let s = summaries("INBOX", &parse_fetches(raw).unwrap());
         assert_eq!(
             s,
             vec![

@@ -97,7 +97,7 @@ impl ImapStore {
                 return Ok(listing);
             }
             let resps = c.fetch("UID FETCH 1:* (UID INTERNALDATE RFC822.SIZE)")?;
-            listing.messages = summaries(&resps);
+            listing.messages = summaries(folder, &resps);
             Ok(listing)
         })
     }
@@ -116,7 +116,7 @@ impl ImapStore {
             from_uid.max(1)
         );
         let resps = self.with_conn(Some(folder), Some(uidvalidity), |c| c.fetch(&cmd))?;
-        let mut msgs: Vec<MessageSummary> = summaries(&resps)
+        let mut msgs: Vec<MessageSummary> = summaries(folder, &resps)
             .into_iter()
             .filter(|m| m.uid >= from_uid)
             .collect();

@@ -131,7 +131,10 @@ impl MailFs {
                 return Ok(e.clone());
             }
         }
-        Err(FsError::Io(format!("UID {uid}: directory not in memory")))
+        Err(FsError::Io(format!(
+            "{} UID {uid}: directory not in memory",
+            fs.raw
+        )))
     }
 
     pub(super) fn extra_index(

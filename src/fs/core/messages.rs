@@ -47,7 +47,7 @@ impl MailFs {
             .cloned()
             .ok_or_else(|| match batch.contains(&uid) {
                 true => FsError::NotFound,
-                false => FsError::Io(format!("UID {uid} was not fetched")),
+                false => FsError::Io(format!("{} UID {uid} was not fetched", fs.raw)),
             })
     }
 
@@ -201,7 +201,7 @@ impl MailFs {
         f.size
             .get()
             .copied()
-            .ok_or_else(|| FsError::Io(format!("size of {} of UID {uid} unknown", f.name)))
+            .ok_or_else(|| FsError::Io(format!("{} UID {uid}: size of {} unknown", fs.raw, f.name)))
     }
 
     /// Note that these messages' structures are in memory; forget the least recently used
