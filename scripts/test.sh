@@ -16,7 +16,7 @@ export DEBIAN_FRONTEND=noninteractive
 . scripts/lib/packages.sh
 install_missing fusermount3=fuse3 /usr/lib/dovecot/imap=dovecot-imapd dovecot=dovecot-imapd \
     openssl=openssl python3=python3 pkg-config=pkg-config /usr/include/openssl/ssl.h=libssl-dev \
-    mountpoint=util-linux
+    mountpoint=util-linux strace=strace
 for comp in rustfmt clippy; do
     if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
         rustup component add "$comp" >/dev/null 2>&1 || echo "warning: could not add $comp" >&2
