@@ -55,6 +55,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub poll_interval: u64,
 
+    /// Allow changes: flags (FLAGS files), folders (mkdir, rmdir, mv). Folders are then opened
+    /// with SELECT; without this option nothing on the server is ever changed
+    #[arg(long)]
+    pub read_write: bool,
+
     /// Mount options, comma-separated (allow_other, allow_root, default_permissions, ...)
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,

@@ -75,7 +75,14 @@ fn run(args: Args, env_password: Option<imapfs::secret::Secret>) -> Result<(), S
     let url = parse_url(&args.url)?;
     mount::check_mountpoint(&args.mountpoint)?;
     let fsname = format!("imapfs:{}@{}", url.user, url.host);
-    let config = mount::config(&args.options, &fsname)?;
+    let mut config = mount::config(&args.options, &fsname)?;
+    if args.read_write {
+        // Only --read-write lifts the kernel's read-only mount (`-o rw` does not).
+        config
+            .mount_options
+            .retain(|o| *o != fuser::MountOption::RO);
+        config.mount_options.push(fuser::MountOption::RW);
+    }
     if args.insecure {
         log::warn!("--insecure: the server's certificate is not verified");
         eprintln!("imapfs: warning: --insecure: the server's certificate is not verified");
@@ -161,6 +168,7 @@ fn mount_and_serve(
     // The rest of the pool logs in now, all at once (one login's time), so the first reads
     // after mounting neither wait for logins nor compete with them.
     store.open_all();
+    store.set_read_write(args.read_write);
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let core = Arc::new(MailFs::new(
@@ -174,6 +182,10 @@ fn mount_and_serve(
             max_message_infos: imapfs::fs::MAX_MESSAGE_INFOS,
         },
     ));
+    core.set_read_write(args.read_write);
+    if args.read_write {
+        log::warn!("--read-write: changes made here reach the server");
+    }
     let _ = core_cell.set(core.clone());
     core.start_readahead(args.connections as usize);
     let adapter = FuseAdapter::new(core.clone());

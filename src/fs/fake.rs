@@ -3,6 +3,7 @@
 
 pub mod failing;
 pub mod parts;
+mod write;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,6 +82,10 @@ pub struct FakeStore {
     pub binary_answers: Mutex<HashMap<(String, u32, String), BinaryAnswer>>,
     /// Folders whose searches fail (a server error).
     pub search_fails: Mutex<Vec<String>>,
+    /// Changes made (`--read-write`), one line each: `STORE INBOX 5 ...`, `CREATE x`.
+    pub changes: Mutex<Vec<String>>,
+    /// PERMANENTFLAGS has `\*`: keywords may be stored.
+    pub keywords_allowed: AtomicBool,
 }
 
 impl FakeStore {
@@ -156,6 +161,29 @@ impl FakeStore {
 impl MailStore for FakeStore {
     fn offers_binary(&self) -> bool {
         self.binary.load(Ordering::Relaxed)
+    }
+
+    fn store_flags(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uid: u32,
+        change: &crate::store::FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<crate::store::FlagsOutcome> {
+        self.do_store_flags(folder, uidvalidity, uid, change, unchanged_since)
+    }
+
+    fn create_folder(&self, name: &str) -> Result<()> {
+        self.do_create_folder(name)
+    }
+
+    fn delete_folder(&self, name: &str) -> Result<()> {
+        self.do_delete_folder(name)
+    }
+
+    fn rename_folder(&self, from: &str, to: &str) -> Result<()> {
+        self.do_rename_folder(from, to)
     }
 
     fn list_folders(&self) -> Result<Vec<FolderEntry>> {

@@ -35,6 +35,26 @@ pub enum FsError {
     Stale,
     #[error("I/O error: {0}")]
     Io(String),
+    /// A change on a read-only mount (the default).
+    #[error("read-only file system")]
+    ReadOnly,
+    /// A change this node or the server does not allow (logged where it is refused).
+    #[error("operation not permitted")]
+    NotPermitted,
+    /// Writing to a file that cannot change (message content).
+    #[error("permission denied")]
+    Denied,
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("file exists")]
+    Exists,
+    /// CONDSTORE: someone else changed it meanwhile; look again and retry.
+    #[error("changed meanwhile, try again")]
+    Again,
+    #[error("file too large")]
+    TooBig,
 }
 
 impl FsError {
@@ -45,6 +65,14 @@ impl FsError {
             FsError::IsDir => libc::EISDIR,
             FsError::Stale => libc::ESTALE,
             FsError::Io(_) => libc::EIO,
+            FsError::ReadOnly => libc::EROFS,
+            FsError::NotPermitted => libc::EPERM,
+            FsError::Denied => libc::EACCES,
+            FsError::Invalid(_) => libc::EINVAL,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::Exists => libc::EEXIST,
+            FsError::Again => libc::EAGAIN,
+            FsError::TooBig => libc::EFBIG,
         }
     }
 }
@@ -54,6 +82,11 @@ impl From<StoreError> for FsError {
         match e {
             StoreError::NoSuchFolder(_) => FsError::NotFound,
             StoreError::UidValidityChanged(_) => FsError::Stale,
+            StoreError::NotPermitted(m) => {
+                log::warn!("refused: {m}");
+                FsError::NotPermitted
+            }
+            StoreError::AlreadyExists(_) => FsError::Exists,
             other => FsError::Io(other.to_string()),
         }
     }
@@ -116,3 +149,5 @@ mod browse_tests;
 mod search_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;

@@ -52,6 +52,7 @@ mod uidset;
 mod wire;
 #[cfg(test)]
 mod wire_tests;
+mod write;
 
 pub use store::ImapStore;
 

@@ -10,7 +10,8 @@ usage: tests/integration/run.py [--long] [--server NAME] [--tier T,...] [-k PATT
   --tier T,...   only these tiers (default: all): content (A_Content B_PartialRead BB_Reads Y_Corpus),
                  live (BC_Live), faults (E_Faults F_Load), errors (C_Errors), lifecycle (D_Lifecycle),
                  extensions (X_Extensions: what imapfs sends to --server dovecot-min; only when named),
-                 hostile (H_Hostile: a scripted hostile server, tests/integration/fakeimap.py);
+                 hostile (H_Hostile: a scripted hostile server, tests/integration/fakeimap.py),
+                 readwrite (RW_ReadWrite: --read-write, and the read-only default's EROFS);
                  the read-only check Z_FlagsUnchanged always runs last
 """
 import os
@@ -30,6 +31,7 @@ TIERS = {
     "search": ["S_Search"],
     "extensions": ["X_Extensions"],  # only when asked for; needs --server dovecot-min
     "hostile": ["H_Hostile", "H_ContentHostile"],  # a fake server (test_hostile.py) and Dovecot
+    "readwrite": ["RW_ReadWrite"],  # --read-write on folders of its own (test_readwrite.py)
 }
 
 
@@ -74,6 +76,7 @@ def main():
     import test_faults  # noqa: E402
     import test_hostile  # noqa: E402
     import test_mount  # noqa: E402
+    import test_readwrite  # noqa: E402
     import test_search  # noqa: E402
     import test_servers  # noqa: E402
     if len(args) == 2 and args[0] == "-k":
@@ -93,7 +96,7 @@ def main():
     classes = [test_mount.A_Content, test_mount.B_PartialRead, test_mount.BB_Reads,
                test_content_hostile.H_ContentHostile, test_mount.BC_Live, test_mount.C_Errors, test_mount.D_Lifecycle,
                test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_browse.X_Browse, test_search.S_Search,
-               test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
+               test_corpus.Y_Corpus, test_readwrite.RW_ReadWrite, test_mount.Z_FlagsUnchanged]
     if tiers is not None:
         if "extensions" in tiers:
             classes.insert(-1, test_servers.X_Extensions)

@@ -10,6 +10,7 @@ mod reading;
 mod search;
 mod summary;
 mod walkahead;
+mod write;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -84,6 +85,8 @@ pub struct MailFs {
     folders_file: Mutex<Option<(Instant, Arc<Vec<u8>>)>>,
     /// Search directories: criteria looked up, recent per folder, last answers.
     searches: Mutex<search::Searches>,
+    /// Changes (`--read-write`): off unless enabled, and the open writes.
+    writes: write::Writes,
 }
 
 /// Work for the background workers.
@@ -241,6 +244,7 @@ impl MailFs {
             snapshots: Mutex::new(HashMap::new()),
             folders_file: Mutex::new(None),
             searches: Mutex::new(search::Searches::default()),
+            writes: write::Writes::default(),
         }
     }
 
@@ -265,7 +269,8 @@ impl MailFs {
             kind: Kind::Dir,
             size: 0,
             mtime,
-            perm: 0o555,
+            // Writable directories on a read-write mount (mkdir, rm -r, mv need it).
+            perm: if self.read_write() { 0o755 } else { 0o555 },
             nlink: 2,
             uid: self.opts.uid,
             gid: self.opts.gid,

@@ -1,0 +1,93 @@
+//! The fake store's changes (`--read-write`), each recorded in `FakeStore::changes`.
+
+use super::FakeStore;
+use crate::store::{FlagChange, FlagsOutcome, Result, StoreError};
+
+impl FakeStore {
+    fn record(&self, what: String) {
+        self.changes.lock().unwrap().push(what);
+    }
+
+    pub(super) fn do_store_flags(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uid: u32,
+        change: &FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagsOutcome> {
+        let mut folders = self.folders.lock().unwrap();
+        let f = folders
+            .get_mut(folder)
+            .filter(|f| f.selectable)
+            .ok_or_else(|| StoreError::NoSuchFolder(folder.into()))?;
+        if f.uidvalidity != uidvalidity {
+            return Err(StoreError::UidValidityChanged(folder.into()));
+        }
+        let new = match change {
+            FlagChange::Replace(s) | FlagChange::Edit { add: s, .. } => s,
+        };
+        if let Some(k) = new.iter().find(|k| !k.starts_with('\\')) {
+            if !self
+                .keywords_allowed
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return Err(StoreError::NotPermitted(format!(
+                    "{folder}: keyword {k} not in PERMANENTFLAGS"
+                )));
+            }
+        }
+        // No mod-sequences here (fetch_flags gives none), so never asked UNCHANGEDSINCE.
+        let _ = unchanged_since;
+        if f.messages.contains_key(&uid) {
+            let old = f.flags.get(&uid).cloned().unwrap_or_default();
+            f.flags.insert(uid, change.apply(&old));
+        }
+        drop(folders);
+        self.record(format!("STORE {folder} {uid} {change:?}"));
+        Ok(FlagsOutcome::Stored { modseq: None })
+    }
+
+    pub(super) fn do_create_folder(&self, name: &str) -> Result<()> {
+        if self.folders.lock().unwrap().contains_key(name) {
+            return Err(StoreError::AlreadyExists(name.into()));
+        }
+        self.add_folder(name, true, 1);
+        self.record(format!("CREATE {name}"));
+        Ok(())
+    }
+
+    pub(super) fn do_delete_folder(&self, name: &str) -> Result<()> {
+        self.folders
+            .lock()
+            .unwrap()
+            .remove(name)
+            .ok_or_else(|| StoreError::NoSuchFolder(name.into()))?;
+        self.record(format!("DELETE {name}"));
+        Ok(())
+    }
+
+    pub(super) fn do_rename_folder(&self, from: &str, to: &str) -> Result<()> {
+        let mut folders = self.folders.lock().unwrap();
+        if folders.contains_key(to) {
+            return Err(StoreError::AlreadyExists(to.into()));
+        }
+        // The folder and everything under it, as IMAP's RENAME does.
+        let prefix = format!("{from}/");
+        let moved: Vec<String> = folders
+            .keys()
+            .filter(|k| *k == from || k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        if moved.is_empty() {
+            return Err(StoreError::NoSuchFolder(from.into()));
+        }
+        for old in moved {
+            let f = folders.remove(&old).expect("listed above");
+            folders.insert(format!("{to}{}", &old[from.len()..]), f);
+        }
+        drop(folders);
+        self.record(format!("RENAME {from} {to}"));
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+"""--read-write: FLAGS writes, mkdir/rmdir/mv of folders, and the read-only default (EROFS for every
+change, and no command that changes anything sent: checked in imapfs's own -d log of every command).
+Every result is checked with a separate imaplib connection. The tests use folders of their own (RW*),
+so the shared world's flags check (Z_FlagsUnchanged) is not disturbed."""
+import errno
+import os
+import re
+import unittest
+
+from harness import Mount, Watchdog, folder_path, world
+from imapcommon import check, connect, imap_quote, mutf7_encode
+
+# Commands a read-only mount must never send (as imapfs logs them with -d: `[imap N] CMD ...`).
+CHANGING = re.compile(r"\[imap \d+\] (UID )?(STORE|COPY|MOVE|APPEND|EXPUNGE|CREATE|DELETE|RENAME|SELECT|CLOSE)\b")
+
+
+def message(n):
+    return ("From: rw@example.org\r\nSubject: rw test %d\r\nMessage-ID: <rw%d@example.org>\r\n\r\n"
+            "body %d\r\n" % (n, n, n)).encode()
+
+
+def uids_of(c, folder):
+    check(c.select(imap_quote(mutf7_encode(folder)), readonly=True), "EXAMINE")
+    data = check(c.uid("SEARCH", None, "ALL"), "SEARCH")
+    return [int(x) for x in data[0].split()]
+
+
+def flags_of(c, folder, uid):
+    check(c.select(imap_quote(mutf7_encode(folder)), readonly=True), "EXAMINE")
+    data = check(c.uid("FETCH", str(uid), "(FLAGS)"), "FETCH")
+    m = re.search(rb"FLAGS \(([^)]*)\)", data[0])
+    return set(m.group(1).decode().split()) - {"\\Recent"}
+
+
+def folders_of(c):
+    data = check(c.list(), "LIST")
+    out = set()
+    for line in data:
+        m = re.match(rb'\(.*?\) "(.)" (.*)$', line)
+        if m:
+            out.add(m.group(2).decode().strip('"'))
+    return out
+
+
+def write_file(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class RW_ReadWrite(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        w = cls.w = world()
+        c = connect(w.env)
+        try:
+            for folder, n in (("RW", 4), ("RWFull", 1)):
+                c.create(imap_quote(folder))
+                for i in range(n):
+                    check(c.append(imap_quote(folder), None, None, message(i)), "APPEND")
+            cls.uids = uids_of(c, "RW")
+        finally:
+            c.logout()
+
+    def setUp(self):
+        self.c = connect(self.w.env)
+
+    def tearDown(self):
+        self.c.logout()
+
+    def test_read_only_default_refuses_every_change_and_sends_none(self):
+        w = self.w
+        with Mount(w, args=["-d"], name="rw-ro") as m:
+            d = os.path.join(m.path, "RW")
+            uid = self.uids[0]
+            flags = os.path.join(d, str(uid), "FLAGS")
+            before = flags_of(self.c, "RW", uid)
+            with Watchdog(w, 60, "read-only changes"):
+                self.assertTrue(os.path.exists(flags))
+                attempts = [
+                    lambda: write_file(flags, "\\Seen\n"),
+                    lambda: os.mkdir(os.path.join(d, "NewFolder")),
+                    lambda: os.rmdir(os.path.join(m.path, "RWFull")),
+                    lambda: os.rename(os.path.join(m.path, "RWFull"), os.path.join(m.path, "RWElse")),
+                    lambda: os.rename(os.path.join(d, str(uid)), os.path.join(m.path, "RWFull", str(uid))),
+                    lambda: os.unlink(os.path.join(d, str(uid), "1")),
+                    lambda: write_file(os.path.join(d, "new.eml"), "Subject: x\r\n\r\nx\r\n"),
+                ]
+                for i, attempt in enumerate(attempts):
+                    with self.assertRaises(OSError, msg="attempt %d" % i) as cm:
+                        attempt()
+                    self.assertEqual(cm.exception.errno, errno.EROFS, "attempt %d: %s" % (i, cm.exception))
+                # Reading still works.
+                with open(os.path.join(d, str(uid), "1"), "rb") as f:
+                    self.assertEqual(f.read(), b"body 0\r\n")
+            log = m.log_text()
+        self.assertIn("EXAMINE", log, "the -d log shows the commands sent")
+        self.assertEqual(CHANGING.findall(log), [], "a read-only mount sent changing commands")
+        self.assertEqual(flags_of(self.c, "RW", uid), before)
+        self.assertIn("RWFull", folders_of(self.c))
+
+    def test_flags_writes(self):
+        w = self.w
+        uid = self.uids[1]
+        with Mount(w, args=["--read-write", "-d"], name="rw-flags") as m:
+            msg = os.path.join(m.path, "RW", str(uid))
+            flags = os.path.join(msg, "FLAGS")
+            with Watchdog(w, 60, "FLAGS writes"):
+                # Reading the content of a SELECTed folder still does not set \Seen (.PEEK).
+                with open(os.path.join(msg, "1"), "rb") as f:
+                    self.assertEqual(f.read(), b"body 1\r\n")
+                self.assertEqual(flags_of(self.c, "RW", uid), set())
+                write_file(flags, "\\Seen \\Flagged\n")
+                self.assertEqual(flags_of(self.c, "RW", uid), {"\\Seen", "\\Flagged"})
+                with open(flags) as f:
+                    self.assertEqual(f.read().split(), ["\\Seen", "\\Flagged"])
+                # A second replace right after the first (CONDSTORE: our own change is no conflict).
+                write_file(flags, "\\Seen\n")
+                self.assertEqual(flags_of(self.c, "RW", uid), {"\\Seen"})
+                write_file(flags, "+\\Answered +$Label1 -\\Seen\n")
+                self.assertEqual(flags_of(self.c, "RW", uid), {"\\Answered", "$Label1"})
+                with open(flags) as f:
+                    self.assertEqual(sorted(f.read().split()), ["$Label1", "\\Answered"])
+                with open(os.path.join(m.path, "RW", "INDEX")) as f:
+                    line = [x for x in f if x.startswith("%d\t" % uid) or x.startswith("%d " % uid)]
+                self.assertTrue(line and "\\Answered" in line[0], line)
+                # A flag no client may set: EINVAL, nothing changed.
+                with self.assertRaises(OSError) as cm:
+                    write_file(flags, "\\Recent\n")
+                self.assertEqual(cm.exception.errno, errno.EINVAL)
+                # Message content cannot be written.
+                with self.assertRaises(OSError) as cm:
+                    write_file(os.path.join(msg, "1"), "x")
+                self.assertIn(cm.exception.errno, (errno.EACCES, errno.EPERM))
+                self.assertEqual(flags_of(self.c, "RW", uid), {"\\Answered", "$Label1"})
+                # The other messages were not touched.
+                for other in self.uids:
+                    if other != uid:
+                        self.assertEqual(flags_of(self.c, "RW", other), set(), other)
+            log = m.log_text()
+        self.assertRegex(log, r"\[imap \d+\] SELECT")
+        self.assertNotRegex(log, r"\[imap \d+\] EXAMINE \"RW\"")
+
+    def test_folders(self):
+        w = self.w
+        with Mount(w, args=["--read-write", "--poll-interval", "60"], name="rw-folders",
+                   env_extra={"RUST_LOG": "imapfs=info"}) as m:
+            with Watchdog(w, 60, "folder changes"):
+                top = m.path
+                os.mkdir(os.path.join(top, "RW", "Sub"))
+                self.assertIn("RW/Sub", folders_of(self.c))
+                self.assertIn("Sub", os.listdir(os.path.join(top, "RW")))
+                # A name beyond ASCII is sent as modified UTF-7.
+                os.mkdir(os.path.join(top, "RW", "Grüße"))
+                self.assertIn("RW/" + mutf7_encode("Grüße"), folders_of(self.c))
+                self.assertIn("Grüße", os.listdir(os.path.join(top, "RW")))
+                with self.assertRaises(FileExistsError):
+                    os.mkdir(os.path.join(top, "RW", "Sub"))
+                # Rename, subfolders along.
+                os.mkdir(os.path.join(top, "RW", "Sub", "Deeper"))
+                os.rename(os.path.join(top, "RW", "Sub"), os.path.join(top, "RW", "Moved"))
+                names = folders_of(self.c)
+                self.assertIn("RW/Moved", names)
+                self.assertIn("RW/Moved/Deeper", names)
+                self.assertNotIn("RW/Sub", names)
+                self.assertEqual(sorted(os.listdir(os.path.join(top, "RW", "Moved"))),
+                                 ["Deeper", "INDEX", "SEARCH"])
+                self.assertFalse(os.path.exists(os.path.join(top, "RW", "Sub")))
+                # Not empty: a subfolder, or messages.
+                for full in ("RW/Moved", "RWFull"):
+                    with self.assertRaises(OSError) as cm:
+                        os.rmdir(os.path.join(top, full))
+                    self.assertEqual(cm.exception.errno, errno.ENOTEMPTY, full)
+                os.rmdir(os.path.join(top, "RW", "Moved", "Deeper"))
+                os.rmdir(os.path.join(top, "RW", "Moved"))
+                os.rmdir(os.path.join(top, "RW", "Grüße"))
+                names = folders_of(self.c)
+                self.assertFalse({"RW/Moved", "RW/Moved/Deeper", "RW/" + mutf7_encode("Grüße")} & names, names)
+                self.assertIn("RWFull", names)
+                self.assertEqual(sorted(os.listdir(os.path.join(top, "RW")))[:1], [str(self.uids[0])])
+            log = m.log_text()
+        for what in ("CREATE RW/Sub", "RENAME RW/Sub RW/Moved", "DELETE RW/Moved"):
+            self.assertIn(what, log)
