@@ -311,6 +311,32 @@ pub trait MailStore: Send + Sync {
         ))
     }
 
+    /// Move `uids` of `from` into folder `to` (`UID MOVE`; without MOVE `UID COPY`, then
+    /// `\Deleted` and `UID EXPUNGE` of those UIDs once COPYUID confirmed the copy; without
+    /// UIDPLUS either, `NotPermitted`). Never retried. (source UID, new UID) pairs as the
+    /// server reported them (COPYUID).
+    fn move_messages(
+        &self,
+        from: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<(u32, u32)>> {
+        let _ = (from, uidvalidity, uids, to);
+        Err(StoreError::NotPermitted(
+            "this store cannot move messages".into(),
+        ))
+    }
+
+    /// Remove `uids` for good: `\Deleted` and `UID EXPUNGE` of exactly those (UIDPLUS; never a
+    /// plain EXPUNGE, which would remove other clients' deleted messages too).
+    fn expunge_messages(&self, folder: &str, uidvalidity: u32, uids: &[u32]) -> Result<()> {
+        let _ = (folder, uidvalidity, uids);
+        Err(StoreError::NotPermitted(
+            "this store cannot delete messages".into(),
+        ))
+    }
+
     /// CREATE a folder (`name` raw, modified UTF-7).
     fn create_folder(&self, name: &str) -> Result<()> {
         let _ = name;

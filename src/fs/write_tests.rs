@@ -174,3 +174,75 @@ fn folders_are_created_deleted_and_renamed() {
         ]
     );
 }
+
+/// `rm -r Folder/uid`: unlink every file (a no-op), then rmdir the directory.
+fn rm_r(fs: &MailFs, folder: &str, uid: u32) -> Result<(), FsError> {
+    let dir = path_ino(fs, &format!("{folder}/{uid}"))?;
+    for e in fs.readdir(dir)?.into_iter().skip(2) {
+        fs.unlink(dir, &e.name)?;
+    }
+    fs.rmdir(path_ino(fs, folder)?, &uid.to_string())
+}
+
+fn uids(store: &FakeStore, folder: &str) -> Vec<u32> {
+    let folders = store.folders.lock().unwrap();
+    folders[folder].messages.keys().copied().collect()
+}
+
+#[test]
+fn rm_r_moves_to_trash_or_expunges_there() {
+    let (store, fs) = mount();
+    let inbox = path_ino(&fs, "INBOX").unwrap();
+    assert_eq!(
+        fs.unlink(path_ino(&fs, "INBOX/3").unwrap(), "1"),
+        Err(FsError::ReadOnly)
+    );
+    assert_eq!(fs.rmdir(inbox, "3"), Err(FsError::ReadOnly));
+    fs.set_read_write(true);
+    // Without a Trash folder: expunged.
+    rm_r(&fs, "INBOX", 3).unwrap();
+    assert_eq!(uids(&store, "INBOX"), [4]);
+    assert_eq!(path_ino(&fs, "INBOX/3"), Err(FsError::NotFound));
+    // With one: moved there; deleting in the Trash expunges.
+    store.add_folder("Trash", true, 9);
+    fs.expire_all();
+    rm_r(&fs, "INBOX", 4).unwrap();
+    assert!(uids(&store, "INBOX").is_empty());
+    assert_eq!(uids(&store, "Trash"), [1]);
+    assert!(path_ino(&fs, "Trash/1").is_ok());
+    rm_r(&fs, "Trash", 1).unwrap();
+    assert!(uids(&store, "Trash").is_empty());
+    assert_eq!(
+        *store.changes.lock().unwrap(),
+        [
+            "EXPUNGE INBOX [3]",
+            "MOVE INBOX [4] Trash",
+            "EXPUNGE Trash [1]"
+        ]
+    );
+    // Files elsewhere cannot be removed.
+    assert_eq!(fs.unlink(inbox, "INDEX"), Err(FsError::NotPermitted));
+}
+
+#[test]
+fn mv_of_a_message_directory_moves_it() {
+    let (store, fs) = mount();
+    fs.set_read_write(true);
+    let (inbox, archive) = (
+        path_ino(&fs, "INBOX").unwrap(),
+        path_ino(&fs, "Archive").unwrap(),
+    );
+    fs.rename(inbox, "3", archive, "3").unwrap();
+    assert_eq!(uids(&store, "INBOX"), [4]);
+    assert_eq!(uids(&store, "Archive"), [1]);
+    // Shown at once under the new UID, with its flags.
+    assert_eq!(flags_text(&fs, "Archive/1/FLAGS"), "\\Answered\n");
+    assert_eq!(path_ino(&fs, "INBOX/3"), Err(FsError::NotFound));
+    // Within one folder, or into the root: refused.
+    assert_eq!(
+        fs.rename(inbox, "4", inbox, "5"),
+        Err(FsError::NotPermitted)
+    );
+    let root = path_ino(&fs, "").unwrap();
+    assert_eq!(fs.rename(inbox, "4", root, "4"), Err(FsError::NotPermitted));
+}

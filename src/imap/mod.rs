@@ -53,6 +53,7 @@ mod wire;
 #[cfg(test)]
 mod wire_tests;
 mod write;
+mod write_move;
 
 pub use store::ImapStore;
 

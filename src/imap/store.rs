@@ -303,6 +303,20 @@ impl MailStore for ImapStore {
         self.write_store_flags(folder, uidvalidity, uid, change, unchanged_since)
     }
 
+    fn move_messages(
+        &self,
+        from: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<(u32, u32)>> {
+        self.write_move(from, uidvalidity, uids, to)
+    }
+
+    fn expunge_messages(&self, folder: &str, uidvalidity: u32, uids: &[u32]) -> Result<()> {
+        self.write_expunge(folder, uidvalidity, uids)
+    }
+
     fn create_folder(&self, name: &str) -> Result<()> {
         self.write_create_folder(name)
     }

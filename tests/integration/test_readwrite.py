@@ -5,6 +5,7 @@ so the shared world's flags check (Z_FlagsUnchanged) is not disturbed."""
 import errno
 import os
 import re
+import subprocess
 import unittest
 
 from harness import Mount, Watchdog, folder_path, world
@@ -40,6 +41,31 @@ def folders_of(c):
         if m:
             out.add(m.group(2).decode().strip('"'))
     return out
+
+
+def bodies(c, folder):
+    """UID -> BODY.PEEK[] bytes of every message in the folder."""
+    out = {}
+    for uid in uids_of(c, folder):
+        data = check(c.uid("FETCH", str(uid), "(BODY.PEEK[])"), "FETCH")
+        out[uid] = data[0][1]
+    return out
+
+
+def fill(env, folders):
+    """Create these folders (name -> number of messages) with imaplib."""
+    c = connect(env)
+    try:
+        for folder, n in folders.items():
+            c.create(imap_quote(folder))
+            for i in range(n):
+                check(c.append(imap_quote(folder), None, None, message(100 * len(folder) + i)), "APPEND")
+    finally:
+        c.logout()
+
+
+def rm_r(path):
+    return subprocess.run(["rm", "-r", path], capture_output=True, timeout=60)
 
 
 def write_file(path, text):
@@ -180,3 +206,86 @@ class RW_ReadWrite(unittest.TestCase):
             log = m.log_text()
         for what in ("CREATE RW/Sub", "RENAME RW/Sub RW/Moved", "DELETE RW/Moved"):
             self.assertIn(what, log)
+
+    def test_rm_r_and_mv_of_messages(self):
+        w = self.w
+        fill(w.env, {"RWMove": 4, "RWArchive": 0, "Trash": 0})
+        before = bodies(self.c, "RWMove")
+        u = sorted(before)
+        with Mount(w, args=["--read-write"], name="rw-move", env_extra={"RUST_LOG": "imapfs=info"}) as m:
+            src = os.path.join(m.path, "RWMove")
+            with Watchdog(w, 60, "mv and rm -r"):
+                # mv into another folder: there exactly once with the same bytes, gone from the source.
+                r = subprocess.run(["mv", os.path.join(src, str(u[0])), os.path.join(m.path, "RWArchive") + "/"],
+                                   capture_output=True, timeout=60)
+                self.assertEqual((r.returncode, r.stderr), (0, b""))
+                self.assertEqual(list(bodies(self.c, "RWArchive").values()), [before[u[0]]])
+                self.assertNotIn(u[0], uids_of(self.c, "RWMove"))
+                new_uid = uids_of(self.c, "RWArchive")[0]
+                self.assertEqual(os.listdir(os.path.join(m.path, "RWArchive")).count(str(new_uid)), 1)
+                with open(os.path.join(m.path, "RWArchive", str(new_uid), "1"), "rb") as f:
+                    self.assertEqual(f.read(), before[u[0]].split(b"\r\n\r\n", 1)[1])
+                self.assertNotIn(str(u[0]), os.listdir(src))
+                # Several at once.
+                r = subprocess.run(["mv", os.path.join(src, str(u[1])), os.path.join(src, str(u[2])),
+                                    os.path.join(m.path, "RWArchive") + "/"], capture_output=True, timeout=60)
+                self.assertEqual((r.returncode, r.stderr), (0, b""))
+                self.assertEqual(sorted(bodies(self.c, "RWArchive").values()), sorted(before[x] for x in u[:3]))
+                # rm -r: to the Trash, without an error message.
+                r = rm_r(os.path.join(src, str(u[3])))
+                self.assertEqual((r.returncode, r.stderr), (0, b""))
+                self.assertEqual(uids_of(self.c, "RWMove"), [])
+                self.assertEqual(list(bodies(self.c, "Trash").values()), [before[u[3]]])
+                self.assertEqual(sorted(os.listdir(src)), ["INDEX", "SEARCH"])
+                # rm -r in the Trash: expunged, that message only.
+                trash_uid = uids_of(self.c, "Trash")[0]
+                r = rm_r(os.path.join(m.path, "Trash", str(trash_uid)))
+                self.assertEqual((r.returncode, r.stderr), (0, b""))
+                self.assertEqual(uids_of(self.c, "Trash"), [])
+                self.assertEqual(len(uids_of(self.c, "RWArchive")), 3)
+            log = m.log_text()
+        self.assertIn("UID MOVE", log)
+        self.assertIn("UID EXPUNGE %d" % trash_uid, log)
+
+    def test_without_move_or_uidplus(self):
+        """A server without MOVE: the COPY fallback with UIDPLUS; without UIDPLUS too: moves and
+        deletions refused (EPERM and a log line), flags and folders still work."""
+        w = self.w
+        for caps, fallback in (("IMAP4rev1 LITERAL+ UIDPLUS", True), ("IMAP4rev1 LITERAL+", False)):
+            env = w.start_extra_server("--capability", caps)
+            fill(env, {"Src": 3, "Dst": 0})
+            c = connect(env)
+            try:
+                before = bodies(c, "Src")
+                u = sorted(before)
+                url = "imaps://%s@%s:%s" % (env["IMAP_USER"], env["IMAP_HOST"], env["IMAPS_PORT"])
+                with Mount(w, args=["--read-write", "-d"], url=url, password=env["IMAP_PASS"],
+                           ca_file=env["CA_FILE"], name="rw-min") as m:
+                    src = os.path.join(m.path, "Src")
+                    with Watchdog(w, 60, "moves on %s" % caps):
+                        r = subprocess.run(["mv", os.path.join(src, str(u[0])), os.path.join(m.path, "Dst") + "/"],
+                                           capture_output=True, timeout=60)
+                        r2 = rm_r(os.path.join(src, str(u[1])))
+                        write_file(os.path.join(src, str(u[2]), "FLAGS"), "\\Flagged\n")
+                        os.mkdir(os.path.join(m.path, "Made"))
+                    log = m.log_text()
+                self.assertEqual(flags_of(c, "Src", u[2]), {"\\Flagged"})
+                self.assertIn("Made", folders_of(c))
+                self.assertNotRegex(log, r"\[imap \d+\] (UID )?MOVE")
+                self.assertNotRegex(log, r"\[imap \d+\] EXPUNGE")
+                if fallback:
+                    self.assertEqual((r.returncode, r.stderr), (0, b""))
+                    self.assertEqual((r2.returncode, r2.stderr), (0, b""), caps)
+                    self.assertEqual(list(bodies(c, "Dst").values()), [before[u[0]]])
+                    self.assertEqual(uids_of(c, "Src"), [u[2]], caps)
+                    self.assertRegex(log, r"\[imap \d+\] UID COPY")
+                else:
+                    self.assertNotEqual(r.returncode, 0)
+                    self.assertIn(b"not permitted", r.stderr)
+                    self.assertNotEqual(r2.returncode, 0)
+                    self.assertEqual(bodies(c, "Src"), before)
+                    self.assertEqual(bodies(c, "Dst"), {})
+                    self.assertIn("needs MOVE or UIDPLUS", log)
+                    self.assertIn("needs UIDPLUS", log)
+            finally:
+                c.logout()

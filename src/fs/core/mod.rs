@@ -317,10 +317,13 @@ impl MailFs {
                 folder,
                 uidvalidity,
                 uid,
-            } => {
-                let (_, summary) = self.summary(folder, uidvalidity, uid)?;
-                Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long))
-            }
+            } => match self.summary(folder, uidvalidity, uid) {
+                Ok((_, summary)) => Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long)),
+                Err(FsError::NotFound) => self
+                    .moved_attr(ino, (folder, uidvalidity, uid))
+                    .ok_or(FsError::NotFound),
+                Err(e) => Err(e),
+            },
             Node::File {
                 folder,
                 uidvalidity,

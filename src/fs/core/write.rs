@@ -6,6 +6,7 @@
 
 mod flags;
 mod folders;
+mod messages;
 
 use super::*;
 
@@ -21,7 +22,14 @@ pub(super) struct Writes {
     /// (folder, UID) → the mod-sequence our own last STORE gave the message (CONDSTORE), so
     /// a second replace of the same message is not mistaken for someone else's change.
     own_modseq: Mutex<HashMap<(u32, u32), u64>>,
+    /// Messages moved away by `mv` (folder, UIDVALIDITY, UID) → INTERNALDATE: the kernel keeps
+    /// the moved directory's inode under the name given until told to forget it, and `mv`
+    /// stats it right after the rename.
+    moved: Mutex<HashMap<(u32, u32, u32), i64>>,
 }
+
+/// Moved messages remembered (see `Writes::moved`); beyond this the oldest are dropped.
+const MAX_MOVED: usize = 100_000;
 
 struct Pending {
     node: Node,
@@ -37,6 +45,20 @@ impl MailFs {
 
     pub fn read_write(&self) -> bool {
         self.writes.enabled.load(Ordering::Relaxed)
+    }
+
+    /// A message directory `mv` moved away still answers `stat` for a moment (see `moved`).
+    pub(super) fn moved_attr(&self, ino: u64, key: (u32, u32, u32)) -> Option<(Attr, Ttl)> {
+        let date = *lock(&self.writes.moved).get(&key)?;
+        Some((self.dir_attr(ino, date), Ttl::Short))
+    }
+
+    pub(super) fn note_moved(&self, key: (u32, u32, u32), internal_date: i64) {
+        let mut moved = lock(&self.writes.moved);
+        if moved.len() >= MAX_MOVED {
+            moved.clear();
+        }
+        moved.insert(key, internal_date);
     }
 
     /// The per-operation check: EROFS unless the mount is read-write.

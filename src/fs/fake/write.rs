@@ -48,6 +48,54 @@ impl FakeStore {
         Ok(FlagsOutcome::Stored { modseq: None })
     }
 
+    pub(super) fn do_move(
+        &self,
+        from: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<(u32, u32)>> {
+        let mut folders = self.folders.lock().unwrap();
+        let src = folders
+            .get_mut(from)
+            .filter(|f| f.uidvalidity == uidvalidity)
+            .ok_or_else(|| StoreError::UidValidityChanged(from.into()))?;
+        let moving: Vec<_> = uids
+            .iter()
+            .filter_map(|u| Some((*u, src.messages.remove(u)?, src.flags.remove(u))))
+            .collect();
+        let dst = folders
+            .get_mut(to)
+            .ok_or_else(|| StoreError::NoSuchFolder(to.into()))?;
+        let mut map = Vec::new();
+        for (uid, msg, flags) in moving {
+            let new = dst.messages.keys().next_back().map_or(1, |u| u + 1);
+            dst.messages.insert(new, msg);
+            if let Some(f) = flags {
+                dst.flags.insert(new, f);
+            }
+            map.push((uid, new));
+        }
+        drop(folders);
+        self.record(format!("MOVE {from} {uids:?} {to}"));
+        Ok(map)
+    }
+
+    pub(super) fn do_expunge(&self, folder: &str, uidvalidity: u32, uids: &[u32]) -> Result<()> {
+        let mut folders = self.folders.lock().unwrap();
+        let f = folders
+            .get_mut(folder)
+            .filter(|f| f.uidvalidity == uidvalidity)
+            .ok_or_else(|| StoreError::UidValidityChanged(folder.into()))?;
+        for u in uids {
+            f.messages.remove(u);
+            f.flags.remove(u);
+        }
+        drop(folders);
+        self.record(format!("EXPUNGE {folder} {uids:?}"));
+        Ok(())
+    }
+
     pub(super) fn do_create_folder(&self, name: &str) -> Result<()> {
         if self.folders.lock().unwrap().contains_key(name) {
             return Err(StoreError::AlreadyExists(name.into()));

@@ -85,8 +85,14 @@ impl MailFs {
     pub fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
         self.check_writable()?;
         let (attr, _) = self.lookup(parent, name)?;
-        let Node::Folder(id) = self.node(attr.ino)? else {
-            return Err(FsError::NotDir);
+        let id = match self.node(attr.ino)? {
+            Node::Folder(id) => id,
+            Node::Message {
+                folder,
+                uidvalidity,
+                uid,
+            } => return self.delete_message(folder, uidvalidity, uid),
+            _ => return Err(FsError::NotDir),
         };
         let tree = self.tree()?;
         let folder = tree.get(id).ok_or(FsError::NotFound)?;
@@ -157,14 +163,19 @@ impl MailFs {
         Ok(())
     }
 
-    /// `mv`: of a folder (RENAME); anything else is not (yet) a change this mount makes.
+    /// `mv`: of a folder (RENAME) or a message directory (a move); nothing else.
     pub fn rename(&self, parent: u64, name: &str, newparent: u64, newname: &str) -> FsResult<()> {
         self.check_writable()?;
         let (attr, _) = self.lookup(parent, name)?;
         match self.node(attr.ino)? {
             Node::Folder(id) => self.rename_folder(id, parent, name, newparent, newname),
+            Node::Message {
+                folder,
+                uidvalidity,
+                uid,
+            } => self.move_message((folder, uidvalidity, uid), newparent, newname),
             _ => {
-                log::warn!("rename of {name}: only folders can be renamed");
+                log::warn!("rename of {name}: only folders and messages can be moved");
                 Err(FsError::NotPermitted)
             }
         }
