@@ -29,6 +29,13 @@ impl MailFs {
         }
     }
 
+    /// Creating a file: filing new mail (APPEND) is not offered yet.
+    pub fn create(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.check_writable()?;
+        log::warn!("create {name} in {parent}: filing new mail (APPEND) is not offered yet");
+        Err(FsError::NotPermitted)
+    }
+
     /// The folder deleted messages go to: LIST's `\Trash`, else a top-level `Trash`.
     fn trash_folder(&self) -> FsResult<Option<String>> {
         let entries = self.store.list_folders()?;
