@@ -294,3 +294,44 @@ class RW_ReadWrite(unittest.TestCase):
                     self.assertIn("needs UIDPLUS", log)
             finally:
                 c.logout()
+
+    def test_cuts_during_moves_lose_nothing(self):
+        """The connection cut (RST, by scripts/netproxy.py) at several points of a UID MOVE, of the COPY
+        fallback's UID COPY / STORE / UID EXPUNGE, and of a delete: afterwards every message exists at
+        least once, in the source or the target, with its bytes."""
+        from test_faults import Proxy
+        w = self.w
+        for caps in (None, "IMAP4rev1 LITERAL+ UIDPLUS"):
+            env = w.start_extra_server(*(["--capability", caps] if caps else []))
+            fill(env, {"Src": 8, "Dst": 0, "Trash": 0})
+            c = connect(env)
+            proxy = Proxy(w, env["IMAPS_PORT"], name="rw-cut-proxy")
+            try:
+                before = bodies(c, "Src")
+                u = sorted(before)
+                url = "imaps://%s@127.0.0.1:%d" % (env["IMAP_USER"], proxy.port)
+                cuts = 0
+                with Mount(w, args=["--read-write", "-d"], url=url, password=env["IMAP_PASS"],
+                           ca_file=env["CA_FILE"], name="rw-cut", timeout=5) as m:
+                    src = os.path.join(m.path, "Src")
+                    with Watchdog(w, 120, "cuts during moves (%s)" % caps):
+                        for i, cut in enumerate((1, 30, 60, 100, 160, 240, 400)):
+                            os.listdir(src)  # the folder open (SELECTed) on a connection
+                            proxy.set(mode="cut_after_bytes", bytes=cut, scope="all")
+                            if i % 2:
+                                rm_r(os.path.join(src, str(u[i])))
+                            else:
+                                subprocess.run(["mv", os.path.join(src, str(u[i])), os.path.join(m.path, "Dst") + "/"],
+                                               capture_output=True, timeout=60)
+                            cuts = proxy.stats().get("cuts", 0)
+                            proxy.set(mode="pass")
+                    log = m.log_text()
+                self.assertGreater(cuts, 0, "the proxy never cut a connection")
+                after = [b for f in ("Src", "Dst", "Trash") for b in bodies(c, f).values()]
+                for uid, body in before.items():
+                    self.assertGreaterEqual(after.count(body), 1, "UID %d lost (%s); log tail: %s"
+                                            % (uid, caps or "MOVE", log[-3000:]))
+                self.assertNotRegex(log, r"\[imap \d+\] EXPUNGE\b")
+            finally:
+                proxy.stop()
+                c.logout()
