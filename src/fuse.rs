@@ -393,9 +393,13 @@ impl Filesystem for FuseAdapter {
         name: &OsStr,
         newparent: INodeNo,
         newname: &OsStr,
-        _flags: RenameFlags,
+        flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        // Swapping two entries or leaving a whiteout has no IMAP meaning.
+        if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
+            return reply.error(Errno::EINVAL);
+        }
         let (Some(name), Some(newname)) = (name.to_str(), newname.to_str()) else {
             return reply.error(Errno::EINVAL);
         };

@@ -58,6 +58,10 @@ pub struct FakeStore {
     pub search_fails: Mutex<Vec<String>>,
     /// Changes made (`--read-write`), one line each: `STORE INBOX 5 ...`, `CREATE x`.
     pub changes: Mutex<Vec<String>>,
+    /// Answer flags with a mod-sequence (CONDSTORE), and refuse a conditional store of these
+    /// UIDs (as if someone else changed their flags meanwhile).
+    pub condstore: AtomicBool,
+    pub modified: Mutex<Vec<u32>>,
     /// PERMANENTFLAGS has `\*`: keywords may be stored.
     pub keywords_allowed: AtomicBool,
 }
@@ -274,7 +278,7 @@ impl MailStore for FakeStore {
                 .filter(|u| f.messages.contains_key(u))
                 .map(|u| (*u, f.flags.get(u).cloned().unwrap_or_default()))
                 .collect(),
-            modseq: None,
+            modseq: self.condstore.load(Ordering::Relaxed).then_some(5),
         })
     }
 

@@ -246,3 +246,29 @@ fn mv_of_a_message_directory_moves_it() {
     let root = path_ino(&fs, "").unwrap();
     assert_eq!(fs.rename(inbox, "4", root, "4"), Err(FsError::NotPermitted));
 }
+
+#[test]
+fn condstore_replace_is_conditional_and_refused_after_a_concurrent_change() {
+    let (store, fs) = mount();
+    fs.set_read_write(true);
+    store.condstore.store(true, Ordering::Relaxed);
+    assert_eq!(flags_text(&fs, "INBOX/3/FLAGS"), "\\Answered\n");
+    // Someone else changed UID 3 meanwhile: a replace is not stored (EAGAIN)...
+    store.modified.lock().unwrap().push(3);
+    assert_eq!(echo(&fs, "INBOX/3/FLAGS", "\\Seen"), Err(FsError::Again));
+    assert_eq!(
+        store.folders.lock().unwrap()["INBOX"].flags[&3],
+        ["\\Answered"]
+    );
+    // ...while adding and removing, which commute with others' changes, are unconditional.
+    echo(&fs, "INBOX/3/FLAGS", "+\\Seen").unwrap();
+    store.modified.lock().unwrap().clear();
+    echo(&fs, "INBOX/4/FLAGS", "\\Flagged").unwrap();
+    assert_eq!(
+        *store.changes.lock().unwrap(),
+        [
+            "STORE INBOX 3 Edit { add: [\"\\\\Seen\"], remove: [] } since None",
+            "STORE INBOX 4 Replace([\"\\\\Flagged\"]) since Some(5)",
+        ]
+    );
+}

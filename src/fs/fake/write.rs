@@ -37,14 +37,17 @@ impl FakeStore {
                 )));
             }
         }
-        // No mod-sequences here (fetch_flags gives none), so never asked UNCHANGEDSINCE.
-        let _ = unchanged_since;
+        if unchanged_since.is_some() && self.modified.lock().unwrap().contains(&uid) {
+            return Ok(FlagsOutcome::Modified);
+        }
         if f.messages.contains_key(&uid) {
             let old = f.flags.get(&uid).cloned().unwrap_or_default();
             f.flags.insert(uid, change.apply(&old));
         }
         drop(folders);
-        self.record(format!("STORE {folder} {uid} {change:?}"));
+        self.record(format!(
+            "STORE {folder} {uid} {change:?} since {unchanged_since:?}"
+        ));
         Ok(FlagsOutcome::Stored { modseq: None })
     }
 
