@@ -6,6 +6,7 @@ import errno
 import os
 import re
 import subprocess
+import time
 import unittest
 
 from harness import Mount, Watchdog, folder_path, world
@@ -310,23 +311,31 @@ class RW_ReadWrite(unittest.TestCase):
                 before = bodies(c, "Src")
                 u = sorted(before)
                 url = "imaps://%s@127.0.0.1:%d" % (env["IMAP_USER"], proxy.port)
-                cuts = 0
-                with Mount(w, args=["--read-write", "-d"], url=url, password=env["IMAP_PASS"],
-                           ca_file=env["CA_FILE"], name="rw-cut", timeout=5) as m:
-                    src = os.path.join(m.path, "Src")
+                failed = []
+                with Mount(w, args=["--read-write", "-d", "--poll-interval", "600"], url=url,
+                           password=env["IMAP_PASS"], ca_file=env["CA_FILE"], name="rw-cut", timeout=5) as m:
+                    src, dst = os.path.join(m.path, "Src"), os.path.join(m.path, "Dst")
                     with Watchdog(w, 120, "cuts during moves (%s)" % caps):
-                        for i, cut in enumerate((1, 30, 60, 100, 160, 240, 400)):
-                            os.listdir(src)  # the folder open (SELECTed) on a connection
-                            proxy.set(mode="cut_after_bytes", bytes=cut, scope="all")
+                        for i, cut in enumerate((1, 1, 40, 150, 300, 500, 700, 1)):
+                            # Everything but the change itself known beforehand, so that the cut
+                            # (the first connection to receive `cut` bytes from now) hits the change.
+                            os.listdir(src), os.listdir(dst), os.listdir(os.path.join(src, str(u[i])))
+                            proxy.set(mode="cut_after_bytes", bytes=cut, scope="once")
                             if i % 2:
-                                rm_r(os.path.join(src, str(u[i])))
+                                r = rm_r(os.path.join(src, str(u[i])))
                             else:
-                                subprocess.run(["mv", os.path.join(src, str(u[i])), os.path.join(m.path, "Dst") + "/"],
-                                               capture_output=True, timeout=60)
-                            cuts = proxy.stats().get("cuts", 0)
+                                r = subprocess.run(["mv", os.path.join(src, str(u[i])), dst + "/"],
+                                                   capture_output=True, timeout=60)
+                            if r.returncode != 0:
+                                failed.append((i, cut, r.stderr.decode(errors="replace").strip()))
                             proxy.set(mode="pass")
+                            time.sleep(2.5)  # past the fail-fast window
                     log = m.log_text()
+                cuts = proxy.stats().get("cuts", 0)
                 self.assertGreater(cuts, 0, "the proxy never cut a connection")
+                self.assertTrue(failed, "no change was cut (all succeeded)")
+                self.assertRegex(log, r"(UID MOVE|UID COPY|UID EXPUNGE|UID STORE)[^\n]*(closed|reset|connection)",
+                                 "no cut hit a change command")
                 after = [b for f in ("Src", "Dst", "Trash") for b in bodies(c, f).values()]
                 for uid, body in before.items():
                     self.assertGreaterEqual(after.count(body), 1, "UID %d lost (%s); log tail: %s"
