@@ -70,7 +70,8 @@ impl MailFs {
             Some(trash) if trash != fs.raw => {
                 log::info!("{}: UID {uid}: delete = UID MOVE to {trash}", fs.raw);
                 self.store
-                    .move_messages(&fs.raw, uidvalidity, &[uid], &trash)?;
+                    .move_messages(&fs.raw, uidvalidity, &[uid], &trash)
+                    .inspect_err(|_| self.listings_changed(&[&fs]))?;
                 let tree = self.tree()?;
                 let trash_state = (tree.folders.iter())
                     .find(|(_, f)| f.raw.as_deref() == Some(trash.as_str()))
@@ -82,7 +83,9 @@ impl MailFs {
             }
             _ => {
                 log::info!("{}: UID {uid}: delete = \\Deleted + UID EXPUNGE", fs.raw);
-                self.store.expunge_messages(&fs.raw, uidvalidity, &[uid])?;
+                self.store
+                    .expunge_messages(&fs.raw, uidvalidity, &[uid])
+                    .inspect_err(|_| self.listings_changed(&[&fs]))?;
                 self.listings_changed(&[&fs]);
             }
         }
@@ -117,7 +120,9 @@ impl MailFs {
         log::info!("{}: UID {uid}: move to {}", fs.raw, target.raw);
         let map = self
             .store
-            .move_messages(&fs.raw, uidvalidity, &[uid], &target.raw)?;
+            .move_messages(&fs.raw, uidvalidity, &[uid], &target.raw)
+            // A cut may have left it done or not: both folders are asked again.
+            .inspect_err(|_| self.listings_changed(&[&fs, &target]))?;
         self.note_moved((folder, uidvalidity, uid), summary.internal_date);
         if let Some((_, new)) = map.first() {
             log::info!("{}: UID {uid} is now {} UID {new}", fs.raw, target.raw);
