@@ -60,6 +60,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub poll_interval: u64,
 
+    /// Allow changes: flags (FLAGS files), folders (mkdir, rmdir, mv). Folders are then opened
+    /// with SELECT; without this option nothing on the server is ever changed
+    #[arg(long)]
+    pub read_write: bool,
+
     /// Comma-separated: mount options (allow_other, auto_unmount, nonempty, ...) and any option above as name=value
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,

@@ -77,8 +77,15 @@ fn run(
 ) -> Result<(), String> {
     let url = parse_url(&args.url)?;
     let fsname = format!("imapfs:{}@{}", url.user, url.host);
-    let plan = mountopts::config(&args.options, &fsname)?;
+    let mut plan = mountopts::config(&args.options, &fsname)?;
     mount::check_mountpoint(&args.mountpoint, plan.nonempty)?;
+    if args.read_write {
+        // Only --read-write lifts the kernel's read-only mount (`-o rw` does not).
+        plan.config
+            .mount_options
+            .retain(|o| *o != fuser::MountOption::RO);
+        plan.config.mount_options.push(fuser::MountOption::RW);
+    }
     if let Some(file) = &args.log_file {
         logging::to_file(file)?;
     }
@@ -221,6 +228,7 @@ fn mount_and_serve(
     // The rest of the pool logs in now, all at once (one login's time), so the first reads
     // after mounting neither wait for logins nor compete with them.
     store.open_all();
+    store.set_read_write(args.read_write);
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let core = Arc::new(MailFs::new(
@@ -234,6 +242,10 @@ fn mount_and_serve(
             max_message_infos: imapfs::fs::MAX_MESSAGE_INFOS,
         },
     ));
+    core.set_read_write(args.read_write);
+    if args.read_write {
+        log::warn!("--read-write: changes made here reach the server");
+    }
     let _ = core_cell.set(core.clone());
     core.start_readahead(args.connections as usize);
     let adapter = FuseAdapter::new(core.clone());

@@ -3,6 +3,9 @@
 
 use crate::mime::{Part, StructureError};
 
+mod write;
+pub use write::{FlagChange, FlagsOutcome};
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Why a store operation failed. The core maps these onto errno values.
@@ -26,6 +29,13 @@ pub enum StoreError {
     /// Login failed: wrong user or password (fatal at mount time).
     #[error("login failed: {0}")]
     Auth(String),
+    /// A change the server (or this mount) does not allow: a flag outside PERMANENTFLAGS, a
+    /// move without MOVE or UIDPLUS (EPERM).
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
+    /// The folder to create or rename to exists already (EEXIST).
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
 }
 
 /// One folder as LIST reports it.
@@ -286,6 +296,75 @@ pub trait MailStore: Send + Sync {
     /// QUOTA or no quota applies to INBOX.
     fn quota(&self) -> Result<Option<Quota>> {
         Ok(None)
+    }
+
+    // ---- changes, for --read-write mounts only (defaults: not permitted) -----------------
+
+    /// Change the flags of one message (`UID STORE`, never retried past a cut connection).
+    /// With `unchanged_since` (CONDSTORE), nothing is stored if the message's flags changed
+    /// after that mod-sequence (`FlagsOutcome::Modified`).
+    fn store_flags(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uid: u32,
+        change: &FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagsOutcome> {
+        let _ = (folder, uidvalidity, uid, change, unchanged_since);
+        Err(StoreError::NotPermitted(
+            "this store cannot change flags".into(),
+        ))
+    }
+
+    /// Move `uids` of `from` into folder `to` (`UID MOVE`; without MOVE `UID COPY`, then
+    /// `\Deleted` and `UID EXPUNGE` of those UIDs once COPYUID confirmed the copy; without
+    /// UIDPLUS either, `NotPermitted`). Never retried. (source UID, new UID) pairs as the
+    /// server reported them (COPYUID).
+    fn move_messages(
+        &self,
+        from: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<(u32, u32)>> {
+        let _ = (from, uidvalidity, uids, to);
+        Err(StoreError::NotPermitted(
+            "this store cannot move messages".into(),
+        ))
+    }
+
+    /// Remove `uids` for good: `\Deleted` and `UID EXPUNGE` of exactly those (UIDPLUS; never a
+    /// plain EXPUNGE, which would remove other clients' deleted messages too).
+    fn expunge_messages(&self, folder: &str, uidvalidity: u32, uids: &[u32]) -> Result<()> {
+        let _ = (folder, uidvalidity, uids);
+        Err(StoreError::NotPermitted(
+            "this store cannot delete messages".into(),
+        ))
+    }
+
+    /// CREATE a folder (`name` raw, modified UTF-7).
+    fn create_folder(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Err(StoreError::NotPermitted(
+            "this store cannot create folders".into(),
+        ))
+    }
+
+    /// DELETE a folder (the caller made sure it is empty).
+    fn delete_folder(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Err(StoreError::NotPermitted(
+            "this store cannot delete folders".into(),
+        ))
+    }
+
+    /// RENAME a folder.
+    fn rename_folder(&self, from: &str, to: &str) -> Result<()> {
+        let _ = (from, to);
+        Err(StoreError::NotPermitted(
+            "this store cannot rename folders".into(),
+        ))
     }
 }
 

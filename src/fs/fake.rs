@@ -3,6 +3,9 @@
 
 pub mod failing;
 pub mod parts;
+mod types;
+pub use types::{BinaryAnswer, Counters};
+mod write;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,34 +41,6 @@ pub struct FakeFolder {
     pub list_flags: Vec<String>,
 }
 
-/// What the core asked of the store.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub list_folders: usize,
-    pub list_messages: usize,
-    pub fetch_structures: usize,
-    pub fetch_ranges: usize,
-    /// Bytes of section data returned by fetch_ranges.
-    pub range_bytes: u64,
-    pub fetch_briefs: usize,
-    pub fetch_flags: usize,
-    pub folder_counts: usize,
-    /// Ranges asked for with `binary` (BINARY.PEEK), and the bytes they returned.
-    pub binary_ranges: usize,
-    pub binary_bytes: u64,
-    /// UID SEARCH commands.
-    pub search: usize,
-}
-
-/// What the fake answers to `BINARY.PEEK[section]` (see [`FakeStore::set_binary`]).
-#[derive(Clone, Debug)]
-pub enum BinaryAnswer {
-    /// The section as the server decodes it.
-    Decoded(Vec<u8>),
-    /// The server refuses (Dovecot: `NO [PARSE] Invalid data in MIME part` for broken base64).
-    Refused,
-}
-
 #[derive(Default)]
 pub struct FakeStore {
     pub folders: Mutex<BTreeMap<String, FakeFolder>>,
@@ -81,6 +56,14 @@ pub struct FakeStore {
     pub binary_answers: Mutex<HashMap<(String, u32, String), BinaryAnswer>>,
     /// Folders whose searches fail (a server error).
     pub search_fails: Mutex<Vec<String>>,
+    /// Changes made (`--read-write`), one line each: `STORE INBOX 5 ...`, `CREATE x`.
+    pub changes: Mutex<Vec<String>>,
+    /// Answer flags with a mod-sequence (CONDSTORE), and refuse a conditional store of these
+    /// UIDs (as if someone else changed their flags meanwhile).
+    pub condstore: AtomicBool,
+    pub modified: Mutex<Vec<u32>>,
+    /// PERMANENTFLAGS has `\*`: keywords may be stored.
+    pub keywords_allowed: AtomicBool,
 }
 
 impl FakeStore {
@@ -156,6 +139,43 @@ impl FakeStore {
 impl MailStore for FakeStore {
     fn offers_binary(&self) -> bool {
         self.binary.load(Ordering::Relaxed)
+    }
+
+    fn store_flags(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uid: u32,
+        change: &crate::store::FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<crate::store::FlagsOutcome> {
+        self.do_store_flags(folder, uidvalidity, uid, change, unchanged_since)
+    }
+
+    fn move_messages(
+        &self,
+        from: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<(u32, u32)>> {
+        self.do_move(from, uidvalidity, uids, to)
+    }
+
+    fn expunge_messages(&self, folder: &str, uidvalidity: u32, uids: &[u32]) -> Result<()> {
+        self.do_expunge(folder, uidvalidity, uids)
+    }
+
+    fn create_folder(&self, name: &str) -> Result<()> {
+        self.do_create_folder(name)
+    }
+
+    fn delete_folder(&self, name: &str) -> Result<()> {
+        self.do_delete_folder(name)
+    }
+
+    fn rename_folder(&self, from: &str, to: &str) -> Result<()> {
+        self.do_rename_folder(from, to)
     }
 
     fn list_folders(&self) -> Result<Vec<FolderEntry>> {
@@ -258,7 +278,7 @@ impl MailStore for FakeStore {
                 .filter(|u| f.messages.contains_key(u))
                 .map(|u| (*u, f.flags.get(u).cloned().unwrap_or_default()))
                 .collect(),
-            modseq: None,
+            modseq: self.condstore.load(Ordering::Relaxed).then_some(5),
         })
     }
 

@@ -28,6 +28,23 @@ pub struct FolderIds {
 }
 
 impl FolderIds {
+    /// A folder and its subfolders were renamed: they keep their ids (and so their inodes,
+    /// which the kernel moved along with the directory).
+    pub fn rename(&mut self, from: &[String], to: &[String]) {
+        let moved: Vec<Vec<String>> = self
+            .by_path
+            .keys()
+            .filter(|p| p.starts_with(from))
+            .cloned()
+            .collect();
+        for old in moved {
+            let id = self.by_path.remove(&old).expect("listed above");
+            let mut new = to.to_vec();
+            new.extend_from_slice(&old[from.len()..]);
+            self.by_path.insert(new, id);
+        }
+    }
+
     fn id_of(&mut self, path: &[String]) -> u32 {
         if path.is_empty() {
             return ROOT_FOLDER;
@@ -107,6 +124,24 @@ impl FolderTree {
     /// The id of the folder LIST reported as `entry`.
     pub fn find(&self, entry: &FolderEntry) -> Option<u32> {
         self.by_raw_path.get(&raw_path(entry)).copied()
+    }
+
+    /// The raw server levels of folder `id` (the root's: none).
+    pub fn raw_levels(&self, id: u32) -> Option<Vec<String>> {
+        if id == ROOT_FOLDER {
+            return Some(Vec::new());
+        }
+        let found = self.by_raw_path.iter().find(|(_, &v)| v == id);
+        found.map(|(k, _)| k.clone())
+    }
+
+    /// The ids of the folder with these raw levels and of every folder under it.
+    pub fn ids_under(&self, levels: &[String]) -> Vec<u32> {
+        let under = self
+            .by_raw_path
+            .iter()
+            .filter(|(p, _)| p.starts_with(levels));
+        under.map(|(_, &id)| id).collect()
     }
 
     pub fn get(&self, id: u32) -> Option<&Folder> {

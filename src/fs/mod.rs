@@ -39,6 +39,26 @@ pub enum FsError {
     /// Not offered by this filesystem at all (an extended attribute namespace).
     #[error("operation not supported")]
     NotSupported,
+    /// A change on a read-only mount (the default).
+    #[error("read-only file system")]
+    ReadOnly,
+    /// A change this node or the server does not allow (logged where it is refused).
+    #[error("operation not permitted")]
+    NotPermitted,
+    /// Writing to a file that cannot change (message content).
+    #[error("permission denied")]
+    Denied,
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("file exists")]
+    Exists,
+    /// CONDSTORE: someone else changed it meanwhile; look again and retry.
+    #[error("changed meanwhile, try again")]
+    Again,
+    #[error("file too large")]
+    TooBig,
 }
 
 impl FsError {
@@ -50,6 +70,14 @@ impl FsError {
             FsError::Stale => libc::ESTALE,
             FsError::Io(_) => libc::EIO,
             FsError::NotSupported => libc::EOPNOTSUPP,
+            FsError::ReadOnly => libc::EROFS,
+            FsError::NotPermitted => libc::EPERM,
+            FsError::Denied => libc::EACCES,
+            FsError::Invalid(_) => libc::EINVAL,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::Exists => libc::EEXIST,
+            FsError::Again => libc::EAGAIN,
+            FsError::TooBig => libc::EFBIG,
         }
     }
 }
@@ -59,6 +87,11 @@ impl From<StoreError> for FsError {
         match e {
             StoreError::NoSuchFolder(_) => FsError::NotFound,
             StoreError::UidValidityChanged(_) => FsError::Stale,
+            StoreError::NotPermitted(m) => {
+                log::warn!("refused: {m}");
+                FsError::NotPermitted
+            }
+            StoreError::AlreadyExists(_) => FsError::Exists,
             other => FsError::Io(other.to_string()),
         }
     }
@@ -123,3 +156,5 @@ mod desktop_tests;
 mod search_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;

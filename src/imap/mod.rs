@@ -58,6 +58,8 @@ mod uidset;
 mod wire;
 #[cfg(test)]
 mod wire_tests;
+mod write;
+mod write_move;
 
 pub use store::ImapStore;
 

@@ -38,6 +38,10 @@ pub struct Conn {
     /// connection's state is unknown, so it must be dropped, never reused.
     pub dead: bool,
     pub last_used: Instant,
+    /// Open folders with SELECT (read-write mounts) instead of EXAMINE.
+    pub select: bool,
+    /// PERMANENTFLAGS of the folder open (SELECT), as sent.
+    pub permanent_flags: Vec<String>,
 }
 
 /// Is a NO to EXAMINE a "no such folder"? `[NONEXISTENT]`, or no response code and words to
@@ -128,6 +132,8 @@ impl Conn {
             examined: None,
             dead: false,
             last_used: Instant::now(),
+            select: false,
+            permanent_flags: Vec::new(),
         }
     }
 
@@ -142,7 +148,7 @@ impl Conn {
     }
 
     /// Run commands, handing untagged responses to `on_untagged`; the tagged outcomes.
-    fn run(
+    pub(super) fn run(
         &mut self,
         cmds: &[Cmd],
         lim: &Limits,
@@ -175,11 +181,13 @@ impl Conn {
         }
     }
 
-    /// EXAMINE (read-only) `folder`.
+    /// EXAMINE (read-only) `folder`; SELECT on a read-write mount (`select`).
     pub fn examine(&mut self, folder: &str) -> Result<Examined, StoreError> {
         // A failed EXAMINE leaves no folder selected.
         self.examined = None;
-        let cmd = Cmd::text("EXAMINE ").string(&names::raw_bytes(folder));
+        let verb = if self.select { "SELECT" } else { "EXAMINE" };
+        let cmd = Cmd::text(&format!("{verb} ")).string(&names::raw_bytes(folder));
+        let mut permanent = Vec::new();
         let mut ex = Examined {
             uidvalidity: 0,
             uidnext: 0,
@@ -194,18 +202,21 @@ impl Conn {
                 ex.uidvalidity = v;
             } else if let Some(v) = ok_code(&d, "UIDNEXT") {
                 ex.uidnext = v;
+            } else if let Some(f) = super::write::permanent_flags(&d) {
+                permanent = f;
             }
             Ok(())
         };
-        let what = format!("EXAMINE {folder}");
+        let what = format!("{verb} {folder}");
         let mut out = self.run(&[cmd], &wire::CONTROL, &what, &mut on)?;
         match out.pop() {
             Some((Status::Ok, _)) => {
                 self.examined = Some((folder.to_string(), ex.uidvalidity));
+                self.permanent_flags = permanent;
                 Ok(ex)
             }
             Some((Status::No, text)) if no_means_missing(&text) => {
-                log::debug!("[imap {}] EXAMINE {:?}: NO {}", self.id, folder, text);
+                log::debug!("[imap {}] {verb} {:?}: NO {}", self.id, folder, text);
                 Err(StoreError::NoSuchFolder(folder.to_string()))
             }
             Some((s, text)) => Err(StoreError::Server(format!("{what}: {s} {text}"))),

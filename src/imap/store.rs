@@ -35,6 +35,8 @@ pub struct ImapStore {
     gave_up: Mutex<Option<(Instant, String)>>,
     /// The connection that IDLEs, outside the pool; `Err` once the server refused IDLE.
     idler: Mutex<std::result::Result<Option<Conn>, ()>>,
+    /// `--read-write`: folders are opened with SELECT and changes are allowed.
+    read_write: std::sync::atomic::AtomicBool,
 }
 
 /// After an operation gave up on the server, others fail at once for this long instead of each
@@ -51,6 +53,7 @@ impl ImapStore {
                 pool,
                 gave_up: Mutex::new(None),
                 idler: Mutex::new(Ok(None)),
+                read_write: Default::default(),
             })
             .map_err(|f| ConnectError(f.msg))
     }
@@ -63,6 +66,29 @@ impl ImapStore {
     /// The most connections currently used (lower than configured after a `[LIMIT]`).
     pub fn connection_limit(&self) -> usize {
         self.pool.limit()
+    }
+
+    /// Open folders with SELECT from now on, and allow changes (`--read-write`).
+    pub fn set_read_write(&self, on: bool) {
+        self.read_write
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn selects(&self) -> bool {
+        self.read_write.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A connection for a change (see `write.rs`), opening folders with SELECT; refused on a
+    /// read-only mount whatever the caller.
+    pub(super) fn pool_checkout(&self, folder: Option<&str>) -> Result<Lease<'_>> {
+        if !self.selects() {
+            return Err(StoreError::NotPermitted("the mount is read-only".into()));
+        }
+        self.pool.checkout(folder)
+    }
+
+    pub(super) fn pool_flush_idle(&self) {
+        self.pool.flush_idle();
     }
 
     /// What the server offers, as said after login.
@@ -92,10 +118,10 @@ impl ImapStore {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            let r = self
-                .pool
-                .checkout(folder)
-                .and_then(|mut lease| run_on(&mut lease, folder, uidvalidity, &mut op));
+            let r = self.pool.checkout(folder).and_then(|mut lease| {
+                lease.select = self.selects();
+                run_on(&mut lease, folder, uidvalidity, &mut op)
+            });
             match r {
                 Err(StoreError::Connection(msg)) => {
                     // Other idle connections from the same era are suspect too.
@@ -262,6 +288,43 @@ fn run_on<T>(
 impl MailStore for ImapStore {
     fn offers_binary(&self) -> bool {
         self.pool.caps().has("BINARY")
+    }
+
+    fn store_flags(
+        &self,
+        folder: &str,
+        uidvalidity: u32,
+        uid: u32,
+        change: &crate::store::FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<crate::store::FlagsOutcome> {
+        self.write_store_flags(folder, uidvalidity, uid, change, unchanged_since)
+    }
+
+    fn move_messages(
+        &self,
+        from: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        to: &str,
+    ) -> Result<Vec<(u32, u32)>> {
+        self.write_move(from, uidvalidity, uids, to)
+    }
+
+    fn expunge_messages(&self, folder: &str, uidvalidity: u32, uids: &[u32]) -> Result<()> {
+        self.write_expunge(folder, uidvalidity, uids)
+    }
+
+    fn create_folder(&self, name: &str) -> Result<()> {
+        self.write_create_folder(name)
+    }
+
+    fn delete_folder(&self, name: &str) -> Result<()> {
+        self.write_delete_folder(name)
+    }
+
+    fn rename_folder(&self, from: &str, to: &str) -> Result<()> {
+        self.write_rename_folder(from, to)
     }
 
     fn wait_for_change(&self, folder: &str, max: Duration) -> Result<bool> {

@@ -14,6 +14,7 @@ usage: tests/integration/run.py [--long] [--server NAME] [--tier T,...] [-k PATT
                  desktop (DK_Desktop DK_SystemdUnit W_Desktop: fstab and mount(8), systemd readiness, logs, lifecycle,
                  df with a quota, extended attributes);
                  oauth (O_OAuth: OAuth2 logins against a Dovecot with an oauth2 passdb);
+                 readwrite (RW_ReadWrite: --read-write, and the read-only default's EROFS);
                  the read-only check Z_FlagsUnchanged always runs last
 """
 import os
@@ -35,6 +36,7 @@ TIERS = {
     "hostile": ["H_Hostile", "H_ContentHostile"],  # a fake server (test_hostile.py) and Dovecot
     "desktop": ["DK_Desktop", "DK_SystemdUnit", "W_Desktop"],  # fstab/mount(8), systemd, logs, lifecycle (test_desktop.py); df, xattrs (test_desktop_fs.py)
     "oauth": ["O_OAuth"],  # OAuth2 logins: a Dovecot with an oauth2 passdb (test_oauth.py)
+    "readwrite": ["RW_ReadWrite"],  # --read-write on folders of its own (test_readwrite.py)
 }
 
 
@@ -82,6 +84,7 @@ def main():
     import test_hostile  # noqa: E402
     import test_mount  # noqa: E402
     import test_oauth  # noqa: E402
+    import test_readwrite  # noqa: E402
     import test_search  # noqa: E402
     import test_servers  # noqa: E402
     if len(args) == 2 and args[0] == "-k":
@@ -102,7 +105,7 @@ def main():
                test_content_hostile.H_ContentHostile, test_mount.BC_Live, test_servers.V_ServerQuirks, test_mount.C_Errors, test_mount.D_Lifecycle,
                test_desktop.DK_Desktop, test_desktop.DK_SystemdUnit,
                test_faults.E_Faults, test_faults.F_Load, test_hostile.H_Hostile, test_browse.X_Browse, test_search.S_Search,
-               test_desktop_fs.W_Desktop, test_oauth.O_OAuth, test_corpus.Y_Corpus, test_mount.Z_FlagsUnchanged]
+               test_desktop_fs.W_Desktop, test_oauth.O_OAuth, test_corpus.Y_Corpus, test_readwrite.RW_ReadWrite, test_mount.Z_FlagsUnchanged]
     if tiers is not None:
         if "extensions" in tiers:
             classes.insert(-1, test_servers.X_Extensions)

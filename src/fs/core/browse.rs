@@ -174,7 +174,11 @@ impl MailFs {
             }
             Extra::Flags => {
                 let bytes = self.flags_bytes(&fs, uidvalidity, uid)?;
-                Ok(self.live_attr(ino, bytes.len() as u64, mtime))
+                let (mut a, t) = self.live_attr(ino, bytes.len() as u64, mtime);
+                if self.read_write() {
+                    a.perm = 0o644;
+                }
+                Ok((a, t))
             }
             _ => {
                 let size = match extras.sizes[item as usize].get() {

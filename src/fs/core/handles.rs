@@ -24,6 +24,12 @@ impl Handles {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// A handle number with nothing behind it here (a write-only handle: its state is kept
+    /// by the writes part).
+    pub fn open_bare(&self) -> u64 {
+        self.next()
+    }
+
     /// A handle for a part file, read through the content path.
     pub fn open_file(&self) -> u64 {
         let fh = self.next();

@@ -12,6 +12,7 @@ mod reading;
 mod search;
 mod statfs;
 mod summary;
+mod write;
 mod xattr;
 
 use std::collections::{HashMap, HashSet};
@@ -88,6 +89,8 @@ pub struct MailFs {
     searches: Mutex<search::Searches>,
     /// The account's quota, for `df`.
     quota: statfs::QuotaCache,
+    /// Changes (`--read-write`): off unless enabled, and the open writes.
+    writes: write::Writes,
 }
 
 #[derive(Default)]
@@ -212,6 +215,7 @@ impl MailFs {
             folders_file: Mutex::new(None),
             searches: Mutex::new(search::Searches::default()),
             quota: statfs::QuotaCache::default(),
+            writes: write::Writes::default(),
         }
     }
 
@@ -236,7 +240,8 @@ impl MailFs {
             kind: Kind::Dir,
             size: 0,
             mtime,
-            perm: 0o555,
+            // Writable directories on a read-write mount (mkdir, rm -r, mv need it).
+            perm: if self.read_write() { 0o755 } else { 0o555 },
             nlink: 2,
             uid: self.opts.uid,
             gid: self.opts.gid,
@@ -283,10 +288,13 @@ impl MailFs {
                 folder,
                 uidvalidity,
                 uid,
-            } => {
-                let (_, summary) = self.summary(folder, uidvalidity, uid)?;
-                Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long))
-            }
+            } => match self.summary(folder, uidvalidity, uid) {
+                Ok((_, summary)) => Ok((self.dir_attr(ino, summary.internal_date), Ttl::Long)),
+                Err(FsError::NotFound) => self
+                    .moved_attr(ino, (folder, uidvalidity, uid))
+                    .ok_or(FsError::NotFound),
+                Err(e) => Err(e),
+            },
             Node::File {
                 folder,
                 uidvalidity,

@@ -61,6 +61,20 @@ impl FolderFlags {
         self.sets.get(self.by_uid[i].1 as usize).map(String::as_str)
     }
 
+    /// The highest mod-sequence these flags were checked at (CONDSTORE).
+    pub(super) fn modseq(&self) -> Option<u64> {
+        self.modseq
+    }
+
+    /// These flags with `uid`'s set to `flags` (after a change of our own).
+    pub(super) fn with(&self, uid: u32, flags: String) -> FolderFlags {
+        let pairs = self.pairs().map(|(u, f)| match u == uid {
+            true => (u, flags.clone()),
+            false => (u, f),
+        });
+        FolderFlags::build(self.uidvalidity, pairs, self.modseq, self.listing_at)
+    }
+
     fn pairs(&self) -> impl Iterator<Item = (u32, String)> + '_ {
         self.by_uid
             .iter()
