@@ -265,6 +265,11 @@ impl Filesystem for FuseAdapter {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        // A read-only mount has nothing to flush: ENOSYS tells the kernel to stop sending FLUSH
+        // on every close (a round trip each, and ENOTCONN at close once imapfs is gone).
+        if !self.core.read_write() {
+            return reply.error(Errno::ENOSYS);
+        }
         match self.core.flush(fh.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
