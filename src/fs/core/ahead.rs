@@ -2,8 +2,17 @@
 //! name (a window of a file, the first chunks of one file name across messages, a window of
 //! message directories for a walk).
 
-use super::*;
+use std::sync::Arc;
+
+use crate::fs::message::MessageInfo;
 use crate::fs::message::Snapshot;
+use crate::fs::readahead::{Background, MetaAhead, ReadAhead, Workers};
+use crate::fs::{FsError, FsResult, CHUNK};
+use crate::mime::{Locator, RangePlan};
+use crate::store::RangeRequest;
+use crate::sync::lock;
+
+use super::{FolderState, Listing, MailFs};
 
 impl MailFs {
     /// Fetch read-ahead windows on `workers` background threads, so that a sequential reader

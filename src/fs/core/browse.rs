@@ -2,14 +2,21 @@
 //! `.utf8` copies and attachment links, plus the open/read path of every generated file (INDEX
 //! and FOLDERS too), whose bytes are fixed when it is opened.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::OnceLock;
 
+use crate::fs::inodes::Node;
+use crate::fs::message::MessageInfo;
+use crate::fs::{layout, Attr, FsError, FsResult, Kind, Ttl};
 use crate::mime::{files_of, outline, NodeInfo};
 use crate::store::StructureData;
+use crate::sync::lock;
 
 use super::super::layout::Extra;
 use super::super::message::add_browse_files;
-use super::*;
+use super::summary::Summary;
+use super::{FolderState, MailFs};
 
 /// A message directory's generated entries.
 #[derive(Debug)]

@@ -1,7 +1,20 @@
 //! Following the mailbox: the folder list and folder listings, refreshed cheaply (STATUS, new
 //! UIDs, UID SEARCH on expunge), pushed by IDLE or polled, and the kernel told what is gone.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::fs::folders::{FolderTree, ROOT_FOLDER};
+use crate::fs::inodes::Node;
+use crate::fs::readahead::{MetaWalk, Walk};
+use crate::fs::{FsError, FsResult, Invalidation};
+use crate::store::{FolderChanges, FolderListing, StoreError};
+use crate::sync::lock;
+
+use super::{release_free_memory, FolderState, Listing, MailFs};
 
 impl MailFs {
     pub(super) fn tree(&self) -> FsResult<Arc<FolderTree>> {

@@ -1,7 +1,15 @@
 //! Message directories: their structure fetched in batches, sizes settled on demand, and a
 //! bound on how many are kept in memory.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::fs::content::{MsgCtx, UNKNOWN_SIZE_GUESS};
+use crate::fs::message::{build_batch, MessageInfo, STRUCTURE_BATCH};
+use crate::fs::{FsError, FsResult};
+use crate::sync::lock;
+
+use super::{neighbours, FolderState, MailFs};
 
 impl MailFs {
     pub(super) fn ctx<'a>(&'a self, fs: &'a FolderState, uidvalidity: u32, uid: u32) -> MsgCtx<'a> {

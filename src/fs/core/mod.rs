@@ -14,29 +14,26 @@ mod statfs;
 mod summary;
 mod xattr;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::mime::{Locator, RangePlan};
 use crate::names::folder_level;
-use crate::store::{
-    FolderChanges, FolderListing, MailStore, MessageSummary, RangeRequest, StoreError,
-};
+use crate::store::{FolderListing, MailStore, MessageSummary};
 use crate::sync::lock;
 
 use super::Invalidation;
 
-use super::content::{ContentFetcher, MsgCtx, UNKNOWN_SIZE_GUESS};
+use super::content::ContentFetcher;
 use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
-use super::inodes::{InodeTable, Node, ROOT_INO};
+use super::inodes::{InodeTable, Node};
 use super::layout;
-use super::message::{build_batch, MessageInfo, STRUCTURE_BATCH};
-use super::readahead::{Background, MetaAhead, MetaWalk, ReadAhead, Walk, Workers};
-use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
+use super::message::MessageInfo;
+use super::readahead::{MetaWalk, Walk, Workers};
+use super::{Attr, FsError, FsResult, Kind, Ttl};
 use browse::MsgExtras;
 use handles::Handles;
 use summary::{FolderFlags, Summary};

@@ -1,8 +1,15 @@
 //! Reading files: open handles and reads. What to fetch ahead is decided in `fs::readahead`
 //! and fetched by `ahead.rs`.
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use crate::fs::inodes::Node;
 use crate::fs::message::FileInfo;
+use crate::fs::readahead::{Background, ReadAhead};
+use crate::fs::{FsError, FsResult, Invalidation};
+use crate::sync::lock;
+
+use super::MailFs;
 
 impl MailFs {
     /// A read found a file's size wrong and corrected it: the kernel must drop its attributes
