@@ -6,7 +6,6 @@ use std::sync::Arc;
 use crate::fs::folders::ROOT_FOLDER;
 use crate::fs::inodes::{Node, ROOT_INO};
 use crate::fs::{layout, Attr, DirEntry, FsError, FsResult, Kind, Ttl};
-use crate::sync::lock;
 
 use super::{parse_uid, release_free_memory, MailFs};
 
@@ -132,7 +131,7 @@ impl MailFs {
                 }
                 if let Some(listing) = listing {
                     let uidvalidity = listing.data.uidvalidity;
-                    let mut inodes = lock(&self.inodes);
+                    let mut inodes = self.nodes.table();
                     for m in &listing.data.messages {
                         out.push(DirEntry {
                             ino: inodes.ino_of(Node::Message {

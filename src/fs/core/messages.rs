@@ -231,7 +231,7 @@ impl MailFs {
         if evicted.is_empty() {
             return;
         }
-        let folders: HashMap<u32, Arc<FolderState>> = lock(&self.folders).clone();
+        let folders: HashMap<u32, Arc<FolderState>> = self.folders.states();
         for (f, uid) in evicted {
             if let Some(state) = folders.get(&f) {
                 let mut infos = lock(&state.infos);

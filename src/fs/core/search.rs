@@ -258,7 +258,7 @@ impl MailFs {
         };
         let hits = |folder: u32, query: u32, global: bool| -> FsResult<Vec<DirEntry>> {
             let r = self.results(folder, query)?;
-            let mut inodes = lock(&self.inodes);
+            let mut inodes = self.nodes.table();
             Ok(r.uids
                 .iter()
                 .map(|&uid| DirEntry {
