@@ -54,11 +54,13 @@ impl MailFs {
         let fs = self.folder_state(job.folder)?.ok_or(FsError::NotFound)?;
         let info = self.message_info(&fs, job.uidvalidity, job.uid)?;
         let f = info.files.get(job.file as usize).ok_or(FsError::NotFound)?;
-        let size = self.file_size(&fs, job.uidvalidity, job.uid, &info, job.file as usize)?;
+        let size =
+            self.messages
+                .file_size(&fs, job.uidvalidity, job.uid, &info, job.file as usize)?;
         if job.from >= size {
             return Ok(());
         }
-        let ctx = self.ctx(&fs, job.uidvalidity, job.uid);
+        let ctx = self.messages.ctx(&fs, job.uidvalidity, job.uid);
         let result = ctx.fetch_window(job.file, f, job.from, job.to.min(size));
         self.tell_corrections(job.folder, job.uidvalidity, job.uid, job.file, f);
         result
@@ -92,8 +94,8 @@ impl MailFs {
                 continue;
             };
             let f = &info.files[file];
-            let ctx = self.ctx(fs, uidvalidity, uid);
-            let Ok(size) = self.file_size(fs, uidvalidity, uid, &info, file) else {
+            let ctx = self.messages.ctx(fs, uidvalidity, uid);
+            let Ok(size) = self.messages.file_size(fs, uidvalidity, uid, &info, file) else {
                 continue;
             };
             let snap = f.snapshot();
@@ -154,7 +156,7 @@ impl MailFs {
                     };
                     let f = &job.info.files[job.file];
                     let g = job.snap.generation;
-                    self.ctx(fs, uidvalidity, job.uid).cache_decoded(
+                    self.messages.ctx(fs, uidvalidity, job.uid).cache_decoded(
                         job.file as u32,
                         g,
                         0,
@@ -277,7 +279,8 @@ impl MailFs {
                     .collect()
             };
             if !still_missing.is_empty() {
-                self.load_structures(&fs, job.uidvalidity, &still_missing)?;
+                self.messages
+                    .load_structures(&fs, job.uidvalidity, &still_missing)?;
             }
         }
         settle_these(&missing)

@@ -241,7 +241,7 @@ impl MailFs {
                     let Some(idx) = n.file.as_deref().and_then(|f| info.file_index(f)) else {
                         continue;
                     };
-                    let size = self.file_size(fs, uidvalidity, uid, &info, idx)?;
+                    let size = self.messages.file_size(fs, uidvalidity, uid, &info, idx)?;
                     sizes.insert(info.files[idx].name.clone(), size);
                 }
                 let b = Arc::new(render_outline(&extras.nodes, |f| sizes.get(f).copied()));
@@ -249,8 +249,8 @@ impl MailFs {
             }
             Extra::Utf8 { section, charset } => {
                 let idx = info.file_index(section).ok_or(FsError::NotFound)?;
-                let size = self.file_size(fs, uidvalidity, uid, &info, idx)?;
-                let ctx = self.ctx(fs, uidvalidity, uid);
+                let size = self.messages.file_size(fs, uidvalidity, uid, &info, idx)?;
+                let ctx = self.messages.ctx(fs, uidvalidity, uid);
                 let raw = ctx.read(idx as u32, &info.files[idx], 0, size, size)?;
                 Arc::new(crate::mime::header::to_utf8(charset, &raw).into_bytes())
             }

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::names::folder_level;
 use crate::store::{MailStore, MessageSummary};
-use crate::sync::lock;
 
 use super::Invalidation;
 
@@ -33,6 +32,7 @@ use super::readahead::Workers;
 use super::{Attr, FsError, FsResult, Kind, Ttl};
 use handles::Handles;
 use live::{FolderState, Folders, Listing};
+use messages::Messages;
 use nodes::Nodes;
 
 pub use statfs::StatFs;
@@ -66,12 +66,12 @@ pub struct MailFs {
     /// Inode numbers and kernel invalidations.
     nodes: Arc<Nodes>,
     /// The folder tree and the state of every folder (listings, message directories).
-    folders: Folders,
+    folders: Arc<Folders>,
+    /// Message directories in memory: loading them, their bound, their files' sizes.
+    messages: Messages,
     /// Open files and directories.
     handles: Handles,
     mount_time: i64,
-    /// (folder, UID) of every message whose structure is in memory, least recently used first.
-    known: Mutex<lru::LruCache<(u32, u32), ()>>,
     /// The background workers that reads and walks hand their read-ahead to, once started
     /// (see `start_readahead`).
     workers: std::sync::OnceLock<Workers>,
@@ -132,20 +132,26 @@ impl MailFs {
             opts.parallel_fetches,
         ));
         let nodes = Arc::new(Nodes::new());
+        let folders = Arc::new(Folders::new(
+            store.clone(),
+            opts.poll_interval,
+            nodes.clone(),
+            content.clone(),
+        ));
         MailFs {
-            folders: Folders::new(
+            messages: Messages::new(
                 store.clone(),
-                opts.poll_interval,
-                nodes.clone(),
                 content.clone(),
+                folders.clone(),
+                opts.max_message_infos,
             ),
+            folders,
             content,
             nodes,
             store,
             opts,
             handles: Handles::default(),
             mount_time,
-            known: Mutex::new(lru::LruCache::unbounded()),
             workers: std::sync::OnceLock::new(),
             folders_file: Mutex::new(None),
             searches: Mutex::new(search::Searches::default()),
@@ -155,7 +161,7 @@ impl MailFs {
 
     /// How many message structures are in memory.
     pub fn message_infos(&self) -> usize {
-        lock(&self.known).len()
+        self.messages.count()
     }
 
     fn node(&self, ino: u64) -> FsResult<Node> {
@@ -275,7 +281,9 @@ impl MailFs {
             } => {
                 let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
                 let info = self.message_info(&fs, uidvalidity, uid)?;
-                let size = self.file_size(&fs, uidvalidity, uid, &info, file as usize)?;
+                let size = self
+                    .messages
+                    .file_size(&fs, uidvalidity, uid, &info, file as usize)?;
                 Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
             Node::Extra {
@@ -321,7 +329,9 @@ impl MailFs {
                     uid,
                     file: file as u32,
                 });
-                let size = self.file_size(&fs, uidvalidity, uid, &info, file)?;
+                let size = self
+                    .messages
+                    .file_size(&fs, uidvalidity, uid, &info, file)?;
                 Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
             node @ (Node::SearchDir(_) | Node::Search { .. } | Node::SearchIn { .. }) => {

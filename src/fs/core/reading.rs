@@ -69,7 +69,9 @@ impl MailFs {
         let fs = self.folder_state(folder)?.ok_or(FsError::NotFound)?;
         let info = self.message_info(&fs, uidvalidity, uid)?;
         let f = info.files.get(file as usize).ok_or(FsError::NotFound)?;
-        let file_size = self.file_size(&fs, uidvalidity, uid, &info, file as usize)?;
+        let file_size = self
+            .messages
+            .file_size(&fs, uidvalidity, uid, &info, file as usize)?;
         let end = offset.saturating_add(size as u64).min(file_size);
         if offset >= end {
             return Ok(Vec::new());
@@ -81,7 +83,7 @@ impl MailFs {
                 self.prefetch_starts(&fs, uidvalidity, &f.name, &targets);
             }
         }
-        let ctx = self.ctx(&fs, uidvalidity, uid);
+        let ctx = self.messages.ctx(&fs, uidvalidity, uid);
         let ahead = self.handles.advance(fh, offset, end);
         log::trace!("read UID {uid} file {file} [{offset}, {end}) ahead {ahead:?}");
         let queued = ahead.is_some_and(|(from, to)| {
