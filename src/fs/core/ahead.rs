@@ -2,8 +2,17 @@
 //! name (a window of a file, the first chunks of one file name across messages, a window of
 //! message directories for a walk).
 
-use super::*;
+use std::sync::Arc;
+
+use crate::fs::message::MessageInfo;
 use crate::fs::message::Snapshot;
+use crate::fs::readahead::{Background, MetaAhead, ReadAhead, Workers};
+use crate::fs::{FsError, FsResult, CHUNK};
+use crate::mime::{Locator, RangePlan};
+use crate::store::RangeRequest;
+use crate::sync::lock;
+
+use super::{FolderState, Listing, MailFs};
 
 impl MailFs {
     /// Fetch read-ahead windows on `workers` background threads, so that a sequential reader
@@ -45,11 +54,13 @@ impl MailFs {
         let fs = self.folder_state(job.folder)?.ok_or(FsError::NotFound)?;
         let info = self.message_info(&fs, job.uidvalidity, job.uid)?;
         let f = info.files.get(job.file as usize).ok_or(FsError::NotFound)?;
-        let size = self.file_size(&fs, job.uidvalidity, job.uid, &info, job.file as usize)?;
+        let size =
+            self.messages
+                .file_size(&fs, job.uidvalidity, job.uid, &info, job.file as usize)?;
         if job.from >= size {
             return Ok(());
         }
-        let ctx = self.ctx(&fs, job.uidvalidity, job.uid);
+        let ctx = self.messages.ctx(&fs, job.uidvalidity, job.uid);
         let result = ctx.fetch_window(job.file, f, job.from, job.to.min(size));
         self.tell_corrections(job.folder, job.uidvalidity, job.uid, job.file, f);
         result
@@ -83,8 +94,8 @@ impl MailFs {
                 continue;
             };
             let f = &info.files[file];
-            let ctx = self.ctx(fs, uidvalidity, uid);
-            let Ok(size) = self.file_size(fs, uidvalidity, uid, &info, file) else {
+            let ctx = self.messages.ctx(fs, uidvalidity, uid);
+            let Ok(size) = self.messages.file_size(fs, uidvalidity, uid, &info, file) else {
                 continue;
             };
             let snap = f.snapshot();
@@ -145,7 +156,7 @@ impl MailFs {
                     };
                     let f = &job.info.files[job.file];
                     let g = job.snap.generation;
-                    self.ctx(fs, uidvalidity, job.uid).cache_decoded(
+                    self.messages.ctx(fs, uidvalidity, job.uid).cache_decoded(
                         job.file as u32,
                         g,
                         0,
@@ -268,7 +279,8 @@ impl MailFs {
                     .collect()
             };
             if !still_missing.is_empty() {
-                self.load_structures(&fs, job.uidvalidity, &still_missing)?;
+                self.messages
+                    .load_structures(&fs, job.uidvalidity, &still_missing)?;
             }
         }
         settle_these(&missing)

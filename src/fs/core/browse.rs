@@ -2,14 +2,21 @@
 //! `.utf8` copies and attachment links, plus the open/read path of every generated file (INDEX
 //! and FOLDERS too), whose bytes are fixed when it is opened.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::OnceLock;
 
+use crate::fs::inodes::Node;
+use crate::fs::message::MessageInfo;
+use crate::fs::{layout, Attr, FsError, FsResult, Kind, Ttl};
 use crate::mime::{files_of, outline, NodeInfo};
 use crate::store::StructureData;
+use crate::sync::lock;
 
 use super::super::layout::Extra;
 use super::super::message::add_browse_files;
-use super::*;
+use super::summary::Summary;
+use super::{FolderState, MailFs};
 
 /// A message directory's generated entries.
 #[derive(Debug)]
@@ -238,7 +245,7 @@ impl MailFs {
                     let Some(idx) = n.file.as_deref().and_then(|f| info.file_index(f)) else {
                         continue;
                     };
-                    let size = self.file_size(fs, uidvalidity, uid, &info, idx)?;
+                    let size = self.messages.file_size(fs, uidvalidity, uid, &info, idx)?;
                     sizes.insert(info.files[idx].name.clone(), size);
                 }
                 let b = Arc::new(render_outline(&extras.nodes, |f| sizes.get(f).copied()));
@@ -246,8 +253,8 @@ impl MailFs {
             }
             Extra::Utf8 { section, charset } => {
                 let idx = info.file_index(section).ok_or(FsError::NotFound)?;
-                let size = self.file_size(fs, uidvalidity, uid, &info, idx)?;
-                let ctx = self.ctx(fs, uidvalidity, uid);
+                let size = self.messages.file_size(fs, uidvalidity, uid, &info, idx)?;
+                let ctx = self.messages.ctx(fs, uidvalidity, uid);
                 let raw = ctx.read(idx as u32, &info.files[idx], 0, size, size)?;
                 Arc::new(crate::mime::header::to_utf8(charset, &raw).into_bytes())
             }

@@ -1,7 +1,13 @@
 //! Directory listings: the root, folder directories and message directories, with the names
 //! [`layout`] gives them, and their attributes in one go for READDIRPLUS.
 
-use super::*;
+use std::sync::Arc;
+
+use crate::fs::folders::ROOT_FOLDER;
+use crate::fs::inodes::{Node, ROOT_INO};
+use crate::fs::{layout, Attr, DirEntry, FsError, FsResult, Kind, Ttl};
+
+use super::{parse_uid, release_free_memory, MailFs};
 
 impl MailFs {
     /// Attributes of directory entries (from [`readdir`](Self::readdir) of `parent`), for
@@ -125,7 +131,7 @@ impl MailFs {
                 }
                 if let Some(listing) = listing {
                     let uidvalidity = listing.data.uidvalidity;
-                    let mut inodes = lock(&self.inodes);
+                    let mut inodes = self.nodes.table();
                     for m in &listing.data.messages {
                         out.push(DirEntry {
                             ino: inodes.ino_of(Node::Message {

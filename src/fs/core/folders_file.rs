@@ -1,9 +1,16 @@
 //! `FOLDERS` at the root: one line per folder the server lists, `path TAB MESSAGES TAB UNSEEN
 //! TAB flags`, with the path as the mount shows it.
 
-use crate::store::FolderEntry;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
 
-use super::*;
+use crate::fs::folders::{FolderTree, ROOT_FOLDER};
+use crate::fs::{layout, Attr, FsResult, Ttl};
+use crate::store::FolderEntry;
+use crate::sync::lock;
+
+use super::{parse_uid, MailFs};
 
 /// One FOLDERS line; `-` for counts that are not known and for no flags.
 pub fn folders_line(

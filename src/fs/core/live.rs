@@ -1,14 +1,128 @@
-//! Following the mailbox: the folder list and folder listings, refreshed cheaply (STATUS, new
-//! UIDs, UID SEARCH on expunge), pushed by IDLE or polled, and the kernel told what is gone.
+//! The folders part of the core ([`Folders`]): the folder list and folder listings, refreshed
+//! cheaply (STATUS, new UIDs, UID SEARCH on expunge), pushed by IDLE or polled, and the kernel
+//! told what is gone. It owns the per-folder state ([`FolderState`]) the other parts work in.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-impl MailFs {
-    pub(super) fn tree(&self) -> FsResult<Arc<FolderTree>> {
+use crate::fs::content::ContentFetcher;
+use crate::fs::folders::{FolderIds, FolderTree, ROOT_FOLDER};
+use crate::fs::inodes::Node;
+use crate::fs::message::MessageInfo;
+use crate::fs::readahead::{MetaWalk, Walk};
+use crate::fs::{FsError, FsResult, Invalidation};
+use crate::store::{FolderChanges, FolderListing, MailStore, MessageSummary, StoreError};
+use crate::sync::lock;
+
+use super::browse::MsgExtras;
+use super::nodes::Nodes;
+use super::release_free_memory;
+use super::summary::{FolderFlags, Summary};
+
+/// The folders part: the folder tree from LIST, the state of every selectable folder used so
+/// far (listing, message directories, locks, walks, flags, INDEX), and their refresh.
+pub(super) struct Folders {
+    store: Arc<dyn MailStore>,
+    /// How long a listing (and the folder list) is trusted before asking the server again.
+    poll_interval: Duration,
+    /// To tell the kernel what a refresh removed.
+    nodes: Arc<Nodes>,
+    /// To drop a folder's cached content when its UIDVALIDITY changes.
+    content: Arc<ContentFetcher>,
+    tree: Mutex<TreeState>,
+    /// Selectable folders by id.
+    states: Mutex<HashMap<u32, Arc<FolderState>>>,
+}
+
+#[derive(Default)]
+struct TreeState {
+    pub tree: Arc<FolderTree>,
+    pub ids: FolderIds,
+    pub fetched: Option<Instant>,
+}
+
+pub(super) struct FolderState {
+    pub id: u32,
+    pub raw: String,
+    pub listing: Mutex<Option<Arc<Listing>>>,
+    /// Message directories of the current UIDVALIDITY, by UID.
+    pub infos: Mutex<HashMap<u32, Arc<MessageInfo>>>,
+    /// Serialises structure fetches so a batch is fetched once, not by every waiting reader.
+    pub structure_lock: Mutex<()>,
+    /// The same for size settling (apart, so a walk's next structures are fetched while the
+    /// sizes of the current ones are settled).
+    pub settle_lock: Mutex<()>,
+    /// Set to make the next access ask the server, whatever the listing's age.
+    pub stale: AtomicBool,
+    /// When a request last touched the folder: the poller keeps folders in use fresh.
+    pub last_access: Mutex<Instant>,
+    /// One file name read across many messages (`grep x Folder/*/1`).
+    pub walk: Mutex<Walk>,
+    /// Message directories walked in order (`find`, `ls -lR`).
+    pub meta_walk: Mutex<MetaWalk>,
+    /// Generated entries of the message directories in `infos` (kept and dropped with them).
+    pub extras: Mutex<HashMap<u32, Arc<MsgExtras>>>,
+    /// Flags of every message, once someone looked at FLAGS or INDEX.
+    pub flags: Mutex<Option<Arc<FolderFlags>>>,
+    /// INDEX, once someone looked at it.
+    pub summary: Mutex<Option<Arc<Summary>>>,
+    /// HIGHESTMODSEQ at the last STATUS (0: unknown or no CONDSTORE).
+    pub modseq: AtomicU64,
+}
+
+pub(super) struct Listing {
+    pub data: FolderListing,
+    /// The UIDs of `data.messages`, for walk detection.
+    pub uids: Vec<u32>,
+    pub fetched: Instant,
+}
+
+impl Listing {
+    pub fn new(data: FolderListing) -> Listing {
+        Listing {
+            uids: data.messages.iter().map(|m| m.uid).collect(),
+            data,
+            fetched: Instant::now(),
+        }
+    }
+
+    pub fn message(&self, uid: u32) -> Option<&MessageSummary> {
+        let msgs = &self.data.messages;
+        msgs.binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| &msgs[i])
+    }
+}
+
+impl Folders {
+    pub fn new(
+        store: Arc<dyn MailStore>,
+        poll_interval: Duration,
+        nodes: Arc<Nodes>,
+        content: Arc<ContentFetcher>,
+    ) -> Folders {
+        Folders {
+            store,
+            poll_interval,
+            nodes,
+            content,
+            tree: Mutex::new(TreeState::default()),
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Every folder state made so far.
+    pub fn states(&self) -> HashMap<u32, Arc<FolderState>> {
+        lock(&self.states).clone()
+    }
+
+    pub fn tree(&self) -> FsResult<Arc<FolderTree>> {
         let mut state = lock(&self.tree);
         let fresh = state
             .fetched
-            .is_some_and(|t| t.elapsed() < self.opts.poll_interval);
+            .is_some_and(|t| t.elapsed() < self.poll_interval);
         if !fresh {
             match self.store.list_folders() {
                 Ok(entries) => {
@@ -33,7 +147,7 @@ impl MailFs {
 
     /// Tell the kernel about folders that disappeared, and about directories whose subfolders
     /// changed.
-    pub(super) fn forget_removed_folders(&self, old: &FolderTree, new: &FolderTree) {
+    pub fn forget_removed_folders(&self, old: &FolderTree, new: &FolderTree) {
         for (id, folder) in &old.folders {
             let now = new.get(*id).map(|f| &f.children);
             if now == Some(&folder.children) {
@@ -44,18 +158,18 @@ impl MailFs {
             } else {
                 Node::Folder(*id)
             };
-            let Some(ino) = lock(&self.inodes).existing(&node) else {
+            let Some(ino) = self.nodes.existing(&node) else {
                 continue;
             };
             for name in folder.children.keys() {
                 if now.is_none_or(|c| !c.contains_key(name)) {
-                    self.invalidate(Invalidation::Entry {
+                    self.nodes.invalidate(Invalidation::Entry {
                         parent: ino,
                         name: name.clone(),
                     });
                 }
             }
-            self.invalidate(Invalidation::Inode(ino));
+            self.nodes.invalidate(Invalidation::Inode(ino));
         }
         let gone: Vec<u32> = old
             .folders
@@ -63,20 +177,20 @@ impl MailFs {
             .filter(|id| !new.folders.contains_key(id))
             .copied()
             .collect();
-        let mut folders = lock(&self.folders);
+        let mut folders = lock(&self.states);
         for id in gone {
             folders.remove(&id);
         }
     }
 
     /// The state of a selectable folder, or `None` for a directory-only folder.
-    pub(super) fn folder_state(&self, id: u32) -> FsResult<Option<Arc<FolderState>>> {
+    pub fn folder_state(&self, id: u32) -> FsResult<Option<Arc<FolderState>>> {
         let tree = self.tree()?;
         let folder = tree.get(id).ok_or(FsError::NotFound)?;
         let Some(raw) = &folder.raw else {
             return Ok(None);
         };
-        let mut folders = lock(&self.folders);
+        let mut folders = lock(&self.states);
         let state = folders.entry(id).or_insert_with(|| {
             Arc::new(FolderState {
                 id,
@@ -99,11 +213,11 @@ impl MailFs {
         Ok(Some(state.clone()))
     }
 
-    pub(super) fn listing(&self, fs: &FolderState) -> FsResult<Arc<Listing>> {
+    pub fn listing(&self, fs: &FolderState) -> FsResult<Arc<Listing>> {
         let mut guard = lock(&fs.listing);
         let forced = fs.stale.swap(false, Ordering::Relaxed);
         if let Some(l) = guard.as_ref() {
-            if !forced && l.fetched.elapsed() < self.opts.poll_interval {
+            if !forced && l.fetched.elapsed() < self.poll_interval {
                 return Ok(l.clone());
             }
         }
@@ -148,7 +262,7 @@ impl MailFs {
     /// The folder's current listing, or `None` if it is unchanged since `old`: the store
     /// says what changed (IMAP: a STATUS, plus only the new messages, and the UIDs when some
     /// were expunged).
-    pub(super) fn fetch_listing(
+    pub fn fetch_listing(
         &self,
         fs: &FolderState,
         old: Option<&Listing>,
@@ -167,12 +281,7 @@ impl MailFs {
 
     /// After a folder changed: drop what belongs to messages that are gone (all of them when
     /// UIDVALIDITY changed), and tell the kernel to forget their entries and the listing.
-    pub(super) fn forget_changed(
-        &self,
-        fs: &FolderState,
-        old: &FolderListing,
-        new: &FolderListing,
-    ) {
+    pub fn forget_changed(&self, fs: &FolderState, old: &FolderListing, new: &FolderListing) {
         let renewed = old.uidvalidity != new.uidvalidity;
         if renewed {
             log::warn!(
@@ -201,7 +310,7 @@ impl MailFs {
                 extras.remove(uid);
             }
         }
-        let Some(folder_ino) = lock(&self.inodes).existing(&Node::Folder(fs.id)) else {
+        let Some(folder_ino) = self.nodes.existing(&Node::Folder(fs.id)) else {
             return;
         };
         for uid in gone {
@@ -210,31 +319,20 @@ impl MailFs {
                 uidvalidity: old.uidvalidity,
                 uid,
             };
-            if lock(&self.inodes).existing(&node).is_some() {
-                self.invalidate(Invalidation::Entry {
+            if self.nodes.existing(&node).is_some() {
+                self.nodes.invalidate(Invalidation::Entry {
                     parent: folder_ino,
                     name: uid.to_string(),
                 });
             }
         }
-        self.invalidate(Invalidation::Inode(folder_ino));
-    }
-
-    pub(super) fn invalidate(&self, inv: Invalidation) {
-        if let Some(tx) = lock(&self.invalidations).as_ref() {
-            let _ = tx.send(inv);
-        }
-    }
-
-    /// Send kernel invalidations to `tx` from now on.
-    pub fn set_invalidator(&self, tx: Sender<Invalidation>) {
-        *lock(&self.invalidations) = Some(tx);
+        self.nodes.invalidate(Invalidation::Inode(folder_ino));
     }
 
     /// Make every listing and the folder list stale, so the next look asks the server.
     pub fn expire_all(&self) {
         lock(&self.tree).fetched = None;
-        for fs in lock(&self.folders).values() {
+        for fs in lock(&self.states).values() {
             fs.stale.store(true, Ordering::Relaxed);
         }
     }
@@ -243,7 +341,7 @@ impl MailFs {
     /// and refresh that folder when it does, so new mail shows up in about a round trip.
     /// Returns whether something changed. Run it in a loop on a thread of its own.
     pub fn watch_once(&self, max: Duration) -> bool {
-        let latest = lock(&self.folders)
+        let latest = lock(&self.states)
             .values()
             .filter(|fs| lock(&fs.listing).is_some())
             .max_by_key(|fs| *lock(&fs.last_access))
@@ -264,7 +362,7 @@ impl MailFs {
             Ok(false) => false,
             Err(e) => {
                 log::debug!("{}: waiting for changes failed: {e}", fs.raw);
-                std::thread::sleep(self.opts.poll_interval);
+                std::thread::sleep(self.poll_interval);
                 false
             }
         }
@@ -276,7 +374,7 @@ impl MailFs {
         if let Err(e) = self.tree() {
             log::warn!("cannot refresh the folder list: {e}");
         }
-        let folders: Vec<Arc<FolderState>> = lock(&self.folders).values().cloned().collect();
+        let folders: Vec<Arc<FolderState>> = lock(&self.states).values().cloned().collect();
         for fs in folders {
             if lock(&fs.last_access).elapsed() < in_use && lock(&fs.listing).is_some() {
                 if let Err(e) = self.listing(&fs) {

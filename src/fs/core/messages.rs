@@ -1,13 +1,20 @@
-//! Message directories: their structure fetched in batches, sizes settled on demand, and a
-//! bound on how many are kept in memory.
+//! The messages part of the core ([`Messages`]): message directories, their structure fetched in
+//! batches, sizes settled on demand, and a bound on how many are kept in memory. `message_info`
+//! stays on `MailFs` because a miss also drives the read-ahead walks.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::fs::content::{ContentFetcher, MsgCtx, UNKNOWN_SIZE_GUESS};
+use crate::fs::message::{build_batch, MessageInfo, STRUCTURE_BATCH};
+use crate::fs::{FsError, FsResult};
+use crate::store::MailStore;
+use crate::sync::lock;
+
+use super::live::Folders;
+use super::{neighbours, FolderState, MailFs};
 
 impl MailFs {
-    pub(super) fn ctx<'a>(&'a self, fs: &'a FolderState, uidvalidity: u32, uid: u32) -> MsgCtx<'a> {
-        self.content.msg(fs.id, &fs.raw, uidvalidity, uid)
-    }
-
     /// The files of a message, fetching the structure of it and its next neighbours if needed.
     pub(super) fn message_info(
         &self,
@@ -21,7 +28,7 @@ impl MailFs {
         }
         self.walk_touch(fs, &listing, uid);
         if let Some(info) = lock(&fs.infos).get(&uid).cloned() {
-            lock(&self.known).promote(&(fs.id, uid));
+            self.messages.promote(fs.id, uid);
             return Ok(info);
         }
         let one_fetch_at_a_time = lock(&fs.structure_lock);
@@ -39,7 +46,7 @@ impl MailFs {
             })
         };
         let batch: Vec<u32> = positions.iter().map(|&i| msgs[i].uid).collect();
-        self.load_structures(fs, uidvalidity, &batch)?;
+        self.messages.load_structures(fs, uidvalidity, &batch)?;
         drop(one_fetch_at_a_time);
         self.walk_after_miss(fs, &listing, &positions);
         lock(&fs.infos)
@@ -50,10 +57,54 @@ impl MailFs {
                 false => FsError::Io(format!("{} UID {uid} was not fetched", fs.raw)),
             })
     }
+}
+
+/// The messages part: which message directories are in memory (their structure fetched), up to
+/// a bound, and loading them; settling the sizes of their files. The directories themselves live
+/// in each folder's state (`FolderState::infos`, `extras`), so they go with the folder.
+pub(super) struct Messages {
+    store: Arc<dyn MailStore>,
+    content: Arc<ContentFetcher>,
+    folders: Arc<Folders>,
+    /// (folder, UID) of every message whose structure is in memory, least recently used first.
+    known: Mutex<lru::LruCache<(u32, u32), ()>>,
+    /// Message structures kept in memory (see MAX_MESSAGE_INFOS).
+    max_infos: usize,
+}
+
+impl Messages {
+    pub fn new(
+        store: Arc<dyn MailStore>,
+        content: Arc<ContentFetcher>,
+        folders: Arc<Folders>,
+        max_infos: usize,
+    ) -> Messages {
+        Messages {
+            store,
+            content,
+            folders,
+            known: Mutex::new(lru::LruCache::unbounded()),
+            max_infos,
+        }
+    }
+
+    /// How many message structures are in memory.
+    pub fn count(&self) -> usize {
+        lock(&self.known).len()
+    }
+
+    /// Note a use of a message directory in memory (it is forgotten last).
+    pub fn promote(&self, folder: u32, uid: u32) {
+        lock(&self.known).promote(&(folder, uid));
+    }
+
+    pub fn ctx<'a>(&'a self, fs: &'a FolderState, uidvalidity: u32, uid: u32) -> MsgCtx<'a> {
+        self.content.msg(fs.id, &fs.raw, uidvalidity, uid)
+    }
 
     /// Fetch the structures of `batch` and keep their directories (the caller holds
     /// `structure_lock`).
-    pub(super) fn load_structures(
+    pub fn load_structures(
         &self,
         fs: &FolderState,
         uidvalidity: u32,
@@ -123,7 +174,7 @@ impl MailFs {
     }
 
     /// A directory with just HEADER, for a message whose structure the server sent unreadably.
-    pub(super) fn header_only(
+    pub fn header_only(
         &self,
         fs: &FolderState,
         uidvalidity: u32,
@@ -146,7 +197,7 @@ impl MailFs {
 
     /// The decoded size of file `idx` of a message, settling it (for the same file of the
     /// neighbouring messages too, in one batch) if nobody asked before.
-    pub(super) fn file_size(
+    pub fn file_size(
         &self,
         fs: &FolderState,
         uidvalidity: u32,
@@ -163,7 +214,7 @@ impl MailFs {
         if let Some(&size) = f.size.get() {
             return Ok(size);
         }
-        let listing = self.listing(fs)?;
+        let listing = self.folders.listing(fs)?;
         let msgs = &listing.data.messages;
         let batch: Vec<(u32, Arc<MessageInfo>)> = match msgs.binary_search_by_key(&uid, |m| m.uid) {
             Ok(pos) => {
@@ -206,14 +257,14 @@ impl MailFs {
 
     /// Note that these messages' structures are in memory; forget the least recently used
     /// beyond `max_message_infos`.
-    pub(super) fn remember(&self, folder: u32, uids: &[u32]) {
+    pub fn remember(&self, folder: u32, uids: &[u32]) {
         let mut evicted = Vec::new();
         {
             let mut known = lock(&self.known);
             for &uid in uids.iter().rev() {
                 known.put((folder, uid), ());
             }
-            while known.len() > self.opts.max_message_infos.max(STRUCTURE_BATCH) {
+            while known.len() > self.max_infos.max(STRUCTURE_BATCH) {
                 match known.pop_lru() {
                     Some((key, ())) => evicted.push(key),
                     None => break,
@@ -223,7 +274,7 @@ impl MailFs {
         if evicted.is_empty() {
             return;
         }
-        let folders: HashMap<u32, Arc<FolderState>> = lock(&self.folders).clone();
+        let folders: HashMap<u32, Arc<FolderState>> = self.folders.states();
         for (f, uid) in evicted {
             if let Some(state) = folders.get(&f) {
                 let mut infos = lock(&state.infos);

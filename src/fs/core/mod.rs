@@ -8,6 +8,7 @@ mod folders_file;
 mod handles;
 mod live;
 mod messages;
+mod nodes;
 mod reading;
 mod search;
 mod statfs;
@@ -15,32 +16,25 @@ mod summary;
 mod write;
 mod xattr;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::mime::{Locator, RangePlan};
 use crate::names::folder_level;
-use crate::store::{
-    FolderChanges, FolderListing, MailStore, MessageSummary, RangeRequest, StoreError,
-};
-use crate::sync::lock;
+use crate::store::{MailStore, MessageSummary};
 
 use super::Invalidation;
 
-use super::content::{ContentFetcher, MsgCtx, UNKNOWN_SIZE_GUESS};
-use super::folders::{FolderIds, FolderTree, ROOT_FOLDER};
-use super::inodes::{InodeTable, Node, ROOT_INO};
+use super::content::ContentFetcher;
+use super::folders::{FolderTree, ROOT_FOLDER};
+use super::inodes::Node;
 use super::layout;
-use super::message::{build_batch, MessageInfo, STRUCTURE_BATCH};
-use super::readahead::{Background, MetaAhead, MetaWalk, ReadAhead, Walk, Workers};
-use super::{Attr, DirEntry, FsError, FsResult, Kind, Ttl, CHUNK};
-use browse::MsgExtras;
+use super::readahead::Workers;
+use super::{Attr, FsError, FsResult, Kind, Ttl};
 use handles::Handles;
-use summary::{FolderFlags, Summary};
+use live::{FolderState, Folders, Listing};
+use messages::Messages;
+use nodes::Nodes;
 
 pub use statfs::StatFs;
 
@@ -69,17 +63,16 @@ pub struct MailFs {
     store: Arc<dyn MailStore>,
     opts: FsOptions,
     /// Fetching and decoding content: store, chunk cache, in-flight table, permits.
-    content: ContentFetcher,
-    inodes: Mutex<InodeTable>,
-    tree: Mutex<TreeState>,
-    folders: Mutex<HashMap<u32, Arc<FolderState>>>,
+    content: Arc<ContentFetcher>,
+    /// Inode numbers and kernel invalidations.
+    nodes: Arc<Nodes>,
+    /// The folder tree and the state of every folder (listings, message directories).
+    folders: Arc<Folders>,
+    /// Message directories in memory: loading them, their bound, their files' sizes.
+    messages: Messages,
     /// Open files and directories.
     handles: Handles,
     mount_time: i64,
-    /// Where to tell the kernel to forget entries (a thread outside request handlers does it).
-    invalidations: Mutex<Option<Sender<Invalidation>>>,
-    /// (folder, UID) of every message whose structure is in memory, least recently used first.
-    known: Mutex<lru::LruCache<(u32, u32), ()>>,
     /// The background workers that reads and walks hand their read-ahead to, once started
     /// (see `start_readahead`).
     workers: std::sync::OnceLock<Workers>,
@@ -91,66 +84,6 @@ pub struct MailFs {
     quota: statfs::QuotaCache,
     /// Changes (`--read-write`): off unless enabled, and the open writes.
     writes: write::Writes,
-}
-
-#[derive(Default)]
-struct TreeState {
-    tree: Arc<FolderTree>,
-    ids: FolderIds,
-    fetched: Option<Instant>,
-}
-
-struct FolderState {
-    id: u32,
-    raw: String,
-    listing: Mutex<Option<Arc<Listing>>>,
-    /// Message directories of the current UIDVALIDITY, by UID.
-    infos: Mutex<HashMap<u32, Arc<MessageInfo>>>,
-    /// Serialises structure fetches so a batch is fetched once, not by every waiting reader.
-    structure_lock: Mutex<()>,
-    /// The same for size settling (apart, so a walk's next structures are fetched while the
-    /// sizes of the current ones are settled).
-    settle_lock: Mutex<()>,
-    /// Set to make the next access ask the server, whatever the listing's age.
-    stale: AtomicBool,
-    /// When a request last touched the folder: the poller keeps folders in use fresh.
-    last_access: Mutex<Instant>,
-    /// One file name read across many messages (`grep x Folder/*/1`).
-    walk: Mutex<Walk>,
-    /// Message directories walked in order (`find`, `ls -lR`).
-    meta_walk: Mutex<MetaWalk>,
-    /// Generated entries of the message directories in `infos` (kept and dropped with them).
-    extras: Mutex<HashMap<u32, Arc<MsgExtras>>>,
-    /// Flags of every message, once someone looked at FLAGS or INDEX.
-    flags: Mutex<Option<Arc<FolderFlags>>>,
-    /// INDEX, once someone looked at it.
-    summary: Mutex<Option<Arc<Summary>>>,
-    /// HIGHESTMODSEQ at the last STATUS (0: unknown or no CONDSTORE).
-    modseq: AtomicU64,
-}
-
-struct Listing {
-    data: FolderListing,
-    /// The UIDs of `data.messages`, for walk detection.
-    uids: Vec<u32>,
-    fetched: Instant,
-}
-
-impl Listing {
-    fn new(data: FolderListing) -> Listing {
-        Listing {
-            uids: data.messages.iter().map(|m| m.uid).collect(),
-            data,
-            fetched: Instant::now(),
-        }
-    }
-
-    fn message(&self, uid: u32) -> Option<&MessageSummary> {
-        let msgs = &self.data.messages;
-        msgs.binary_search_by_key(&uid, |m| m.uid)
-            .ok()
-            .map(|i| &msgs[i])
-    }
 }
 
 pub fn release_free_memory() {
@@ -196,21 +129,32 @@ impl MailFs {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
+        let content = Arc::new(ContentFetcher::new(
+            store.clone(),
+            opts.cache_size as usize,
+            opts.parallel_fetches,
+        ));
+        let nodes = Arc::new(Nodes::new());
+        let folders = Arc::new(Folders::new(
+            store.clone(),
+            opts.poll_interval,
+            nodes.clone(),
+            content.clone(),
+        ));
         MailFs {
-            content: ContentFetcher::new(
+            messages: Messages::new(
                 store.clone(),
-                opts.cache_size as usize,
-                opts.parallel_fetches,
+                content.clone(),
+                folders.clone(),
+                opts.max_message_infos,
             ),
+            folders,
+            content,
+            nodes,
             store,
             opts,
-            inodes: Mutex::new(InodeTable::new()),
-            tree: Mutex::new(TreeState::default()),
-            folders: Mutex::new(HashMap::new()),
             handles: Handles::default(),
             mount_time,
-            invalidations: Mutex::new(None),
-            known: Mutex::new(lru::LruCache::unbounded()),
             workers: std::sync::OnceLock::new(),
             folders_file: Mutex::new(None),
             searches: Mutex::new(search::Searches::default()),
@@ -221,15 +165,57 @@ impl MailFs {
 
     /// How many message structures are in memory.
     pub fn message_infos(&self) -> usize {
-        lock(&self.known).len()
+        self.messages.count()
     }
 
     fn node(&self, ino: u64) -> FsResult<Node> {
-        lock(&self.inodes).node(ino).ok_or(FsError::NotFound)
+        self.nodes.node(ino)
     }
 
     fn ino(&self, node: Node) -> u64 {
-        lock(&self.inodes).ino_of(node)
+        self.nodes.ino(node)
+    }
+
+    // ---- the folders part ----------------------------------------------------------------
+
+    fn tree(&self) -> FsResult<Arc<FolderTree>> {
+        self.folders.tree()
+    }
+
+    /// The state of a selectable folder, or `None` for a directory-only folder.
+    fn folder_state(&self, id: u32) -> FsResult<Option<Arc<FolderState>>> {
+        self.folders.folder_state(id)
+    }
+
+    fn listing(&self, fs: &FolderState) -> FsResult<Arc<Listing>> {
+        self.folders.listing(fs)
+    }
+
+    fn invalidate(&self, inv: Invalidation) {
+        self.nodes.invalidate(inv)
+    }
+
+    /// Send kernel invalidations to `tx` from now on.
+    pub fn set_invalidator(&self, tx: Sender<Invalidation>) {
+        self.nodes.set_invalidator(tx)
+    }
+
+    /// Make every listing and the folder list stale, so the next look asks the server.
+    pub fn expire_all(&self) {
+        self.folders.expire_all()
+    }
+
+    /// Wait up to `max` for the server to push a change in the folder used last (IMAP IDLE),
+    /// and refresh that folder when it does, so new mail shows up in about a round trip.
+    /// Returns whether something changed. Run it in a loop on a thread of its own.
+    pub fn watch_once(&self, max: Duration) -> bool {
+        self.folders.watch_once(max)
+    }
+
+    /// Refresh the folder list and every folder used in the last `in_use`, so changes made by
+    /// other clients reach the kernel without anybody looking. Run it from a timer thread.
+    pub fn poll(&self, in_use: Duration) {
+        self.folders.poll(in_use)
     }
 
     // ---- attributes ----------------------------------------------------------------------
@@ -303,7 +289,9 @@ impl MailFs {
             } => {
                 let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
                 let info = self.message_info(&fs, uidvalidity, uid)?;
-                let size = self.file_size(&fs, uidvalidity, uid, &info, file as usize)?;
+                let size = self
+                    .messages
+                    .file_size(&fs, uidvalidity, uid, &info, file as usize)?;
                 Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
             Node::Extra {
@@ -349,7 +337,9 @@ impl MailFs {
                     uid,
                     file: file as u32,
                 });
-                let size = self.file_size(&fs, uidvalidity, uid, &info, file)?;
+                let size = self
+                    .messages
+                    .file_size(&fs, uidvalidity, uid, &info, file)?;
                 Ok((self.file_attr(ino, size, summary.internal_date), Ttl::Long))
             }
             node @ (Node::SearchDir(_) | Node::Search { .. } | Node::SearchIn { .. }) => {

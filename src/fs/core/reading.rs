@@ -1,8 +1,15 @@
 //! Reading files: open handles and reads. What to fetch ahead is decided in `fs::readahead`
 //! and fetched by `ahead.rs`.
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use crate::fs::inodes::Node;
 use crate::fs::message::FileInfo;
+use crate::fs::readahead::{Background, ReadAhead};
+use crate::fs::{FsError, FsResult, Invalidation};
+use crate::sync::lock;
+
+use super::MailFs;
 
 impl MailFs {
     /// A read found a file's size wrong and corrected it: the kernel must drop its attributes
@@ -62,7 +69,9 @@ impl MailFs {
         let fs = self.folder_state(folder)?.ok_or(FsError::NotFound)?;
         let info = self.message_info(&fs, uidvalidity, uid)?;
         let f = info.files.get(file as usize).ok_or(FsError::NotFound)?;
-        let file_size = self.file_size(&fs, uidvalidity, uid, &info, file as usize)?;
+        let file_size = self
+            .messages
+            .file_size(&fs, uidvalidity, uid, &info, file as usize)?;
         let end = offset.saturating_add(size as u64).min(file_size);
         if offset >= end {
             return Ok(Vec::new());
@@ -74,7 +83,7 @@ impl MailFs {
                 self.prefetch_starts(&fs, uidvalidity, &f.name, &targets);
             }
         }
-        let ctx = self.ctx(&fs, uidvalidity, uid);
+        let ctx = self.messages.ctx(&fs, uidvalidity, uid);
         let ahead = self.handles.advance(fh, offset, end);
         log::trace!("read UID {uid} file {file} [{offset}, {end}) ahead {ahead:?}");
         let queued = ahead.is_some_and(|(from, to)| {

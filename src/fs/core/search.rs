@@ -11,11 +11,18 @@
 //! INDEX have a zero TTL and a directory's listing is read afresh at every opendir (a search
 //! directory's own entry is kept a second, so `ls -l SEARCH` does not count as using them all).
 
+use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::fs::folders::ROOT_FOLDER;
+use crate::fs::inodes::Node;
+use crate::fs::{layout, Attr, DirEntry, FsError, FsResult, Kind, Ttl};
 use crate::search::Criteria;
+use crate::sync::lock;
 
-use super::*;
+use super::{parse_uid, MailFs};
 
 /// Searches shown in a `SEARCH` directory (per folder, and at the root), newest first.
 pub const MAX_RECENT: usize = 32;
@@ -251,7 +258,7 @@ impl MailFs {
         };
         let hits = |folder: u32, query: u32, global: bool| -> FsResult<Vec<DirEntry>> {
             let r = self.results(folder, query)?;
-            let mut inodes = lock(&self.inodes);
+            let mut inodes = self.nodes.table();
             Ok(r.uids
                 .iter()
                 .map(|&uid| DirEntry {

@@ -3,12 +3,14 @@
 //! mount. The quota is asked in the background at most once per poll interval, and a `statfs`
 //! waits for that answer only briefly: `df` never hangs on a slow server.
 
+use std::sync::Arc;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::store::{MailStore, Quota};
+use crate::sync::lock;
 
-use super::{lock, Arc, MailFs};
+use super::MailFs;
 
 /// The unit of sizes in `StatFs`: the quota's own (RFC 9208 STORAGE counts 1024 octets).
 pub const BLOCK: u32 = 1024;

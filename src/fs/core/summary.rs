@@ -4,10 +4,18 @@
 //! unchanged folder costs nothing beyond the listing's STATUS; without, they are fetched again
 //! once per poll interval when looked at.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::fs::{Attr, FsError, FsResult, Ttl};
 use crate::mime::header::{decode_words, field, one_line};
 use crate::store::MessageBrief;
+use crate::store::StoreError;
+use crate::sync::lock;
 
-use super::*;
+use super::{release_free_memory, FolderState, Listing, MailFs};
 
 /// UIDs per summary command: keeps each response, and memory while building, bounded.
 const BRIEF_PIECE: usize = 5_000;

@@ -3,12 +3,14 @@
 //! directory's flags, UID and INTERNALDATE. Built from what the layout already holds (the
 //! structure, the listing, the folder's flags), never from content.
 
+use crate::fs::inodes::Node;
+use crate::fs::{FsError, FsResult};
 use crate::mime::header::one_line;
 use crate::mime::NodeInfo;
 
 use super::super::layout::Extra;
 use super::summary::iso_date;
-use super::*;
+use super::MailFs;
 
 pub const MIME_TYPE: &str = "user.mime_type";
 pub const CHARSET: &str = "user.charset";
