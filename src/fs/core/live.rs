@@ -113,6 +113,21 @@ impl Folders {
         }
     }
 
+    /// Ask the server for the folder list at the next look (after a change made here).
+    pub fn refetch_tree(&self) {
+        lock(&self.tree).fetched = None;
+    }
+
+    /// A folder was renamed here: its id (and its subfolders') follow it to `to_levels`, and
+    /// their states, which hold the old names, are made afresh.
+    pub fn renamed(&self, tree: &FolderTree, from_levels: &[String], to_levels: &[String]) {
+        lock(&self.tree).ids.rename(from_levels, to_levels);
+        let mut states = lock(&self.states);
+        for f in tree.ids_under(from_levels) {
+            states.remove(&f);
+        }
+    }
+
     /// Every folder state made so far.
     pub fn states(&self) -> HashMap<u32, Arc<FolderState>> {
         lock(&self.states).clone()

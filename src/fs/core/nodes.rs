@@ -47,6 +47,11 @@ impl Nodes {
         }
     }
 
+    /// The channel to the kernel, for a thread that tells it later.
+    pub fn invalidator(&self) -> Option<Sender<Invalidation>> {
+        lock(&self.invalidations).clone()
+    }
+
     pub fn set_invalidator(&self, tx: Sender<Invalidation>) {
         *lock(&self.invalidations) = Some(tx);
     }

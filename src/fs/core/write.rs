@@ -8,7 +8,18 @@ mod flags;
 mod folders;
 mod messages;
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use super::MailFs;
+use crate::fs::inodes::Node;
+use crate::fs::layout::Extra;
+use crate::fs::Attr;
+use crate::fs::FsError;
+use crate::fs::FsResult;
+use crate::fs::Ttl;
+use crate::sync::lock;
 
 /// Most bytes one FLAGS write may hold.
 const MAX_FLAGS_WRITE: usize = 4096;
@@ -82,7 +93,7 @@ impl MailFs {
                 let (fs, _) = self.summary(folder, uidvalidity, uid)?;
                 let extras = self.message_extras(&fs, uidvalidity, uid)?;
                 match extras.items.get(item as usize) {
-                    Some((_, layout::Extra::Flags)) => Ok(node),
+                    Some((_, Extra::Flags)) => Ok(node),
                     Some(_) => Err(FsError::Denied),
                     None => Err(FsError::NotFound),
                 }

@@ -1,7 +1,15 @@
 //! A FLAGS write: the line parsed into a [`FlagChange`] and stored on the server.
 
-use super::super::*;
+use std::sync::atomic::Ordering;
+
+use super::super::MailFs;
+use crate::fs::inodes::Node;
+use crate::fs::FsError;
+use crate::fs::FsResult;
+use crate::fs::Invalidation;
 use crate::store::{FlagChange, FlagsOutcome};
+use crate::sync::lock;
+use std::sync::Arc;
 
 /// The system flags a client may set (RFC 3501 §2.3.2; `\Recent` is the server's).
 const SYSTEM: [&str; 5] = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
@@ -125,7 +133,7 @@ impl MailFs {
             }
         }
         for n in [node, Node::Index(folder)] {
-            if let Some(ino) = lock(&self.inodes).existing(&n) {
+            if let Some(ino) = self.nodes.existing(&n) {
                 self.invalidate(Invalidation::Inode(ino));
             }
         }

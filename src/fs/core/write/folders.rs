@@ -3,8 +3,19 @@
 //! are turned back into server names: escapes reversed (`%49NDEX` → `INDEX`), encoded to
 //! modified UTF-7, joined with the server's hierarchy delimiter.
 
-use super::super::*;
+use std::sync::atomic::Ordering;
+
+use super::super::MailFs;
+use crate::fs::folders::ROOT_FOLDER;
+use crate::fs::inodes::Node;
+use crate::fs::layout;
+use crate::fs::Attr;
+use crate::fs::FsError;
+use crate::fs::FsResult;
+use crate::fs::Invalidation;
+use crate::fs::Ttl;
 use crate::names::encode_mutf7;
+use crate::names::folder_level;
 
 impl MailFs {
     /// The folder a directory of the root or of a folder is (not a message directory).
@@ -57,7 +68,7 @@ impl MailFs {
 
     /// Forget the folder list and tell the kernel `parent` changed.
     fn folders_changed(&self, parents: &[u64]) {
-        lock(&self.tree).fetched = None;
+        self.folders.refetch_tree();
         for &p in parents {
             self.invalidate(Invalidation::Inode(p));
         }
@@ -148,13 +159,7 @@ impl MailFs {
         // The directory keeps its inode (the kernel moved it): the folders keep their ids,
         // and their state (which holds the old name) is made afresh.
         let from_levels = tree.raw_levels(id).ok_or(FsError::NotFound)?;
-        lock(&self.tree).ids.rename(&from_levels, &to_levels);
-        let under = tree.ids_under(&from_levels);
-        let mut states = lock(&self.folders);
-        for f in under {
-            states.remove(&f);
-        }
-        drop(states);
+        self.folders.renamed(&tree, &from_levels, &to_levels);
         self.invalidate(Invalidation::Entry {
             parent,
             name: name.to_string(),

@@ -8,7 +8,16 @@
 //! `UID EXPUNGE` of that one UID. `mv Folder/2703 Other/` is a move (`UID MOVE`, or the COPY
 //! fallback); the message then shows in `Other` under the UID the server gave it.
 
-use super::super::*;
+use std::sync::atomic::Ordering;
+
+use super::super::MailFs;
+use crate::fs::core::FolderState;
+use crate::fs::inodes::Node;
+use crate::fs::FsError;
+use crate::fs::FsResult;
+use crate::fs::Invalidation;
+use crate::sync::lock;
+use std::time::Duration;
 
 /// How long after a rename the kernel is told to forget the name it was given (it moves the
 /// entry itself once the rename returns; the message shows under its new UID instead).
@@ -57,7 +66,7 @@ impl MailFs {
         for fs in folders {
             fs.stale.store(true, Ordering::Relaxed);
             *lock(&fs.flags) = None;
-            if let Some(ino) = lock(&self.inodes).existing(&Node::Folder(fs.id)) {
+            if let Some(ino) = self.nodes.existing(&Node::Folder(fs.id)) {
                 self.invalidate(Invalidation::Inode(ino));
             }
         }
@@ -129,7 +138,7 @@ impl MailFs {
         }
         self.listings_changed(&[&fs, &target]);
         // The name given is not kept: once the kernel has moved its entry, make it forget it.
-        if let Some(tx) = lock(&self.invalidations).clone() {
+        if let Some(tx) = self.nodes.invalidator() {
             let name = newname.to_string();
             std::thread::spawn(move || {
                 std::thread::sleep(AFTER_RENAME);
