@@ -29,13 +29,6 @@ impl MailFs {
         }
     }
 
-    /// Creating a file: filing new mail (APPEND) is not offered yet.
-    pub fn create(&self, parent: u64, name: &str) -> FsResult<()> {
-        self.check_writable()?;
-        log::warn!("create {name} in {parent}: filing new mail (APPEND) is not offered yet");
-        Err(FsError::NotPermitted)
-    }
-
     /// The folder deleted messages go to: LIST's `\Trash`, else a top-level `Trash`.
     fn trash_folder(&self) -> FsResult<Option<String>> {
         let entries = self.store.list_folders()?;
@@ -53,7 +46,7 @@ impl MailFs {
 
     /// Listings of these folders are out of date: ask the server at the next look, and tell
     /// the kernel.
-    fn listings_changed(&self, folders: &[&FolderState]) {
+    pub(in crate::fs::core) fn listings_changed(&self, folders: &[&FolderState]) {
         for fs in folders {
             fs.stale.store(true, Ordering::Relaxed);
             *lock(&fs.flags) = None;
