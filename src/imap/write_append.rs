@@ -110,6 +110,12 @@ impl ImapStore {
                     ..a
                 })
             }
+            // Cut before APPEND was sent: nothing can have been filed; once more.
+            Err(StoreError::Connection(e)) => {
+                log::warn!("{folder}: cut before APPEND ({e}): once more");
+                let (mut b, mut s) = (None, false);
+                self.append_once(folder, file, size, &mut b, &mut s)
+            }
             other => other,
         }
     }
