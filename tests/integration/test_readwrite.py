@@ -159,9 +159,10 @@ class RW_ReadWrite(unittest.TestCase):
                     write_file(os.path.join(msg, "1"), "x")
                 self.assertIn(cm.exception.errno, (errno.EACCES, errno.EPERM))
                 self.assertEqual(flags_of(self.c, "RW", uid), {"\\Answered", "$Label1"})
-                # Filing new mail is not offered yet: EPERM, nothing appended.
+                # New mail is filed only in a folder's directory (test_cp_files_new_mail): a file
+                # created inside a message directory is EPERM, nothing appended.
                 with self.assertRaises(OSError) as cm:
-                    write_file(os.path.join(m.path, "RW", "new.eml"), "Subject: x\r\n\r\nx\r\n")
+                    write_file(os.path.join(msg, "new.eml"), "Subject: x\r\n\r\nx\r\n")
                 self.assertEqual(cm.exception.errno, errno.EPERM)
                 self.assertEqual(uids_of(self.c, "RW"), self.uids)
                 # The other messages were not touched.
