@@ -186,6 +186,11 @@ impl ImapStore {
         id: Option<&str>,
         size: u64,
     ) -> Result<Option<(u32, u32)>> {
+        if since.is_none() && id.is_none() {
+            // Any message of the same size would match: appending again risks a duplicate,
+            // taking another message for ours would risk a loss.
+            return Ok(None);
+        }
         self.with_conn(Some(folder), None, |c| {
             let uidvalidity = c.examine(folder)?.uidvalidity;
             let mut cmd = Cmd::text(&format!("UID SEARCH UID {}:*", since.unwrap_or(1)));
