@@ -337,11 +337,17 @@ impl Filesystem for FuseAdapter {
         let Some(name) = name.to_str() else {
             return reply.error(Errno::EINVAL);
         };
-        let e = match self.core.create(parent.0, name) {
-            Ok(()) => FsError::Io("create: nothing to open".into()),
-            Err(e) => e,
-        };
-        reply.error(errno(&e))
+        match self.core.create(parent.0, name) {
+            // New mail, APPENDed at close (see `core::write::append`).
+            Ok((attr, fh)) => reply.created(
+                &ttl(Ttl::Live),
+                &file_attr(&attr),
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::FOPEN_DIRECT_IO,
+            ),
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {

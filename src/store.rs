@@ -4,7 +4,7 @@
 use crate::mime::{Part, StructureError};
 
 mod write;
-pub use write::{FlagChange, FlagsOutcome};
+pub use write::{Appended, FlagChange, FlagsOutcome};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -36,6 +36,9 @@ pub enum StoreError {
     /// The folder to create or rename to exists already (EEXIST).
     #[error("already exists: {0}")]
     AlreadyExists(String),
+    /// Larger than the server accepts (APPENDLIMIT) (EFBIG).
+    #[error("too large: {0}")]
+    TooBig(String),
 }
 
 /// One folder as LIST reports it.
@@ -340,6 +343,21 @@ pub trait MailStore: Send + Sync {
         let _ = (folder, uidvalidity, uids);
         Err(StoreError::NotPermitted(
             "this store cannot delete messages".into(),
+        ))
+    }
+
+    /// APPEND the `size` bytes of `file` (read from its start) to `folder`: no flags,
+    /// INTERNALDATE now. Refused with `TooBig` beyond the server's APPENDLIMIT. Never retried
+    /// blindly: after a cut the message is looked for before it is appended again.
+    fn append_message(
+        &self,
+        folder: &str,
+        file: &mut std::fs::File,
+        size: u64,
+    ) -> Result<Appended> {
+        let _ = (folder, file, size);
+        Err(StoreError::NotPermitted(
+            "this store cannot append messages".into(),
         ))
     }
 

@@ -23,7 +23,8 @@ sys.path.insert(0, HERE)
 import gen  # noqa: E402
 
 MiB = 1 << 20
-ALL_SCENARIOS = ["cat", "head", "ls", "find", "grep", "par", "warm", "rss", "huge", "index", "folders", "search"]
+ALL_SCENARIOS = ["cat", "head", "ls", "find", "grep", "par", "warm", "rss", "huge", "index", "folders", "search", "rwmove",
+                 "rwflags"]
 
 # full and --quick sizes
 FULL = dict(big_mib=50, par_n=8, par_mib=20, ls_msgs=10000, msgs=2000, gig_mib=1024, huge_msgs=100000,
@@ -769,6 +770,58 @@ class Bench:
         self.add("`ls MOUNT/SEARCH/UNSEEN` over %d+ folders, cold (peer: UID SEARCH UNSEEN in each, in turn)"
                  % self.a.folders, link, times, peer, "≤ 2× peer", lambda r: r["ratio"] <= 2, ist, pst)
 
+    # ------------------------------------------------------------ read-write (--read-write)
+
+    def fresh_folder(self, folder, n):
+        """A folder rewritten from scratch with n small unread messages (UIDs 1..n), indexed by the
+        server before anything is timed (a change-scenario run changes it)."""
+        shutil.rmtree(os.path.join(self.maildir, folder), ignore_errors=True)
+        self.md.folder(folder)
+        for i in range(n):
+            self.md.write(folder, i, gen.message(i, 600, []))
+        self.peer("warm-listing", None, folder)
+
+    def maildir_count(self, folder, seen=False):
+        n = 0
+        for sub in ("new", "cur"):
+            for name in os.listdir(os.path.join(self.maildir, folder, sub)):
+                n += not seen or "S" in name.rsplit(":2,", 1)[-1]
+        return n
+
+    def sc_rw(self, link, port, what):
+        """`mv RwMove/{1..n} RwArchive/` (peer: UID MOVE per message), or `echo '+\\Seen' > FLAGS` of n
+        messages (peer: UID STORE +FLAGS.SILENT per message), on a fresh --read-write mount (its listing
+        of the folder included)."""
+        n = 500
+        src = "RwMove" if what == "move" else "RwFlags"
+        times, peer, ist, pst = [], [], [], []
+        for r in range(self.a.repeat):
+            for who in ("imapfs", "peer"):
+                self.fresh_folder(src, n)
+                if what == "move":
+                    self.fresh_folder("RwArchive", 0)
+                if who == "peer":
+                    res, d = self.measure(lambda: self.peer(what, port, src))
+                    peer.append(res["seconds"])
+                    pst.append(d)
+                else:
+                    m = self.mount(port, ["--read-write"])
+                    cmd = ("cd '%s/%s' && mv $(seq 1 %d) ../RwArchive/" % (m.path, src, n) if what == "move" else
+                           "cd '%s/%s' && for u in $(seq 1 %d); do echo '+\\Seen' > $u/FLAGS; done"
+                           % (m.path, src, n))
+                    t, d = self.measure(lambda: sh_timed(cmd))
+                    times.append(t)
+                    ist.append(d)
+                    self.unmount(m)
+                got = self.maildir_count("RwArchive") if what == "move" else self.maildir_count(src, seen=True)
+                if got != n:
+                    self.notes.append("%s by %s: %d of %d messages done" % (what, who, got, n))
+        if what == "move":
+            name = "`mv RwMove/{1..%d} RwArchive/`, --read-write (peer: UID MOVE per message)" % n
+        else:
+            name = "`echo '+\\Seen' > N/FLAGS` for %d messages, --read-write (peer: UID STORE per message)" % n
+        self.add(name, link, times, peer, "≤ 1.5× peer", lambda r: r["ratio"] <= 1.5, ist, pst)
+
     # ------------------------------------------------------------ report
 
     def report(self, t_start, load_start):
@@ -967,6 +1020,10 @@ def main():
                 b.sc_folders(link, port)
             if "search" in sc:
                 b.sc_search(link, port, proxied)
+            if "rwmove" in sc:
+                b.sc_rw(link, port, "move")
+            if "rwflags" in sc:
+                b.sc_rw(link, port, "seen")
         b.report(t_start, load_start)
     finally:
         b.stop_proxies()

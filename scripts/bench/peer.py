@@ -14,6 +14,8 @@ usage: peer.py MODE HOST PORT CA USER FOLDER     (password in $IMAP_PASS)
   search     UID SEARCH TEXT needle (items: matches)
   search-all LIST "" "*", then EXAMINE and UID SEARCH UNSEEN in every selectable folder in turn
              (items: folders with matches; FOLDER is ignored)
+  move       SELECT, UID SEARCH ALL, then UID MOVE <uid> RwArchive one message at a time (--read-write's peer)
+  seen       SELECT, UID SEARCH ALL, then UID STORE <uid> +FLAGS.SILENT (\\Seen) one message at a time
   warm       everything imapfs asks the server for (listing items, BODYSTRUCTURE, BODY.PEEK[HEADER]),
              so Dovecot has indexed the folder and cached those fields before anything is timed
 """
@@ -99,6 +101,18 @@ def main():
             nbytes += len(body)
             if b"needle" in body or b"needle" in quopri.decodestring(body):
                 items += 1
+    elif mode in ("move", "seen"):
+        typ, _ = c.select(folder)
+        assert typ == "OK"
+        typ, data = c.uid("SEARCH", None, "ALL")
+        assert typ == "OK"
+        for uid in data[0].split():
+            if mode == "move":
+                typ, d = c.uid("MOVE", uid.decode(), "RwArchive")
+            else:
+                typ, d = c.uid("STORE", uid.decode(), "+FLAGS.SILENT", "(\\Seen)")
+            assert typ == "OK", d
+            items += 1
     else:
         sys.exit("unknown mode " + mode)
     secs = time.perf_counter() - t0

@@ -64,6 +64,8 @@ pub struct FakeStore {
     pub modified: Mutex<Vec<u32>>,
     /// PERMANENTFLAGS has `\*`: keywords may be stored.
     pub keywords_allowed: AtomicBool,
+    /// APPENDLIMIT (RFC 7889).
+    pub append_limit: Mutex<Option<u64>>,
 }
 
 impl FakeStore {
@@ -164,6 +166,15 @@ impl MailStore for FakeStore {
 
     fn expunge_messages(&self, folder: &str, uidvalidity: u32, uids: &[u32]) -> Result<()> {
         self.do_expunge(folder, uidvalidity, uids)
+    }
+
+    fn append_message(
+        &self,
+        folder: &str,
+        file: &mut std::fs::File,
+        size: u64,
+    ) -> Result<crate::store::Appended> {
+        self.do_append(folder, file, size)
     }
 
     fn create_folder(&self, name: &str) -> Result<()> {

@@ -92,6 +92,10 @@ impl From<StoreError> for FsError {
                 FsError::NotPermitted
             }
             StoreError::AlreadyExists(_) => FsError::Exists,
+            StoreError::TooBig(m) => {
+                log::warn!("refused: {m}");
+                FsError::TooBig
+            }
             other => FsError::Io(other.to_string()),
         }
     }

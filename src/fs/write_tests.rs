@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::fake::parts::leaf;
 use super::fake::{FakeMessage, FakeStore};
-use super::tests::path_ino;
+use super::tests::{child_names, path_ino};
 use super::{FsError, FsOptions, MailFs};
 
 fn mount() -> (Arc<FakeStore>, MailFs) {
@@ -270,5 +270,68 @@ fn condstore_replace_is_conditional_and_refused_after_a_concurrent_change() {
             "STORE INBOX 3 Edit { add: [\"\\\\Seen\"], remove: [] } since None",
             "STORE INBOX 4 Replace([\"\\\\Flagged\"]) since Some(5)",
         ]
+    );
+}
+
+/// `cp`: create in a folder directory, write in two pieces, stat, flush (close), release.
+fn cp(fs: &MailFs, folder: &str, name: &str, bytes: &[u8]) -> Result<(), FsError> {
+    let parent = path_ino(fs, folder)?;
+    let (attr, fh) = fs.create(parent, name)?;
+    let half = bytes.len() / 2;
+    let r = (|| {
+        fs.write(fh, 0, &bytes[..half])?;
+        fs.write(fh, half as u64, &bytes[half..])?;
+        // While open, the file is a normal file to the writer: its size, its name.
+        assert_eq!(fs.getattr(attr.ino)?.0.size, bytes.len() as u64);
+        assert_eq!(fs.lookup(parent, name)?.0.ino, attr.ino);
+        fs.flush(fh)
+    })();
+    fs.release_write(fh);
+    fs.release(fh);
+    r
+}
+
+#[test]
+fn cp_into_a_folder_appends_once_under_a_new_uid() {
+    let (store, fs) = mount();
+    let inbox = path_ino(&fs, "INBOX").unwrap();
+    assert_eq!(
+        fs.create(inbox, "new.eml").map(|_| ()),
+        Err(FsError::ReadOnly)
+    );
+    fs.set_read_write(true);
+    let _ = child_names(&fs, "INBOX");
+    let msg = b"Subject: filed\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n";
+    cp(&fs, "INBOX", "new.eml", msg).unwrap();
+    assert_eq!(
+        *store.changes.lock().unwrap(),
+        [format!("APPEND INBOX {} -> 5", msg.len())]
+    );
+    // Shown at once under its UID; the name given is gone.
+    assert_eq!(
+        child_names(&fs, "INBOX"),
+        ["INDEX", "SEARCH", "3", "4", "5"]
+    );
+    assert_eq!(path_ino(&fs, "INBOX/new.eml"), Err(FsError::NotFound));
+    assert_eq!(
+        store.folders.lock().unwrap()["INBOX"].messages[&5].sections[""],
+        msg
+    );
+    // Not a message: appended as it is. Empty (`touch`): nothing filed.
+    cp(&fs, "Archive", "notes.txt", b"just text").unwrap();
+    cp(&fs, "Archive", "empty", b"").unwrap();
+    assert_eq!(store.changes.lock().unwrap().len(), 2);
+    // Beyond the server's APPENDLIMIT: EFBIG at close, nothing filed.
+    *store.append_limit.lock().unwrap() = Some(10);
+    assert_eq!(
+        cp(&fs, "INBOX", "big.eml", &[b'x'; 11]),
+        Err(FsError::TooBig)
+    );
+    assert_eq!(store.changes.lock().unwrap().len(), 2);
+    // Only in a folder directory.
+    let msg_dir = path_ino(&fs, "INBOX/3").unwrap();
+    assert_eq!(
+        fs.create(msg_dir, "x").map(|_| ()),
+        Err(FsError::NotPermitted)
     );
 }

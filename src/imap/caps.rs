@@ -12,6 +12,12 @@ impl Caps {
         self.0.contains(&name.to_ascii_uppercase())
     }
 
+    /// The value of a `NAME=value` capability (`APPENDLIMIT=35651584`).
+    pub fn value(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{}=", name.to_ascii_uppercase());
+        self.0.iter().find_map(|w| w.strip_prefix(&prefix))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -56,9 +56,11 @@ mod tests;
 mod testutil;
 mod uidset;
 mod wire;
+mod wire_stream;
 #[cfg(test)]
 mod wire_tests;
 mod write;
+mod write_append;
 mod write_move;
 
 pub use store::ImapStore;

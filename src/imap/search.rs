@@ -35,14 +35,7 @@ impl Conn {
         let mut uids = Vec::new();
         let mut too_many = false;
         let mut on = |d: Vec<u8>| {
-            if is_untagged(&d, "SEARCH") {
-                // Not a number: `(MODSEQ n)` from CONDSTORE, not a UID.
-                let text = String::from_utf8_lossy(&d[8..]);
-                uids.extend(
-                    text.split_ascii_whitespace()
-                        .filter_map(|w| w.parse::<u32>().ok()),
-                );
-            } else if is_untagged(&d, "ESEARCH") {
+            if !search_uids(&d, &mut uids) && is_untagged(&d, "ESEARCH") {
                 if let Some(set) = esearch_all(&d) {
                     too_many |= !expand(set, &mut uids);
                 }
@@ -63,6 +56,20 @@ impl Conn {
 }
 
 /// The `ALL` set of an `* ESEARCH (TAG "x") UID ALL 1:3,7` answer (none when nothing matched).
+/// `* SEARCH 1 5 7` → its UIDs added to `out`; false for another response.
+pub(super) fn search_uids(d: &[u8], out: &mut Vec<u32>) -> bool {
+    if !is_untagged(d, "SEARCH") {
+        return false;
+    }
+    // Not a number: `(MODSEQ n)` from CONDSTORE, not a UID.
+    let text = String::from_utf8_lossy(&d[8..]);
+    out.extend(
+        text.split_ascii_whitespace()
+            .filter_map(|w| w.parse::<u32>().ok()),
+    );
+    true
+}
+
 fn esearch_all(frame: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(frame).ok()?;
     let mut words = text.split_ascii_whitespace();

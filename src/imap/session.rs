@@ -29,7 +29,7 @@ pub struct Examined {
 /// One logged-in connection and the folder it has EXAMINEd.
 pub struct Conn {
     pub id: u64,
-    wire: Wire<Stream>,
+    pub(super) wire: Wire<Stream>,
     /// What the server offers (as said after login).
     pub caps: Caps,
     /// The folder currently EXAMINEd and its UIDVALIDITY.
@@ -138,7 +138,7 @@ impl Conn {
     }
 
     /// Map a wire failure, marking the connection dead.
-    fn fail(&mut self, e: WireError, what: &str) -> StoreError {
+    pub(super) fn fail(&mut self, e: WireError, what: &str) -> StoreError {
         self.dead = true;
         self.examined = None;
         match e {

@@ -315,6 +315,15 @@ impl MailStore for ImapStore {
         self.write_expunge(folder, uidvalidity, uids)
     }
 
+    fn append_message(
+        &self,
+        folder: &str,
+        file: &mut std::fs::File,
+        size: u64,
+    ) -> Result<crate::store::Appended> {
+        self.write_append(folder, file, size)
+    }
+
     fn create_folder(&self, name: &str) -> Result<()> {
         self.write_create_folder(name)
     }

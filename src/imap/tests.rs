@@ -218,7 +218,7 @@ fn real_connect_errors() {
     c.ca_file = None;
     let e = ImapStore::connect(c).err().expect("untrusted").0;
     eprintln!("{e}");
-    assert!(e.starts_with("TLS handshake with"), "{e}");
+    assert!(e.contains("is not trusted"), "{e}");
     assert!(e.contains("--ca-file"), "{e}");
 
     let mut c = s.cfg.clone();

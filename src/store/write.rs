@@ -52,3 +52,12 @@ pub enum FlagsOutcome {
     /// CONDSTORE: the message's flags changed after `unchanged_since`; nothing was stored.
     Modified,
 }
+
+/// What an APPEND ended as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// APPENDUID (UIDPLUS): the folder's UIDVALIDITY and the new message's UID.
+    pub uid: Option<(u32, u32)>,
+    /// A cut left the outcome unknown and the message was found (or appended again).
+    pub recovered: bool,
+}

@@ -159,9 +159,10 @@ class RW_ReadWrite(unittest.TestCase):
                     write_file(os.path.join(msg, "1"), "x")
                 self.assertIn(cm.exception.errno, (errno.EACCES, errno.EPERM))
                 self.assertEqual(flags_of(self.c, "RW", uid), {"\\Answered", "$Label1"})
-                # Filing new mail is not offered yet: EPERM, nothing appended.
+                # New mail is filed only in a folder's directory (test_cp_files_new_mail): a file
+                # created inside a message directory is EPERM, nothing appended.
                 with self.assertRaises(OSError) as cm:
-                    write_file(os.path.join(m.path, "RW", "new.eml"), "Subject: x\r\n\r\nx\r\n")
+                    write_file(os.path.join(msg, "new.eml"), "Subject: x\r\n\r\nx\r\n")
                 self.assertEqual(cm.exception.errno, errno.EPERM)
                 self.assertEqual(uids_of(self.c, "RW"), self.uids)
                 # The other messages were not touched.
@@ -349,3 +350,93 @@ class RW_ReadWrite(unittest.TestCase):
         self.assertTrue(failed_all, "no change was cut (all succeeded)")
         self.assertRegex("\n".join(logs), r"(UID MOVE|UID COPY|UID EXPUNGE|UID STORE)[^\n]*(closed|reset|connection)",
                          "no cut hit a change command")
+
+    def test_cp_files_new_mail(self):
+        """cp of a message into a folder's directory: APPENDed once, bytes identical, no flags, shown
+        at once under its new UID; a file that is not a message is appended as it is; beyond the
+        server's APPENDLIMIT (a server offering APPENDLIMIT=2000 and no LITERAL+, so the literal
+        waits for the server's `+`): EFBIG and nothing filed."""
+        w = self.w
+        for caps in (None, "IMAP4rev1 UIDPLUS APPENDLIMIT=2000"):
+            env = w.start_extra_server(*(["--capability", caps] if caps else []))
+            fill(env, {"New": 0})
+            c = connect(env)
+            try:
+                url = "imaps://%s@%s:%s" % (env["IMAP_USER"], env["IMAP_HOST"], env["IMAPS_PORT"])
+                msg = message(7) + b"x" * 1000 + b"\r\n"
+                src = os.path.join(w.tmp, "cp-%d.eml" % (caps is None))
+                with open(src, "wb") as f:
+                    f.write(msg)
+                with Mount(w, args=["--read-write", "-d"], url=url, password=env["IMAP_PASS"],
+                           ca_file=env["CA_FILE"], name="rw-cp") as m:
+                    d = os.path.join(m.path, "New")
+                    with Watchdog(w, 60, "cp of new mail (%s)" % caps):
+                        self.assertEqual(sorted(os.listdir(d)), ["INDEX", "SEARCH"])
+                        r = subprocess.run(["cp", src, d + "/"], capture_output=True, timeout=60)
+                        self.assertEqual((r.returncode, r.stderr), (0, b""))
+                        uids = uids_of(c, "New")
+                        self.assertEqual(len(uids), 1, "filed exactly once")
+                        # Shown at once under its UID; the name given is not kept.
+                        self.assertEqual(sorted(os.listdir(d)), sorted(["INDEX", "SEARCH", str(uids[0])]))
+                        with open(os.path.join(d, str(uids[0]), "HEADER"), "rb") as f:
+                            self.assertIn(b"Subject: rw test 7", f.read())
+                        # Not a message (no header): appended as the server accepts it.
+                        write_file(os.path.join(d, "notes.txt"), "just some words\n")
+                        if caps:
+                            with self.assertRaises(OSError) as cm:
+                                with open(os.path.join(d, "big.eml"), "wb") as f:
+                                    f.write(message(8) + b"y" * 3000)
+                            self.assertEqual(cm.exception.errno, errno.EFBIG, str(cm.exception))
+                    log = m.log_text()
+                got = bodies(c, "New")
+                # Dovecot stores the bare LF as CRLF: the bytes as the server accepts them.
+                self.assertEqual(sorted(got.values()), sorted([msg, b"just some words\r\n"]))
+                for uid in got:
+                    self.assertEqual(flags_of(c, "New", uid), set())
+                self.assertRegex(log, r"New: APPEND %d bytes \(cp-\d\.eml\): UID %d" % (len(msg), uids[0]))
+                if caps:
+                    self.assertIn("APPENDLIMIT 2000", log)
+            finally:
+                c.logout()
+
+    def test_cuts_during_append_lose_nothing(self):
+        """The connection cut (RST, by scripts/netproxy.py) as the server answers the STATUS before an
+        APPEND or the APPEND itself: afterwards every message copied exists, exactly once (a cut after
+        the literal looks for the message by Message-ID and size before appending again)."""
+        from test_faults import Proxy
+        w = self.w
+        env = w.start_extra_server()
+        fill(env, {"Cut": 0})
+        c = connect(env)
+        proxy = Proxy(w, env["IMAPS_PORT"], name="rw-append-proxy")
+        try:
+            url = "imaps://%s@127.0.0.1:%d" % (env["IMAP_USER"], proxy.port)
+            sent, failed = [], []
+            with Mount(w, args=["--read-write", "-d", "--poll-interval", "600"], url=url,
+                       password=env["IMAP_PASS"], ca_file=env["CA_FILE"], name="rw-append-cut", timeout=5) as m:
+                d = os.path.join(m.path, "Cut")
+                with Watchdog(w, 120, "cuts during APPEND"):
+                    for i, cut in enumerate((1, 40, 80, 120, 160, 200, 300)):
+                        body = message(500 + i) + b"z" * (20000 * i) + b"\r\n"
+                        src = os.path.join(w.tmp, "cut-%d.eml" % i)
+                        with open(src, "wb") as f:
+                            f.write(body)
+                        sent.append(body)
+                        os.listdir(d)
+                        proxy.set(mode="cut_after_bytes", bytes=cut, scope="once")
+                        r = subprocess.run(["cp", src, d + "/"], capture_output=True, timeout=60)
+                        if r.returncode != 0:
+                            failed.append((i, cut, r.stderr.decode(errors="replace").strip()))
+                        proxy.set(mode="pass")
+                        time.sleep(2.5)  # past the fail-fast window
+                log = m.log_text()
+            self.assertGreater(proxy.stats().get("cuts", 0), 0, "the proxy never cut a connection")
+            self.assertRegex(log, r"APPEND \d+ bytes cut", "no cut hit an APPEND")
+            after = list(bodies(c, "Cut").values())
+            for i, body in enumerate(sent):
+                self.assertEqual(after.count(body), 1, "message %d: %d copies (failed: %s); log tail: %s"
+                                 % (i, after.count(body), failed, log[-3000:]))
+            self.assertEqual(failed, [], "a cp failed although its message was filed")
+        finally:
+            proxy.stop()
+            c.logout()

@@ -264,6 +264,9 @@ impl MailFs {
     }
 
     pub fn getattr(&self, ino: u64) -> FsResult<(Attr, Ttl)> {
+        if let Some(a) = self.new_file_attr(ino) {
+            return Ok((a, Ttl::Live));
+        }
         match self.node(ino)? {
             Node::Root => Ok((self.dir_attr(ino, self.mount_time), Ttl::Short)),
             Node::Folder(id) => {
@@ -313,7 +316,10 @@ impl MailFs {
     pub fn lookup(&self, parent: u64, name: &str) -> FsResult<(Attr, Ttl)> {
         match self.node(parent)? {
             Node::Root => self.lookup_in_folder(ROOT_FOLDER, name),
-            Node::Folder(id) => self.lookup_in_folder(id, name),
+            Node::Folder(id) => match self.new_file_lookup(id, name) {
+                Some(a) => Ok((a, Ttl::Live)),
+                None => self.lookup_in_folder(id, name),
+            },
             Node::Message {
                 folder,
                 uidvalidity,

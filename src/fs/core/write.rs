@@ -4,6 +4,7 @@
 //! handle and applied at the first flush (close) after it, so `close` (the shell's `>`)
 //! reports a refusal; a handle released without a flush applies it at release.
 
+mod append;
 mod flags;
 mod folders;
 mod messages;
@@ -37,6 +38,8 @@ pub(super) struct Writes {
     /// the moved directory's inode under the name given until told to forget it, and `mv`
     /// stats it right after the rename.
     moved: Mutex<HashMap<(u32, u32, u32), i64>>,
+    /// Files being written in folder directories (new mail, see `append`), by handle.
+    new_files: Mutex<HashMap<u64, append::NewFile>>,
 }
 
 /// Moved messages remembered (see `Writes::moved`); beyond this the oldest are dropped.
@@ -129,6 +132,9 @@ impl MailFs {
     /// the line written next is what counts.
     pub fn truncate(&self, ino: u64, size: u64) -> FsResult<(Attr, Ttl)> {
         self.check_writable()?;
+        if let Some(r) = self.new_file_truncate(ino, size) {
+            return r.and_then(|_| self.getattr(ino));
+        }
         self.flags_node(ino)?;
         if size != 0 {
             return Err(FsError::Invalid("FLAGS takes a whole line".into()));
@@ -145,6 +151,9 @@ impl MailFs {
     /// Bytes written to an open FLAGS handle, kept until flush.
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
         self.check_writable()?;
+        if let Some(r) = self.new_file_write(fh, offset, data) {
+            return r;
+        }
         let mut open = lock(&self.writes.open);
         let p = open.get_mut(&fh).ok_or(FsError::Denied)?;
         let end = offset as usize + data.len();
@@ -161,6 +170,9 @@ impl MailFs {
 
     /// Apply what was written to the handle since the last flush.
     pub fn flush(&self, fh: u64) -> FsResult<()> {
+        if let Some(r) = self.new_file_flush(fh) {
+            return r;
+        }
         let job = {
             let mut open = lock(&self.writes.open);
             match open.get_mut(&fh) {
@@ -179,6 +191,9 @@ impl MailFs {
 
     /// The handle is closed: apply anything not flushed (the error can only be logged).
     pub fn release_write(&self, fh: u64) {
+        if self.new_file_release(fh) {
+            return;
+        }
         if let Err(e) = self.flush(fh) {
             log::warn!("a FLAGS write failed at release: {e}");
         }

@@ -141,4 +141,52 @@ impl FakeStore {
         self.record(format!("RENAME {from} {to}"));
         Ok(())
     }
+
+    /// APPEND: the bytes become a message with the next UID (a plain-text leaf; the header is
+    /// what precedes the first empty line). Refused beyond `append_limit`.
+    pub(super) fn do_append(
+        &self,
+        folder: &str,
+        file: &mut std::fs::File,
+        size: u64,
+    ) -> Result<crate::store::Appended> {
+        use std::io::{Read, Seek};
+        if let Some(limit) = *self.append_limit.lock().unwrap() {
+            if size > limit {
+                return Err(StoreError::TooBig(format!(
+                    "{folder}: {size} > APPENDLIMIT {limit}"
+                )));
+            }
+        }
+        let mut bytes = Vec::new();
+        file.rewind()
+            .and_then(|_| file.take(size).read_to_end(&mut bytes))
+            .map_err(|e| StoreError::Connection(format!("spool: {e}")))?;
+        let split = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |p| p + 4);
+        let mut folders = self.folders.lock().unwrap();
+        let f = folders
+            .get_mut(folder)
+            .filter(|f| f.selectable)
+            .ok_or_else(|| StoreError::NoSuchFolder(folder.into()))?;
+        let uid = f.messages.keys().next_back().map_or(1, |u| u + 1);
+        let body = bytes[split..].to_vec();
+        let msg = super::FakeMessage {
+            internal_date: 1_800_000_000,
+            header: bytes[..split].to_vec(),
+            structure: Ok(super::parts::leaf("text", "plain", "7bit", body.len())),
+            sections: [("1".to_string(), body), (String::new(), bytes)].into(),
+            unparseable: false,
+        };
+        f.messages.insert(uid, msg);
+        let uv = f.uidvalidity;
+        drop(folders);
+        self.record(format!("APPEND {folder} {size} -> {uid}"));
+        Ok(crate::store::Appended {
+            uid: Some((uv, uid)),
+            recovered: false,
+        })
+    }
 }

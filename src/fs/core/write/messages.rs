@@ -38,11 +38,59 @@ impl MailFs {
         }
     }
 
-    /// Creating a file: filing new mail (APPEND) is not offered yet.
-    pub fn create(&self, parent: u64, name: &str) -> FsResult<()> {
-        self.check_writable()?;
-        log::warn!("create {name} in {parent}: filing new mail (APPEND) is not offered yet");
-        Err(FsError::NotPermitted)
+    /// A move done: the cached listings are edited in place (the UID leaves the source, and
+    /// joins the target under its new UID) rather than asked for again, so `mv` of many
+    /// messages costs one round trip each, not a listing of both folders each. A listing that
+    /// cannot be edited (none yet, or no new UID known) is asked for at the next look.
+    fn listing_moved(
+        &self,
+        from: &FolderState,
+        to: &FolderState,
+        moved: MessageSummary,
+        new_uid: Option<u32>,
+    ) {
+        let edit = |fs: &FolderState, f: &dyn Fn(&mut FolderListing) -> bool| {
+            let mut guard = lock(&fs.listing);
+            let done = match guard.as_ref() {
+                Some(l) => {
+                    let mut data = l.data.clone();
+                    let ok = f(&mut data);
+                    if ok {
+                        let fetched = l.fetched;
+                        let mut new = Listing::new(data);
+                        new.fetched = fetched;
+                        *guard = Some(Arc::new(new));
+                    }
+                    ok
+                }
+                None => false,
+            };
+            drop(guard);
+            if !done {
+                fs.stale.store(true, Ordering::Relaxed);
+            }
+            *lock(&fs.flags) = None;
+            if let Some(ino) = lock(&self.inodes).existing(&Node::Folder(fs.id)) {
+                self.invalidate(Invalidation::Inode(ino));
+            }
+        };
+        edit(from, &|d| {
+            d.messages.retain(|m| m.uid != moved.uid);
+            d.exists = d.messages.len() as u32;
+            true
+        });
+        edit(to, &|d| {
+            let Some(uid) = new_uid else {
+                return false;
+            };
+            match d.messages.binary_search_by_key(&uid, |m| m.uid) {
+                Ok(_) => {}
+                Err(i) => d.messages.insert(i, MessageSummary { uid, ..moved }),
+            }
+            d.exists = d.messages.len() as u32;
+            d.uidnext = d.uidnext.max(uid.saturating_add(1));
+            true
+        });
     }
 
     /// The folder deleted messages go to: LIST's `\Trash`, else a top-level `Trash`.
@@ -62,7 +110,7 @@ impl MailFs {
 
     /// Listings of these folders are out of date: ask the server at the next look, and tell
     /// the kernel.
-    fn listings_changed(&self, folders: &[&FolderState]) {
+    pub(in crate::fs::core) fn listings_changed(&self, folders: &[&FolderState]) {
         for fs in folders {
             fs.stale.store(true, Ordering::Relaxed);
             *lock(&fs.flags) = None;
@@ -136,7 +184,7 @@ impl MailFs {
         if let Some((_, new)) = map.first() {
             log::info!("{}: UID {uid} is now {} UID {new}", fs.raw, target.raw);
         }
-        self.listings_changed(&[&fs, &target]);
+        self.listing_moved(&fs, &target, summary, map.first().map(|m| m.1));
         // The name given is not kept: once the kernel has moved its entry, make it forget it.
         if let Some(tx) = self.nodes.invalidator() {
             let name = newname.to_string();
