@@ -10,7 +10,14 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::AtomicU64;
 
-use super::super::*;
+use super::super::MailFs;
+use crate::fs::inodes::Node;
+use crate::fs::Attr;
+use crate::fs::FsError;
+use crate::fs::FsResult;
+use crate::fs::Invalidation;
+use crate::sync::lock;
+use std::sync::atomic::Ordering;
 
 /// Inodes of files being written: far above any the inode table hands out.
 const NEW_INO_BASE: u64 = 1 << 56;
@@ -218,7 +225,7 @@ impl MailFs {
         }
         if let Some(f) = lock(&self.writes.new_files).remove(&fh) {
             // The kernel still knows the name given: make it forget it.
-            if let Some(ino) = lock(&self.inodes).existing(&Node::Folder(f.folder)) {
+            if let Some(ino) = self.nodes.existing(&Node::Folder(f.folder)) {
                 self.invalidate(Invalidation::Entry {
                     parent: ino,
                     name: f.name,

@@ -12,11 +12,15 @@ use std::sync::atomic::Ordering;
 
 use super::super::MailFs;
 use crate::fs::core::FolderState;
+use crate::fs::core::Listing;
 use crate::fs::inodes::Node;
 use crate::fs::FsError;
 use crate::fs::FsResult;
 use crate::fs::Invalidation;
+use crate::store::FolderListing;
+use crate::store::MessageSummary;
 use crate::sync::lock;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long after a rename the kernel is told to forget the name it was given (it moves the
@@ -70,7 +74,7 @@ impl MailFs {
                 fs.stale.store(true, Ordering::Relaxed);
             }
             *lock(&fs.flags) = None;
-            if let Some(ino) = lock(&self.inodes).existing(&Node::Folder(fs.id)) {
+            if let Some(ino) = self.nodes.existing(&Node::Folder(fs.id)) {
                 self.invalidate(Invalidation::Inode(ino));
             }
         };
