@@ -126,6 +126,19 @@ pub fn render_outline(nodes: &[NodeInfo], size_of: impl Fn(&str) -> Option<u64>)
 }
 
 impl MailFs {
+    /// A listed message's folder state and generated entries (the summary first, so a message
+    /// that is gone is ENOENT).
+    pub(super) fn extras_of(
+        &self,
+        folder: u32,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> FsResult<(Arc<FolderState>, Arc<MsgExtras>)> {
+        let (fs, _) = self.summary(folder, uidvalidity, uid)?;
+        let extras = self.message_extras(&fs, uidvalidity, uid)?;
+        Ok((fs, extras))
+    }
+
     pub(super) fn message_extras(
         &self,
         fs: &FolderState,
@@ -308,8 +321,7 @@ impl MailFs {
         else {
             return Err(FsError::Io("not a symbolic link".into()));
         };
-        let (fs, _) = self.summary(folder, uidvalidity, uid)?;
-        let extras = self.message_extras(&fs, uidvalidity, uid)?;
+        let (_, extras) = self.extras_of(folder, uidvalidity, uid)?;
         match extras.items.get(item as usize) {
             Some((_, Extra::Link { target })) => Ok(target.clone()),
             Some(_) => Err(FsError::Io("not a symbolic link".into())),
@@ -327,9 +339,8 @@ impl MailFs {
                 uid,
                 item,
             }) => self
-                .summary(folder, uidvalidity, uid)
-                .and_then(|(fs, _)| self.message_extras(&fs, uidvalidity, uid))
-                .is_ok_and(|e| matches!(e.items.get(item as usize), Some((_, Extra::Flags)))),
+                .extras_of(folder, uidvalidity, uid)
+                .is_ok_and(|(_, e)| matches!(e.items.get(item as usize), Some((_, Extra::Flags)))),
             _ => false,
         }
     }
@@ -348,8 +359,7 @@ impl MailFs {
                 uid,
                 item,
             } => {
-                let (fs, _) = self.summary(folder, uidvalidity, uid)?;
-                let extras = self.message_extras(&fs, uidvalidity, uid)?;
+                let (fs, extras) = self.extras_of(folder, uidvalidity, uid)?;
                 match extras.items.get(item as usize) {
                     Some((_, Extra::Flags)) => {
                         Snapshot::Bytes(Arc::new(self.flags_bytes(&fs, uidvalidity, uid)?))

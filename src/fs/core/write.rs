@@ -93,8 +93,7 @@ impl MailFs {
                 uid,
                 item,
             } => {
-                let (fs, _) = self.summary(folder, uidvalidity, uid)?;
-                let extras = self.message_extras(&fs, uidvalidity, uid)?;
+                let (_, extras) = self.extras_of(folder, uidvalidity, uid)?;
                 match extras.items.get(item as usize) {
                     Some((_, Extra::Flags)) => Ok(node),
                     Some(_) => Err(FsError::Denied),

@@ -62,8 +62,7 @@ impl MailFs {
             } => (folder, uidvalidity, uid, Err(item)),
             _ => return Ok((None, None)),
         };
-        let (fs, _) = self.summary(folder, uidvalidity, uid)?;
-        let extras = self.message_extras(&fs, uidvalidity, uid)?;
+        let (fs, extras) = self.extras_of(folder, uidvalidity, uid)?;
         let types = |n: &NodeInfo| (clean(&n.media_type), n.charset.as_deref().and_then(clean));
         Ok(match which {
             Ok(file) => {
