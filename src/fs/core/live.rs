@@ -70,7 +70,31 @@ pub(super) struct FolderState {
     pub summary: Mutex<Option<Arc<Summary>>>,
     /// HIGHESTMODSEQ at the last STATUS (0: unknown or no CONDSTORE).
     pub modseq: AtomicU64,
+    /// When a change of our own (`--read-write`) last reached this folder: IDLE echoes it
+    /// back, and the listing already shows it (see `watch_once`).
+    pub own_change: Mutex<Option<Instant>>,
 }
+
+impl FolderState {
+    /// A change of our own was made here (its listing edited or marked stale already).
+    pub fn note_own_change(&self) {
+        *lock(&self.own_change) = Some(Instant::now());
+    }
+
+    /// How long until our own changes have paused for OWN_QUIET (zero when they have).
+    fn own_changes_busy(&self) -> Duration {
+        match *lock(&self.own_change) {
+            Some(t) => OWN_QUIET.saturating_sub(t.elapsed()),
+            None => Duration::ZERO,
+        }
+    }
+}
+
+/// IDLE reports our own changes too (each move, each FLAGS write), and looking at the folder
+/// after each would cost a STATUS and more per change, and hold the listing while
+/// lookups wait. A report that comes while we are changing the folder is acted on once our
+/// changes have paused this long (or after a poll interval at most): others' changes then show.
+const OWN_QUIET: Duration = Duration::from_millis(700);
 
 pub(super) struct Listing {
     pub data: FolderListing,
@@ -222,6 +246,7 @@ impl Folders {
                 flags: Mutex::new(None),
                 summary: Mutex::new(None),
                 modseq: AtomicU64::new(0),
+                own_change: Mutex::new(None),
             })
         });
         *lock(&state.last_access) = Instant::now();
@@ -368,6 +393,14 @@ impl Folders {
         match self.store.wait_for_change(&fs.raw, max) {
             Ok(true) => {
                 log::debug!("{}: the server reports a change", fs.raw);
+                let until = Instant::now() + self.poll_interval;
+                loop {
+                    let wait = fs.own_changes_busy();
+                    if wait.is_zero() || Instant::now() >= until {
+                        break;
+                    }
+                    std::thread::sleep(wait.min(until.saturating_duration_since(Instant::now())));
+                }
                 fs.stale.store(true, Ordering::Relaxed);
                 if let Err(e) = self.listing(&fs) {
                     log::debug!("{}: refresh failed: {e}", fs.raw);

@@ -99,9 +99,13 @@ impl MailFs {
             FlagChange::Edit { .. } => None,
         };
         log::info!("{}: UID {uid}: UID STORE {}", fs.raw, shown(&change));
+        // Before and after: IDLE may echo the change before the answer comes.
+        fs.note_own_change();
         let outcome = self
             .store
-            .store_flags(&fs.raw, uidvalidity, uid, &change, since)?;
+            .store_flags(&fs.raw, uidvalidity, uid, &change, since);
+        fs.note_own_change();
+        let outcome = outcome?;
         match outcome {
             FlagsOutcome::Stored { modseq } => {
                 if let Some(m) = modseq {

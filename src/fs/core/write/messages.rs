@@ -70,6 +70,7 @@ impl MailFs {
                 None => false,
             };
             drop(guard);
+            fs.note_own_change();
             if !done {
                 fs.stale.store(true, Ordering::Relaxed);
             }
@@ -116,6 +117,7 @@ impl MailFs {
     /// the kernel.
     pub(in crate::fs::core) fn listings_changed(&self, folders: &[&FolderState]) {
         for fs in folders {
+            fs.note_own_change();
             fs.stale.store(true, Ordering::Relaxed);
             *lock(&fs.flags) = None;
             if let Some(ino) = self.nodes.existing(&Node::Folder(fs.id)) {
@@ -179,6 +181,9 @@ impl MailFs {
             FsError::NotPermitted
         })?;
         log::info!("{}: UID {uid}: move to {}", fs.raw, target.raw);
+        // IDLE may echo the move before its answer comes (see FolderState::own_change).
+        fs.note_own_change();
+        target.note_own_change();
         let map = self
             .store
             .move_messages(&fs.raw, uidvalidity, &[uid], &target.raw)
