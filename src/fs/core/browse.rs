@@ -18,6 +18,11 @@ use super::super::message::add_browse_files;
 use super::summary::Summary;
 use super::{FolderState, MailFs};
 
+/// The item number of FLAGS among a message directory's generated entries: always the first
+/// (see `layout::message_extras`), and no section file is named so. FLAGS therefore exists
+/// whatever the structure says, and finding or writing it needs no BODYSTRUCTURE.
+pub(super) const FLAGS_ITEM: u32 = 0;
+
 /// A message directory's generated entries.
 #[derive(Debug)]
 pub struct MsgExtras {
@@ -182,23 +187,23 @@ impl MailFs {
         item: u32,
     ) -> FsResult<(Attr, Ttl)> {
         let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
+        let mtime = summary.internal_date;
+        if item == FLAGS_ITEM {
+            let bytes = self.flags_bytes(&fs, uidvalidity, uid)?;
+            let (mut a, t) = self.live_attr(ino, bytes.len() as u64, mtime);
+            if self.read_write() {
+                a.perm = 0o644;
+            }
+            return Ok((a, t));
+        }
         let extras = self.message_extras(&fs, uidvalidity, uid)?;
         let (_, extra) = extras.items.get(item as usize).ok_or(FsError::NotFound)?;
-        let mtime = summary.internal_date;
         match extra {
             Extra::Link { target } => {
                 let mut a = self.file_attr(ino, target.len() as u64, mtime);
                 a.kind = Kind::Symlink;
                 a.perm = 0o777;
                 Ok((a, Ttl::Long))
-            }
-            Extra::Flags => {
-                let bytes = self.flags_bytes(&fs, uidvalidity, uid)?;
-                let (mut a, t) = self.live_attr(ino, bytes.len() as u64, mtime);
-                if self.read_write() {
-                    a.perm = 0o644;
-                }
-                Ok((a, t))
             }
             _ => {
                 let size = match extras.sizes[item as usize].get() {
@@ -333,6 +338,7 @@ impl MailFs {
     pub fn is_live(&self, ino: u64) -> bool {
         match self.node(ino) {
             Ok(Node::Folders | Node::Index(_) | Node::SearchIndex { .. }) => true,
+            Ok(Node::Extra { item, .. }) if item == FLAGS_ITEM => true,
             Ok(Node::Extra {
                 folder,
                 uidvalidity,
@@ -359,11 +365,13 @@ impl MailFs {
                 uid,
                 item,
             } => {
+                if item == FLAGS_ITEM {
+                    let (fs, _) = self.summary(folder, uidvalidity, uid)?;
+                    let bytes = self.flags_bytes(&fs, uidvalidity, uid)?;
+                    return Ok(Some(Snapshot::Bytes(Arc::new(bytes))));
+                }
                 let (fs, extras) = self.extras_of(folder, uidvalidity, uid)?;
                 match extras.items.get(item as usize) {
-                    Some((_, Extra::Flags)) => {
-                        Snapshot::Bytes(Arc::new(self.flags_bytes(&fs, uidvalidity, uid)?))
-                    }
                     Some((_, Extra::Link { .. })) => return Err(FsError::Io("a link".into())),
                     Some(_) => {
                         Snapshot::Bytes(self.extra_bytes(&fs, uidvalidity, uid, &extras, item)?)

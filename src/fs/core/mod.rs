@@ -325,6 +325,17 @@ impl MailFs {
                 uidvalidity,
                 uid,
             } => {
+                if name == layout::FLAGS {
+                    // No structure needed (see browse::FLAGS_ITEM).
+                    let item = browse::FLAGS_ITEM;
+                    let ino = self.ino(Node::Extra {
+                        folder,
+                        uidvalidity,
+                        uid,
+                        item,
+                    });
+                    return self.extra_attr(ino, folder, uidvalidity, uid, item);
+                }
                 let (fs, summary) = self.summary(folder, uidvalidity, uid)?;
                 let info = self.message_info(&fs, uidvalidity, uid)?;
                 let Some(file) = info.file_index(name) else {

@@ -93,6 +93,11 @@ impl MailFs {
                 uid,
                 item,
             } => {
+                if item == super::browse::FLAGS_ITEM {
+                    // The message must still be there; its structure is not needed.
+                    self.summary(folder, uidvalidity, uid)?;
+                    return Ok(node);
+                }
                 let (_, extras) = self.extras_of(folder, uidvalidity, uid)?;
                 match extras.items.get(item as usize) {
                     Some((_, Extra::Flags)) => Ok(node),
