@@ -335,3 +335,22 @@ fn cp_into_a_folder_appends_once_under_a_new_uid() {
         Err(FsError::NotPermitted)
     );
 }
+
+#[test]
+fn flags_are_found_read_and_written_without_the_structure() {
+    let (store, fs) = mount();
+    fs.set_read_write(true);
+    echo(&fs, "INBOX/3/FLAGS", "+\\Seen\n").unwrap();
+    echo(&fs, "INBOX/4/FLAGS", "\\Flagged\n").unwrap();
+    assert_eq!(flags_text(&fs, "INBOX/3/FLAGS"), "\\Answered \\Seen\n");
+    assert_eq!(flags_text(&fs, "INBOX/4/FLAGS"), "\\Flagged\n");
+    // No BODYSTRUCTURE asked for, and the flags fetched once (our STOREs update them).
+    let c = store.counters();
+    assert_eq!(c.fetch_structures, 0);
+    assert_eq!(c.fetch_flags, 1);
+    // A message gone from the listing has no FLAGS.
+    assert_eq!(
+        path_ino(&fs, "INBOX/5/FLAGS").map(|_| ()),
+        Err(FsError::NotFound)
+    );
+}
