@@ -2,6 +2,7 @@
 # A throwaway Dovecot IMAP server on 127.0.0.1 for imapfs tests and demos.
 #
 #   scripts/test-server.sh start DIR [--no-starttls] [--capability "CAPS"] [--quota STORAGE[,MESSAGES]]
+#                                    [--trash-special-use NAME]
 #                                                      start (or reuse) a server whose state lives in DIR
 #       --capability "IMAP4rev1 LITERAL+"  advertise only these capabilities (imap_capability, before and
 #                                          after login; AUTH=/STARTTLS are still added before login): a
@@ -13,6 +14,8 @@
 #                                          oauth2 passdb POSTs token=... to URL (RFC 7662) and wants a JSON
 #                                          {"active": true, "username": USER}; PLAIN/LOGIN with the password
 #                                          still work
+#       --trash-special-use NAME           the folder NAME (created at login when missing) is marked \Trash
+#                                          (SPECIAL-USE, RFC 6154) in LIST; by default no folder is
 #   scripts/test-server.sh stop DIR                    stop it (only the dovecot started from DIR)
 #   scripts/test-server.sh status DIR                  exit 0 when it is running
 #
@@ -53,7 +56,7 @@ master_pid() { # pid of the dovecot master of DIR, if alive
 . "$SCRIPTS/lib/testservers.sh"
 
 cmd_start() {
-    local dir="$1" starttls=yes caps= quota= oauth2_url=
+    local dir="$1" starttls=yes caps= quota= oauth2_url= trash=
     shift
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -62,6 +65,7 @@ cmd_start() {
             --capability=*) caps=${1#--capability=} ;;
             --quota) [ $# -ge 2 ] || die "--quota needs a value"; quota=$2; shift ;;
             --quota=*) quota=${1#--quota=} ;;
+            --trash-special-use) [ $# -ge 2 ] || die "--trash-special-use needs a folder name"; trash=$2; shift ;;
             --oauth2-introspection) [ $# -ge 2 ] || die "--oauth2-introspection needs a URL"; oauth2_url=$2; shift ;;
             *) die "unknown option $1" ;;
         esac
@@ -69,6 +73,7 @@ cmd_start() {
     done
     case "$caps" in *[!A-Za-z0-9\ +=.-]*) die "--capability: unexpected characters in '$caps'" ;; esac
     case "$quota" in *[!A-Za-z0-9,]*) die "--quota: expected STORAGE[,MESSAGES], got '$quota'" ;; esac
+    case "$trash" in *[!A-Za-z0-9\ ._-]*) die "--trash-special-use: unexpected characters in '$trash'" ;; esac
     case "$oauth2_url" in *[!A-Za-z0-9:/._-]*) die "--oauth2-introspection: unexpected characters in '$oauth2_url'" ;; esac
     need_pkgs
     mkdir -p "$dir"
@@ -78,7 +83,8 @@ cmd_start() {
         if grep -q "^STARTTLS=$starttls\$" "$dir/env" 2>/dev/null \
             && [ "$(sed -n "s/^CAPABILITY=//p" "$dir/env" | tr -d "'")" = "$caps" ] \
             && [ "$(sed -n "s/^QUOTA=//p" "$dir/env" | tr -d "'")" = "$quota" ] \
-            && [ "$(sed -n "s/^OAUTH2_INTROSPECTION=//p" "$dir/env" | tr -d "'")" = "$oauth2_url" ]; then
+            && [ "$(sed -n "s/^OAUTH2_INTROSPECTION=//p" "$dir/env" | tr -d "'")" = "$oauth2_url" ] \
+            && [ "$(sed -n "s/^TRASH_SPECIAL_USE=//p" "$dir/env" | tr -d "'")" = "$trash" ]; then
             echo "test-server.sh: already running ($dir)" >&2
             return 0
         fi
@@ -237,6 +243,16 @@ plugin {
 }
 EOF
     fi
+    if [ -n "$trash" ]; then
+        # a folder marked \Trash whatever its name (the namespace's mailbox settings)
+        TRASH="$trash" python3 - "$dir/dovecot.conf" <<'PY'
+import os, sys
+p = sys.argv[1]; s = open(p).read()
+box = '  mailbox "%s" {\n    auto = create\n    special_use = \\Trash\n  }\n' % os.environ["TRASH"]
+s = s.replace("  separator = /\n}\n", "  separator = /\n" + box + "}\n", 1)
+open(p, "w").write(s)
+PY
+    fi
     if [ -n "$oauth2_url" ]; then
         # OAuth2 logins checked at an introspection endpoint (the caller runs it); the passwd-file passdb
         # is kept for PLAIN/LOGIN only, so a token is never compared with the password
@@ -272,6 +288,7 @@ SERVER=dovecot
 CAPABILITY='$caps'
 QUOTA='$quota'
 OAUTH2_INTROSPECTION='$oauth2_url'
+TRASH_SPECIAL_USE='$trash'
 EOF
     : >"$dir/log/dovecot.log"
     dovecot -c "$dir/dovecot.conf" 2>>"$dir/log/dovecot.log" || { tail -20 "$dir/log/dovecot.log" >&2; die "dovecot failed to start"; }
@@ -319,8 +336,8 @@ cmd_status() {
 }
 
 case "${1:-}" in
-    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--quota Q] [--oauth2-introspection URL]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
+    start) [ $# -ge 2 ] || die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--quota Q] [--trash-special-use NAME] [--oauth2-introspection URL]"; d=$2; shift 2; cmd_start "$d" "$@" ;;
     stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
     status) [ $# -eq 2 ] || die "usage: $0 status DIR"; cmd_status "$2" ;;
-    *) die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--quota Q] [--oauth2-introspection URL] | stop DIR | status DIR" ;;
+    *) die "usage: $0 start DIR [--no-starttls] [--capability CAPS] [--quota Q] [--trash-special-use NAME] [--oauth2-introspection URL] | stop DIR | status DIR" ;;
 esac

@@ -254,6 +254,44 @@ class RW_ReadWrite(unittest.TestCase):
         self.assertIn("UID MOVE", log)
         self.assertIn("UID EXPUNGE %d" % trash_uid, log)
 
+    def test_rm_r_moves_to_the_special_use_trash(self):
+        """rm -r moves to the folder LIST marks \\Trash (SPECIAL-USE), although it is not named Trash
+        and a folder named Trash exists too; rm -r inside that folder expunges there."""
+        w = self.w
+        env = w.start_extra_server("--trash-special-use", "Deleted Items")
+        fill(env, {"Src": 2, "Trash": 0})
+        c = connect(env)
+        try:
+            before = bodies(c, "Src")
+            u = sorted(before)
+            url = "imaps://%s@%s:%s" % (env["IMAP_USER"], env["IMAP_HOST"], env["IMAPS_PORT"])
+            with Mount(w, args=["--read-write", "-d"], url=url, password=env["IMAP_PASS"],
+                       ca_file=env["CA_FILE"], name="rw-trash") as m:
+                src, trash = os.path.join(m.path, "Src"), os.path.join(m.path, "Deleted Items")
+                with Watchdog(w, 60, "rm -r to the SPECIAL-USE trash"):
+                    self.assertEqual(bodies(c, "Deleted Items"), {})
+                    r = rm_r(os.path.join(src, str(u[0])))
+                    self.assertEqual((r.returncode, r.stderr), (0, b""))
+                    self.assertEqual(uids_of(c, "Src"), [u[1]])
+                    self.assertEqual(list(bodies(c, "Deleted Items").values()), [before[u[0]]])
+                    self.assertEqual(bodies(c, "Trash"), {})
+                    # Shown at once on both sides.
+                    self.assertNotIn(str(u[0]), os.listdir(src))
+                    t = uids_of(c, "Deleted Items")[0]
+                    self.assertIn(str(t), os.listdir(trash))
+                    # In the trash itself: expunged there, nothing moved anywhere.
+                    r = rm_r(os.path.join(trash, str(t)))
+                    self.assertEqual((r.returncode, r.stderr), (0, b""))
+                    self.assertEqual(uids_of(c, "Deleted Items"), [])
+                    self.assertEqual(bodies(c, "Trash"), {})
+                    self.assertEqual(uids_of(c, "Src"), [u[1]])
+                log = m.log_text()
+            self.assertRegex(log, r'\[imap \d+\] UID MOVE %d "Deleted Items"' % u[0])
+            self.assertRegex(log, r"\[imap \d+\] UID EXPUNGE %d\b" % t)
+            self.assertNotRegex(log, r'\[imap \d+\] UID (MOVE|COPY) \d+ "?Trash')
+        finally:
+            c.logout()
+
     def test_without_move_or_uidplus(self):
         """A server without MOVE: the COPY fallback with UIDPLUS; without UIDPLUS too: moves and
         deletions refused (EPERM and a log line), flags and folders still work."""
