@@ -4,6 +4,7 @@
 mod ahead;
 mod browse;
 mod dirs;
+mod folder_flags;
 mod folders_file;
 mod handles;
 mod live;

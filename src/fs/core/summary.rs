@@ -7,7 +7,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::fs::{Attr, FsError, FsResult, Ttl};
 use crate::mime::header::{decode_words, field, one_line};
@@ -20,75 +19,7 @@ use super::{release_free_memory, FolderState, Listing, MailFs};
 /// UIDs per summary command: keeps each response, and memory while building, bounded.
 const BRIEF_PIECE: usize = 5_000;
 
-/// The flags of every message of a folder at one moment.
-#[derive(Debug)]
-pub struct FolderFlags {
-    uidvalidity: u32,
-    /// (UID, index into `sets`), by UID.
-    by_uid: Vec<(u32, u32)>,
-    /// Distinct flag lists, space-separated (`""` for none).
-    sets: Vec<String>,
-    /// Highest mod-sequence seen (CONDSTORE).
-    modseq: Option<u64>,
-    /// `fetched` of the listing these flags were checked against.
-    listing_at: Instant,
-}
-
-impl FolderFlags {
-    pub(super) fn build(
-        uidvalidity: u32,
-        flags: impl Iterator<Item = (u32, String)>,
-        modseq: Option<u64>,
-        listing_at: Instant,
-    ) -> FolderFlags {
-        let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut sets = Vec::new();
-        let mut by_uid: Vec<(u32, u32)> = flags
-            .map(|(uid, f)| {
-                let id = *ids.entry(f.clone()).or_insert_with(|| {
-                    sets.push(f);
-                    sets.len() as u32 - 1
-                });
-                (uid, id)
-            })
-            .collect();
-        by_uid.sort_unstable();
-        by_uid.dedup_by_key(|e| e.0);
-        FolderFlags {
-            uidvalidity,
-            by_uid,
-            sets,
-            modseq,
-            listing_at,
-        }
-    }
-
-    /// The flags of `uid`, space-separated; `None` for a UID not known.
-    pub fn of(&self, uid: u32) -> Option<&str> {
-        let i = self.by_uid.binary_search_by_key(&uid, |e| e.0).ok()?;
-        self.sets.get(self.by_uid[i].1 as usize).map(String::as_str)
-    }
-
-    /// The highest mod-sequence these flags were checked at (CONDSTORE).
-    pub(super) fn modseq(&self) -> Option<u64> {
-        self.modseq
-    }
-
-    /// These flags with `uid`'s set to `flags` (after a change of our own).
-    pub(super) fn with(&self, uid: u32, flags: String) -> FolderFlags {
-        let pairs = self.pairs().map(|(u, f)| match u == uid {
-            true => (u, flags.clone()),
-            false => (u, f),
-        });
-        FolderFlags::build(self.uidvalidity, pairs, self.modseq, self.listing_at)
-    }
-
-    fn pairs(&self) -> impl Iterator<Item = (u32, String)> + '_ {
-        self.by_uid
-            .iter()
-            .map(|&(u, i)| (u, self.sets[i as usize].clone()))
-    }
-}
+pub use super::folder_flags::FolderFlags;
 
 /// Briefs fetched, their flags (UID, space-separated) and the mod-sequence to ask changes from.
 type Fetched = (Briefs, Vec<(u32, String)>, Option<u64>);
@@ -250,7 +181,7 @@ impl MailFs {
         if let Some(c) = cur.as_ref().filter(|c| c.listing_at == listing.fetched) {
             return Ok(c.clone());
         }
-        let fresh = match cur.as_ref().and_then(|c| Some((c, c.modseq?))) {
+        let fresh = match cur.as_ref().and_then(|c| Some((c, c.modseq()?))) {
             Some((c, since)) => {
                 let status = fs.modseq.load(Ordering::Relaxed);
                 let same_uids = c.by_uid.len() == listing.uids.len()
@@ -432,6 +363,7 @@ impl MailFs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn dates_keep_the_servers_offset() {

@@ -120,7 +120,7 @@ impl MailFs {
                 let now = change.apply(&old).join(" ");
                 let mut slot = lock(&fs.flags);
                 if slot.as_ref().is_some_and(|f| Arc::ptr_eq(f, &known)) {
-                    *slot = Some(Arc::new(known.with(uid, now)));
+                    *slot = Some(Arc::new(known.with(uid, now, modseq)));
                 } else {
                     // Refreshed meanwhile: ask the server again.
                     *slot = None;
