@@ -292,6 +292,32 @@ class RW_ReadWrite(unittest.TestCase):
         finally:
             c.logout()
 
+    def test_unmount_right_after_a_burst_of_changes_exits_at_once(self):
+        """Issue 16 saw a --read-write mount not exit within 20 s of fusermount3 -u once, right after a
+        run of moves (IDLE busy reporting them back); not reproduced since. Guard: after moves and
+        FLAGS writes, with IDLE on the folder, the unmount is clean and the process gone within 5 s."""
+        w = self.w
+        fill(w.env, {"RWBurst": 30, "RWBurstTo": 0})
+        u = uids_of(self.c, "RWBurst")
+        m = Mount(w, args=["--read-write"], name="rw-burst")
+        m.start()
+        try:
+            src = os.path.join(m.path, "RWBurst")
+            with Watchdog(w, 60, "burst of changes"):
+                for uid in u[:15]:
+                    write_file(os.path.join(src, str(uid), "FLAGS"), "+\\Seen\n")
+                r = subprocess.run(["mv"] + [os.path.join(src, str(x)) for x in u[15:]]
+                                   + [os.path.join(m.path, "RWBurstTo") + "/"], capture_output=True, timeout=60)
+                self.assertEqual((r.returncode, r.stderr), (0, b""))
+        finally:
+            t0 = time.monotonic()
+            clean = m.stop(timeout=5)
+            took = time.monotonic() - t0
+        self.assertTrue(clean, "unmount not clean after %.1f s; log tail: %s" % (took, m.log_text()[-2000:]))
+        self.assertLess(took, 5)
+        self.assertEqual(len(uids_of(self.c, "RWBurstTo")), 15)
+        self.assertEqual(flags_of(self.c, "RWBurst", u[0]), {"\\Seen"})
+
     def test_without_move_or_uidplus(self):
         """A server without MOVE: the COPY fallback with UIDPLUS; without UIDPLUS too: moves and
         deletions refused (EPERM and a log line), flags and folders still work."""
