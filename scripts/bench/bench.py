@@ -686,7 +686,7 @@ class Bench:
                 p, s = line.rsplit(" ", 1)
                 if p.rsplit("/", 1)[-1].isdigit():  # parts; not HEADER, FLAGS, n.MIME ... beside them
                     sizes[p] = int(s)
-        want_files = sum(2 + len(atts) for _, atts in self.two)
+        want_files = sum(1 + len(atts) for _, atts in self.two)  # the text part and the attachments
         bad = 0
         for i, (_, atts) in enumerate(self.two):
             for k, sz in enumerate(atts):
