@@ -1111,6 +1111,9 @@ medians of the repeats; "ratio" is imapfs time / peer time (lower is better for 
 {table}
 What is timed:
 
+- **clock**: a command's time runs from just before its fork to just after a blocking `wait4` reaps it
+  (no polling: `subprocess.run(timeout=…)` polled with sleeps of up to 50 ms and quantised every time);
+  imapfs's CPU time is read from its process CPU clock (nanoseconds, all threads).
 - **imapfs**: the shell command alone (`cat`, `ls -l`, `find`, `grep`, ...) on a mount made for that
   repeat (a fresh imapfs process, so nothing of it is cached; it has already logged in, which the
   mount does). "Cold" runs also drop the page cache first (`echo 3 > /proc/sys/vm/drop_caches`),
