@@ -498,7 +498,7 @@ class Bench:
             cold.append(t)
             ist.append(d)
             # Several warm re-reads per mount, alternating with the local cat so both see the same load.
-            for k in range(5):
+            for k in range(10):
                 sh_timed("cat %s >/dev/null" % self.big_local)  # the local copy warm
                 local.append(sh_timed("cat %s >/dev/null" % self.big_local))
                 c0 = cpu_seconds(m.pid)
