@@ -149,7 +149,7 @@ impl Passthrough {
                 b.cached_open += 1;
                 b.last_used = tick;
             }
-        } else if size >= MIN_SIZE && !refused && self.make_room(st, size) {
+        } else if (MIN_SIZE..=BUDGET).contains(&size) && !refused && self.make_room(st, size) {
             match tmpfile(&self.dir) {
                 Ok(file) => {
                     st.used += size;
@@ -200,7 +200,9 @@ impl Passthrough {
                 return;
             };
             match st.by_ino.get(&ino) {
-                Some(b) if !b.complete() && offset + data.len() as u64 <= b.size => b.file.clone(),
+                Some(b) if !b.complete() && offset.saturating_add(data.len() as u64) <= b.size => {
+                    b.file.clone()
+                }
                 _ => return,
             }
         };
