@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # imapfs benchmarks: one command, results in docs/benchmarks.md.
 #
-#   scripts/bench.sh [--quick] [--scenarios cat,head,ls,find,grep,par,warm,rss,huge,index,folders,search] [--links loopback,proxy]
+#   scripts/bench.sh [--quick] [--scenarios cat,head,ls,find,grep,par,warm,rss,huge,index,folders,search,
+#                    rwmove,rwflags,cpu,findwarm,remount-cat,remount-ls,remount-grep,clock] [--links loopback,proxy]
 #                    [--delay-ms 10] [--repeat 3] [--out docs/benchmarks.md] [--keep] [size options]
 #   scripts/bench.sh --help
 #

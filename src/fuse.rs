@@ -15,6 +15,9 @@ use fuser::{
 
 use crate::fs::{Attr, DirEntry, FsError, Kind, MailFs, Ttl, CHUNK};
 
+mod passthrough;
+use passthrough::Passthrough;
+
 /// Message directories and files never change under their inode: let the kernel keep them.
 const LONG_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The root and folder directories follow the mailbox.
@@ -22,11 +25,16 @@ const SHORT_TTL: Duration = Duration::from_secs(1);
 
 pub struct FuseAdapter {
     core: Arc<MailFs>,
+    /// Warm re-reads from a local backing file (see `passthrough`), when the kernel allows it.
+    passthrough: Option<Passthrough>,
 }
 
 impl FuseAdapter {
     pub fn new(core: Arc<MailFs>) -> FuseAdapter {
-        FuseAdapter { core }
+        FuseAdapter {
+            core,
+            passthrough: Passthrough::new(),
+        }
     }
 
     /// The entries snapshotted at opendir (or read now, for a handle the core does not know).
@@ -90,6 +98,16 @@ impl Filesystem for FuseAdapter {
         // folder then needs no lookup per message).
         let _ = config
             .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        // Passthrough needs the capability and a stacking depth of 1 (the backing file's own
+        // filesystem is the level below).
+        if self.passthrough.is_some()
+            && (config
+                .add_capabilities(InitFlags::FUSE_PASSTHROUGH)
+                .is_err()
+                || config.set_max_stack_depth(1).is_err())
+        {
+            self.passthrough = None;
+        }
         Ok(())
     }
 
@@ -201,8 +219,12 @@ impl Filesystem for FuseAdapter {
             Ok(fh) if self.core.is_live(ino.0) => {
                 reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO)
             }
-            // Content never changes under an inode: the page cache may keep it across opens.
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            // Content never changes under an inode: the page cache may keep it across opens,
+            // or a local copy serve it (passthrough).
+            Ok(fh) => match (&self.passthrough, self.core.getattr(ino.0)) {
+                (Some(p), Ok((attr, _))) => p.open(ino.0, attr.size, fh, reply),
+                _ => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            },
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -219,7 +241,12 @@ impl Filesystem for FuseAdapter {
         reply: ReplyData,
     ) {
         match self.core.read(ino.0, fh.0, offset, size) {
-            Ok(data) => reply.data(&data),
+            Ok(data) => {
+                if let Some(p) = &self.passthrough {
+                    p.replied(fh.0, offset, &data);
+                }
+                reply.data(&data);
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -236,6 +263,9 @@ impl Filesystem for FuseAdapter {
     ) {
         self.core.release_write(fh.0);
         self.core.release(fh.0);
+        if let Some(p) = &self.passthrough {
+            p.release(fh.0);
+        }
         reply.ok();
     }
 

@@ -325,6 +325,46 @@ class BB_Reads(unittest.TestCase):
         self.assertFalse(any(t.is_alive() for t in threads), "a reader hung")
         self.assertFalse(problems, fmt(sorted(set(problems))))
 
+    def test_rereads_while_other_opens_hold_the_file(self):
+        """Re-reads of the big attachment are byte-exact and never EIO whatever else holds it open: a
+        complete read makes later opens use kernel passthrough (as root), which the kernel refuses
+        while the inode is open in cached mode and the other way round."""
+        import mmap
+        w = self.w
+        big = w.manifest["big"]
+        ref = w.messages[big["folder"]][big["uid"]].files[big["section"]]
+        with Mount(w, name="reread", env_extra={"RUST_LOG": "imapfs=warn,imapfs::fuse=debug"}) as m, \
+                Watchdog(w, 180, "re-reads"):
+            p = os.path.join(m.path, folder_path(big["folder"]), str(big["uid"]), big["section"])
+            problems = []
+
+            def check(what, got):
+                if got != ref:
+                    problems.append(describe_mismatch("%s of %s" % (what, p), ref, got))
+            a = os.open(p, os.O_RDONLY)  # a cached open holding the file
+            self.assertEqual(os.pread(a, 10, 5), ref[5:15])
+            check("full read while a partial reader holds it", read_file(p))
+            check("second full read while it still holds it", read_file(p))
+            os.close(a)
+            check("full read once alone", read_file(p))
+            e = os.open(p, os.O_RDONLY)
+            try:
+                check("full read while another full-read handle is open", read_file(p))
+                self.assertEqual(os.pread(e, 100, len(ref) - 50), ref[-50:])
+            finally:
+                os.close(e)
+            with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+                check("mmap", mm[:])
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                for off, n in ((0, 1), (4095, 2), (len(ref) // 3, 1 << 20), (len(ref) - 1, 10)):
+                    self.assertEqual(os.pread(fd, n, off), ref[off:off + n], "pread(%d, %d)" % (off, n))
+            finally:
+                os.close(fd)
+            self.assertFalse(problems, fmt(problems))
+            if os.geteuid() == 0:  # registering a backing file needs CAP_SYS_ADMIN
+                self.assertIn("through its backing file", m.log_text(), "no open used kernel passthrough")
+
 
 # ================================================================ the mailbox changes while mounted
 
